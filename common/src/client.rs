@@ -1,0 +1,272 @@
+//! The outbound HTTP client every service calls its upstreams through.
+//!
+//! Handlers take a [`RequestContext`] (an `actix-web` extractor) and call
+//! `ctx.get(Upstream::Reviews, "/reviews/0").timeout(..).send().await`. The context carries the
+//! inbound request's forwarded headers, so every outbound call sends them on without the
+//! handler knowing which headers matter.
+//!
+//! Bookinfo's rule for a call is kept here: it succeeds only on HTTP 200; anything else (another
+//! status, a timeout, a refused connection) is an [`UpstreamError`] that keeps the status, so a
+//! caller can answer with it.
+
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::{Bytes, Data};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+
+use crate::propagation::{END_USER, ForwardedHeaders};
+use crate::upstream::{Upstream, Upstreams};
+
+/// Largest upstream body read; Bookinfo's bodies are well under a kilobyte.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Timeout used when a call does not set one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One HTTP client per worker thread (`awc::Client` is not `Send`), with its connection pool,
+/// and the upstream addresses.
+pub struct UpstreamClient {
+    http: awc::Client,
+    upstreams: Arc<Upstreams>,
+}
+
+impl UpstreamClient {
+    /// A client for `upstreams`. Connections are pooled and reused across requests.
+    pub fn new(upstreams: Arc<Upstreams>) -> Self {
+        let http = awc::Client::builder()
+            // Only forwarded headers go out: no awc `User-Agent` or `Date` of our own.
+            .no_default_headers()
+            // Each call has its own deadline, covering connect, headers and body.
+            .disable_timeout()
+            .finish();
+        Self { http, upstreams }
+    }
+
+    /// The upstream addresses this client calls.
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.upstreams
+    }
+}
+
+/// What a handler calls upstreams through: the worker's client plus the inbound request's
+/// forwarded headers.
+pub struct RequestContext {
+    client: Data<UpstreamClient>,
+    forwarded: ForwardedHeaders,
+}
+
+impl FromRequest for RequestContext {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::from_http_request(req))
+    }
+}
+
+impl RequestContext {
+    /// The context of `req`.
+    ///
+    /// # Errors
+    /// When the application was built without an [`UpstreamClient`] (a wiring mistake).
+    pub fn from_http_request(req: &HttpRequest) -> Result<Self, actix_web::Error> {
+        let client = req
+            .app_data::<Data<UpstreamClient>>()
+            .cloned()
+            .ok_or_else(|| actix_web::error::ErrorInternalServerError("no upstream client configured"))?;
+        Ok(Self { client, forwarded: ForwardedHeaders::capture(req.headers()) })
+    }
+
+    /// Sets the `end-user` header sent upstream, replacing any the client sent: productpage
+    /// takes it from its login session only. A name that is not a valid header value is not
+    /// sent.
+    pub fn set_end_user(&mut self, user: Option<&str>) {
+        let value = user.and_then(|user| HeaderValue::from_str(user).ok());
+        self.forwarded.set(&END_USER, value);
+    }
+
+    /// The headers every outbound call of this request carries.
+    pub fn forwarded(&self) -> &ForwardedHeaders {
+        &self.forwarded
+    }
+
+    /// A `GET` of `path` (starting with `/`) on `upstream`.
+    pub fn get(&self, upstream: Upstream, path: impl Into<String>) -> Call<'_> {
+        Call {
+            ctx: self,
+            upstream,
+            path: path.into(),
+            timeout: DEFAULT_TIMEOUT,
+            attempts: 1,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// One outbound call, built by [`RequestContext::get`].
+#[must_use = "a call does nothing until `send` is awaited"]
+pub struct Call<'a> {
+    ctx: &'a RequestContext,
+    upstream: Upstream,
+    path: String,
+    timeout: Duration,
+    attempts: u32,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Call<'_> {
+    /// Deadline of each attempt: connecting, the response head and the body together.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many times to try before giving up (at least once). Every failure is retried at
+    /// once, as the original productpage does for reviews.
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// Adds a header of this call only, such as `Accept`.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Sends the call, retrying as configured.
+    ///
+    /// # Errors
+    /// The last attempt's failure: a status other than 200, a timeout, a connection or body
+    /// error.
+    pub async fn send(self) -> Result<Reply, UpstreamError> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt().await {
+                Ok(reply) => return Ok(reply),
+                Err(err) if attempt < self.attempts => {
+                    tracing::debug!(upstream = %self.upstream, attempt, error = %err, "retrying");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn attempt(&self) -> Result<Reply, UpstreamError> {
+        let upstream = self.upstream;
+        let client = &self.ctx.client;
+        let url = format!("{}{}", client.upstreams.endpoint(upstream).pick(), self.path);
+        let mut request = client.http.get(&url);
+        for (name, value) in self.ctx.forwarded.iter().chain(self.headers.iter().map(|(n, v)| (n, v))) {
+            request = request.append_header((name.clone(), value.clone()));
+        }
+        let exchange = async {
+            let mut response = request
+                .send()
+                .await
+                .map_err(|err| UpstreamError::Connect { upstream, message: err.to_string() })?;
+            let status = response.status();
+            let body = response
+                .body()
+                .limit(MAX_BODY)
+                .await
+                .map_err(|err| UpstreamError::Body { upstream, message: err.to_string() })?;
+            Ok::<_, UpstreamError>(Reply { upstream, status, body })
+        };
+        let reply = actix_web::rt::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout { upstream, timeout: self.timeout })??;
+        if reply.status == StatusCode::OK {
+            Ok(reply)
+        } else {
+            Err(UpstreamError::Status { upstream, status: reply.status })
+        }
+    }
+}
+
+/// A successful (HTTP 200) upstream answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Who answered.
+    pub upstream: Upstream,
+    /// Always 200; kept for logging.
+    pub status: StatusCode,
+    /// The whole body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body parsed as JSON.
+    ///
+    /// # Errors
+    /// [`UpstreamError::Body`] when the body is not the JSON expected.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, UpstreamError> {
+        serde_json::from_slice(&self.body).map_err(|err| UpstreamError::Body {
+            upstream: self.upstream,
+            message: format!("invalid JSON: {err}"),
+        })
+    }
+}
+
+/// Why an upstream call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream answered, with a status other than 200.
+    #[error("{upstream} answered {status}")]
+    Status {
+        /// Who answered.
+        upstream: Upstream,
+        /// What it answered.
+        status: StatusCode,
+    },
+    /// No complete answer within the deadline.
+    #[error("{upstream} did not answer within {timeout:?}")]
+    Timeout {
+        /// Who was called.
+        upstream: Upstream,
+        /// The deadline.
+        timeout: Duration,
+    },
+    /// The request could not be sent (refused connection, DNS failure, reset).
+    #[error("cannot reach {upstream}: {message}")]
+    Connect {
+        /// Who was called.
+        upstream: Upstream,
+        /// The transport error.
+        message: String,
+    },
+    /// The response body could not be read.
+    #[error("cannot read the answer of {upstream}: {message}")]
+    Body {
+        /// Who answered.
+        upstream: Upstream,
+        /// The transport error.
+        message: String,
+    },
+}
+
+impl UpstreamError {
+    /// The status a caller passes on: the upstream's own, or 500 when there was none (as the
+    /// original productpage does).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::Status { status, .. } => *status,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The upstream that failed.
+    pub fn upstream(&self) -> Upstream {
+        match self {
+            UpstreamError::Status { upstream, .. }
+            | UpstreamError::Timeout { upstream, .. }
+            | UpstreamError::Connect { upstream, .. }
+            | UpstreamError::Body { upstream, .. } => *upstream,
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `/api/v1/products...`: the JSON API of Istio's `swagger.yaml`. Upstream answers are passed
+//! on re-serialised the way the original writes JSON; a failed call answers the upstream's
+//! status (or 500) with the original's error message.
+
+use actix_web::http::StatusCode;
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
+use bookinfo_common::{RequestContext, UpstreamError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::backend::Backend;
+use crate::page::{DETAILS_UNAVAILABLE, REVIEWS_UNAVAILABLE};
+use crate::product::PRODUCTS;
+use crate::pyjson;
+use crate::session::Session;
+
+/// Returned when ratings fails.
+pub const RATINGS_UNAVAILABLE: &str = "Sorry, product ratings are currently unavailable for this book.";
+
+/// `GET /api/v1/products`.
+pub async fn products() -> HttpResponse {
+    respond(StatusCode::OK, &PRODUCTS)
+}
+
+/// `GET /api/v1/products/{id}`: the book's details.
+pub async fn product(
+    req: HttpRequest,
+    ctx: RequestContext,
+    session: Session,
+    backend: Data<Backend>,
+) -> HttpResponse {
+    let ctx = signed(ctx, &session);
+    answer(backend.details(&ctx, product_id(&req)).await, DETAILS_UNAVAILABLE)
+}
+
+/// `GET /api/v1/products/{id}/reviews`.
+pub async fn reviews(
+    req: HttpRequest,
+    ctx: RequestContext,
+    session: Session,
+    backend: Data<Backend>,
+) -> HttpResponse {
+    let ctx = signed(ctx, &session);
+    answer(backend.reviews(&ctx, product_id(&req)).await, REVIEWS_UNAVAILABLE)
+}
+
+/// `GET /api/v1/products/{id}/ratings`.
+pub async fn ratings(
+    req: HttpRequest,
+    ctx: RequestContext,
+    session: Session,
+    backend: Data<Backend>,
+) -> HttpResponse {
+    let ctx = signed(ctx, &session);
+    answer(backend.ratings(&ctx, product_id(&req)).await, RATINGS_UNAVAILABLE)
+}
+
+fn signed(mut ctx: RequestContext, session: &Session) -> RequestContext {
+    ctx.set_end_user(session.user());
+    ctx
+}
+
+/// The id segment exactly as received, so it reaches the upstream unchanged (as the original
+/// passes it on): `/api/v1/products/{id}...` is segment 4.
+fn product_id(req: &HttpRequest) -> &str {
+    req.uri().path().split('/').nth(4).unwrap_or_default()
+}
+
+fn answer(result: Result<Value, UpstreamError>, unavailable: &str) -> HttpResponse {
+    match result {
+        Ok(value) => respond(StatusCode::OK, &value),
+        Err(err) => respond(err.status(), &json!({ "error": unavailable })),
+    }
+}
+
+fn respond(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    match pyjson::to_string(body) {
+        Ok(body) => HttpResponse::build(status).content_type("application/json").body(body),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialise an answer");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! productpage's calls to details, reviews and ratings, with the original's deadlines, the
+//! reviews retry and the `request_result_total` counter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bookinfo_common::{RequestContext, Upstream, UpstreamError};
+use serde_json::Value;
+
+use crate::Config;
+use crate::metrics::Metrics;
+
+/// The typed client of productpage's upstreams, shared by every worker.
+#[derive(Debug)]
+pub struct Backend {
+    config: Config,
+    metrics: Arc<Metrics>,
+}
+
+impl Backend {
+    /// Calls upstreams with `config`'s deadlines and counts results in `metrics`.
+    pub fn new(config: Config, metrics: Arc<Metrics>) -> Self {
+        Self { config, metrics }
+    }
+
+    /// The counters this backend updates.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
+    pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
+        let path = format!("/details/{id}");
+        self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1).await
+    }
+
+    /// `GET /reviews/{id}`, tried twice by default: the original keeps a deliberate retry that
+    /// Istio's fault-injection and timeout tasks rely on.
+    pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
+        let path = format!("/reviews/{id}");
+        let config = &self.config;
+        self.call(ctx, Upstream::Reviews, path, config.reviews_timeout, config.reviews_attempts).await
+    }
+
+    /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews).
+    pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
+        let path = format!("/ratings/{id}");
+        self.call(ctx, Upstream::Ratings, path, self.config.ratings_timeout, 1).await
+    }
+
+    /// `FLOOD_FACTOR` extra calls to reviews whose answers are dropped, one after the other as
+    /// in the original (the `productpage-v-flooding` image, for rate-limiting demos).
+    pub async fn flood(&self, ctx: &RequestContext, id: &str) {
+        for _ in 0..self.config.flood_factor {
+            // The answer is dropped on purpose; the counter has recorded it.
+            let _ = self.reviews(ctx, id).await;
+        }
+    }
+
+    async fn call(
+        &self,
+        ctx: &RequestContext,
+        upstream: Upstream,
+        path: String,
+        timeout: Duration,
+        attempts: u32,
+    ) -> Result<Value, UpstreamError> {
+        let result = ctx
+            .get(upstream, path)
+            .timeout(timeout)
+            .attempts(attempts)
+            .send()
+            .await
+            .and_then(|reply| reply.json::<Value>());
+        match &result {
+            Ok(_) => self.metrics.record(upstream, 200),
+            Err(err) => {
+                tracing::warn!(error = %err, "upstream call failed");
+                self.metrics.record(upstream, err.status().as_u16());
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,258 @@
+//! The HTML pages: `/productpage` (the book, its details and reviews) and `/` (the index).
+
+use actix_web::Responder;
+use actix_web::http::header;
+use actix_web::web::Data;
+use askama::Template;
+use askama_web::WebTemplate;
+use bookinfo_common::{RequestContext, Upstream, UpstreamClient};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::product::{PRODUCTS, Product};
+use crate::session::Session;
+
+/// Shown when details fails.
+pub const DETAILS_UNAVAILABLE: &str = "Sorry, product details are currently unavailable for this book.";
+/// Shown when reviews fails.
+pub const REVIEWS_UNAVAILABLE: &str = "Sorry, product reviews are currently unavailable for this book.";
+
+/// `/productpage`.
+#[derive(Template, WebTemplate)]
+#[template(path = "productpage.html")]
+pub struct ProductPage {
+    user: Option<String>,
+    product: &'static Product,
+    details: Result<BookView, &'static str>,
+    reviews: Result<ReviewsView, &'static str>,
+}
+
+/// `GET /productpage`: always 200; a failed upstream shows its error section instead.
+pub async fn product_page(
+    mut ctx: RequestContext,
+    session: Session,
+    backend: Data<Backend>,
+) -> impl Responder {
+    ctx.set_end_user(session.user());
+    let product = &PRODUCTS[0];
+    let id = product.id.to_string();
+    // details and reviews are independent: ask both at once.
+    let (details, reviews) = tokio::join!(backend.details(&ctx, &id), async {
+        backend.flood(&ctx, &id).await;
+        backend.reviews(&ctx, &id).await
+    });
+    ProductPage {
+        user: signed_in(&session),
+        product,
+        details: details.ok().map(|d| BookView::from(&d)).ok_or(DETAILS_UNAVAILABLE),
+        reviews: reviews.ok().and_then(|r| ReviewsView::parse(r).ok()).ok_or(REVIEWS_UNAVAILABLE),
+    }
+    .customize()
+    .insert_header((header::VARY, "Cookie"))
+}
+
+/// An empty user name counts as signed out on the page (as in the original), though it is
+/// still sent upstream.
+fn signed_in(session: &Session) -> Option<String> {
+    session.user().filter(|user| !user.is_empty()).map(str::to_owned)
+}
+
+/// The details table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookView {
+    isbn_10: String,
+    publisher: String,
+    pages: String,
+    kind: String,
+    language: String,
+}
+
+impl From<&Value> for BookView {
+    fn from(details: &Value) -> Self {
+        let text = |name: &str| match details.get(name) {
+            Some(Value::String(s)) => s.clone(),
+            None | Some(Value::Null) => String::new(),
+            Some(other) => other.to_string(),
+        };
+        Self {
+            isbn_10: text("ISBN-10"),
+            publisher: text("publisher"),
+            pages: text("pages"),
+            kind: text("type"),
+            language: text("language"),
+        }
+    }
+}
+
+/// The reviews section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewsView {
+    podname: String,
+    clustername: Option<String>,
+    reviews: Vec<ReviewView>,
+}
+
+/// One review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewView {
+    reviewer: String,
+    text: String,
+    rating: Rating,
+}
+
+/// What a review shows above its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rating {
+    /// Stars (v2, v3).
+    Stars(StarsView),
+    /// The ratings service did not answer.
+    Unavailable,
+    /// Nothing (v1, or zero stars).
+    Hidden,
+}
+
+/// Filled and empty stars out of five, in a colour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StarsView {
+    filled: usize,
+    empty: usize,
+    color: String,
+}
+
+#[derive(Deserialize)]
+struct ReviewsAnswer {
+    podname: Option<String>,
+    clustername: Option<String>,
+    reviews: Vec<ReviewAnswer>,
+}
+
+#[derive(Deserialize)]
+struct ReviewAnswer {
+    reviewer: String,
+    text: String,
+    rating: Option<RatingAnswer>,
+}
+
+#[derive(Deserialize)]
+struct RatingAnswer {
+    stars: Option<i64>,
+    color: Option<String>,
+    error: Option<String>,
+}
+
+impl ReviewsView {
+    /// The view of a reviews answer.
+    ///
+    /// # Errors
+    /// When the answer is not shaped like a reviews answer.
+    pub fn parse(answer: Value) -> Result<Self, serde_json::Error> {
+        let answer: ReviewsAnswer = serde_json::from_value(answer)?;
+        Ok(Self {
+            podname: answer.podname.unwrap_or_default(),
+            // reviews reports an unset cluster name as the string "null".
+            clustername: answer.clustername.filter(|name| name != "null"),
+            reviews: answer
+                .reviews
+                .into_iter()
+                .map(|review| ReviewView {
+                    reviewer: review.reviewer,
+                    text: review.text,
+                    rating: review.rating.map_or(Rating::Hidden, Rating::of),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl Rating {
+    /// As the original template: stars when there are some, else the error when there is one.
+    fn of(answer: RatingAnswer) -> Self {
+        match answer {
+            RatingAnswer { stars: Some(n), color, .. } if n != 0 => {
+                let filled = n.clamp(0, 5) as usize;
+                Rating::Stars(StarsView { filled, empty: 5 - filled, color: css_color(color.as_deref()) })
+            }
+            RatingAnswer { error: Some(_), .. } => Rating::Unavailable,
+            _ => Rating::Hidden,
+        }
+    }
+}
+
+/// The colour becomes part of a class name (`text-red-500`): only a plain word is kept.
+fn css_color(color: Option<&str>) -> String {
+    match color {
+        Some(c) if !c.is_empty() && c.len() <= 20 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            c.to_ascii_lowercase()
+        }
+        _ => "black".to_owned(),
+    }
+}
+
+/// `/` and `/index.html`.
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    user: Option<String>,
+    services: Vec<ServiceRow>,
+}
+
+/// One row of the index's service table.
+pub struct ServiceRow {
+    name: &'static str,
+    address: String,
+    calls: &'static str,
+}
+
+/// `GET /` and `GET /index.html`: the services and where this productpage finds them.
+pub async fn index(session: Session, client: Data<UpstreamClient>) -> impl Responder {
+    let address = |u: Upstream| client.upstreams().endpoint(u).base().to_owned();
+    IndexPage {
+        user: signed_in(&session),
+        services: vec![
+            ServiceRow { name: "details", address: address(Upstream::Details), calls: "" },
+            ServiceRow { name: "reviews", address: address(Upstream::Reviews), calls: "ratings (v2, v3)" },
+            ServiceRow { name: "ratings", address: address(Upstream::Ratings), calls: "" },
+        ],
+    }
+    .customize()
+    .insert_header((header::VARY, "Cookie"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn view(answer: Value) -> ReviewsView {
+        ReviewsView::parse(answer).unwrap()
+    }
+
+    #[test]
+    fn stars_follow_the_original_template_rules() {
+        let reviews = view(json!({"podname": "reviews-v3", "clustername": "null", "reviews": [
+            {"reviewer": "A", "text": "a", "rating": {"stars": 4, "color": "red"}},
+            {"reviewer": "B", "text": "b", "rating": {"error": "Ratings service is currently unavailable"}},
+            {"reviewer": "C", "text": "c", "rating": {"stars": 0, "color": "red"}},
+            {"reviewer": "D", "text": "d"},
+            {"reviewer": "E", "text": "e", "rating": {"stars": 9, "color": "\"><script>"}},
+        ]}));
+        assert_eq!(reviews.clustername, None);
+        let ratings: Vec<_> = reviews.reviews.iter().map(|r| r.rating.clone()).collect();
+        assert_eq!(
+            ratings,
+            [
+                Rating::Stars(StarsView { filled: 4, empty: 1, color: "red".into() }),
+                Rating::Unavailable,
+                Rating::Hidden,
+                Rating::Hidden,
+                Rating::Stars(StarsView { filled: 5, empty: 0, color: "black".into() }),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_answer_without_reviews_is_an_error() {
+        assert!(ReviewsView::parse(json!({"error": "x"})).is_err());
+    }
+}

@@ -1,0 +1,145 @@
+//! Bookinfo's ratings service: star ratings per product, with the original's fault modes.
+//!
+//! `GET /ratings/{id}` answers `{"id":0,"ratings":{"Reviewer1":5,"Reviewer2":4}}`;
+//! `POST /ratings/{id}` stores other ratings in memory; `GET /health` reports health.
+//! `SERVICE_VERSION` selects the original's modes (`v-faulty`, `v-delayed`, `v-unavailable`,
+//! `v-unhealthy`; see [`faults`]).
+#![forbid(unsafe_code)]
+
+pub mod faults;
+pub mod product_id;
+pub mod store;
+
+use std::time::Instant;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::{self, Bytes, Data, ServiceConfig};
+use actix_web::{HttpRequest, HttpResponse};
+use bookinfo_common::config::{self, ConfigError, Source};
+use bookinfo_common::respond::json as json_response;
+use bookinfo_common::server::get_or_head;
+use serde_json::{Value, json};
+
+use crate::faults::{Mode, Read};
+use crate::store::Store;
+
+/// How the ratings service behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The `SERVICE_VERSION` value (default `v1`).
+    pub version: String,
+}
+
+impl Config {
+    /// Reads `SERVICE_VERSION`.
+    ///
+    /// # Errors
+    /// None today; the signature matches the other services.
+    pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
+        Ok(Self { version: source.string_or(config::SERVICE_VERSION, "v1") })
+    }
+
+    /// The behaviour `version` selects.
+    pub fn mode(&self) -> Mode {
+        Mode::from_version(&self.version)
+    }
+}
+
+/// Shared state of every worker.
+struct State {
+    mode: Mode,
+    started: Instant,
+    store: Store,
+}
+
+/// The service's routes and state, for [`bookinfo_common::server::run`].
+pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
+    let mode = config.mode();
+    if mode == Mode::Database {
+        tracing::warn!(
+            "SERVICE_VERSION=v2 reads ratings from MongoDB or MySQL, which this build does not \
+             support: reads answer 500 as the original does when its database is unreachable"
+        );
+    }
+    let state = Data::new(State { mode, started: Instant::now(), store: Store::default() });
+    move |cfg: &mut ServiceConfig| {
+        cfg.app_data(state.clone())
+            .service(
+                web::resource("/health").route(web::get().to(health)).default_service(web::to(not_found)),
+            )
+            .service(
+                web::resource("/ratings/{id:.*}")
+                    .route(get_or_head().to(get_ratings))
+                    .route(web::post().to(post_ratings))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+async fn health(state: Data<State>) -> HttpResponse {
+    if state.mode.healthy(state.started.elapsed()) {
+        json_response(StatusCode::OK, &json!({"status": "Ratings is healthy"}))
+    } else {
+        json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"status": "Ratings is not healthy"}))
+    }
+}
+
+async fn get_ratings(req: HttpRequest, state: Data<State>) -> HttpResponse {
+    let Some(id) = product_id(&req) else {
+        return invalid_id();
+    };
+    match state.mode.read(state.started.elapsed(), rand::random::<f64>()) {
+        Read::Answer => {}
+        Read::After(delay) => actix_web::rt::time::sleep(delay).await,
+        Read::Unavailable => {
+            return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "Service unavailable"}));
+        }
+        Read::DatabaseDown => {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "could not connect to ratings database"}),
+            );
+        }
+    }
+    let ratings = state.store.get(id).unwrap_or_else(|| json!({"Reviewer1": 5, "Reviewer2": 4}));
+    json_response(StatusCode::OK, &json!({"id": id, "ratings": ratings}))
+}
+
+async fn post_ratings(req: HttpRequest, body: Bytes, state: Data<State>) -> HttpResponse {
+    let Some(id) = product_id(&req) else {
+        return invalid_id();
+    };
+    let Ok(ratings) = serde_json::from_slice::<Value>(&body) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "please provide valid ratings JSON"}),
+        );
+    };
+    if state.mode == Mode::Database {
+        return json_response(
+            StatusCode::NOT_IMPLEMENTED,
+            &json!({"error": "Post not implemented for database backed ratings"}),
+        );
+    }
+    state.store.put(id, ratings.clone());
+    json_response(StatusCode::OK, &json!({"id": id, "ratings": ratings}))
+}
+
+fn product_id(req: &HttpRequest) -> Option<i64> {
+    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    product_id::from_target(target)
+}
+
+fn invalid_id() -> HttpResponse {
+    json_response(StatusCode::BAD_REQUEST, &json!({"error": "please provide numeric product ID"}))
+}
+
+/// The original answers unknown paths with 404 and an empty body, without a content type.
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().finish()
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "GET, HEAD, POST")).finish()
+}

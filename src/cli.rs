@@ -1,0 +1,152 @@
+//! The command line: `bookinfo up` (the default), `bookinfo serve <service>`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Istio's Bookinfo sample in Rust: four services in one binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bookinfo",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// Options of `up`, the command run when none is given.
+    #[command(flatten)]
+    pub up: UpArgs,
+
+    /// What to do; without a command, `up`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the whole stack on this machine, each service as its own process (the default).
+    Up(UpArgs),
+    /// Run one service, as in a container.
+    #[command(disable_version_flag = true)]
+    Serve(ServeArgs),
+}
+
+/// Options of `bookinfo up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// First of six consecutive ports: productpage, details, reviews v1, v2, v3, ratings.
+    /// 0 lets every service pick a free port.
+    #[arg(long, env = "BOOKINFO_BASE_PORT", default_value_t = 9080)]
+    pub base_port: u16,
+
+    /// Address the services listen on.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub host: IpAddr,
+
+    /// The program started for each service (default: this one).
+    #[arg(long, hide = true)]
+    pub exe: Option<PathBuf>,
+}
+
+/// Options of `bookinfo serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The service to run.
+    #[arg(value_enum)]
+    pub service: Service,
+
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = bookinfo_common::config::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// Address to listen on [default: every IPv6 and IPv4 address].
+    #[arg(long, env = "BOOKINFO_HOST")]
+    pub host: Option<IpAddr>,
+
+    /// reviews only: the version whose defaults apply (ENABLE_RATINGS, STAR_COLOR); the
+    /// variables still win.
+    #[arg(long, value_enum, default_value_t = Version::V1)]
+    pub version: Version,
+}
+
+/// A Bookinfo service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Service {
+    /// The web page and API.
+    Productpage,
+    /// Book details.
+    Details,
+    /// Book reviews (v1, v2, v3).
+    Reviews,
+    /// Star ratings.
+    Ratings,
+}
+
+impl Service {
+    /// The service's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Productpage => "productpage",
+            Service::Details => "details",
+            Service::Reviews => "reviews",
+            Service::Ratings => "ratings",
+        }
+    }
+}
+
+/// A reviews version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Version {
+    /// No ratings.
+    V1,
+    /// Black stars.
+    V2,
+    /// Red stars.
+    V3,
+}
+
+impl From<Version> for bookinfo_reviews::ReviewsVersion {
+    fn from(version: Version) -> Self {
+        match version {
+            Version::V1 => Self::V1,
+            Version::V2 => Self::V2,
+            Version::V3 => Self::V3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_takes_the_service_port_and_version() {
+        let cli =
+            Cli::try_parse_from(["bookinfo", "serve", "reviews", "--port", "0", "--version", "v3"]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("not serve: {cli:?}");
+        };
+        assert_eq!((args.service, args.port, args.version), (Service::Reviews, 0, Version::V3));
+    }
+
+    #[test]
+    fn no_command_means_up_with_its_options() {
+        let cli = Cli::try_parse_from(["bookinfo", "--base-port", "0"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.up.base_port, 0);
+    }
+
+    #[test]
+    fn unknown_services_are_refused() {
+        assert!(Cli::try_parse_from(["bookinfo", "serve", "mongodb"]).is_err());
+    }
+}

@@ -1,0 +1,34 @@
+//! Why `bookinfo` stops, and its exit code.
+
+use std::io;
+use std::process::ExitCode;
+
+use bookinfo_common::ConfigError;
+use bookinfo_common::server::BindError;
+
+/// A failure that ends the program.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The service cannot listen.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The local stack stopped or could not start.
+    #[error("{0}")]
+    Stack(String),
+    /// Anything else from the system.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl Error {
+    /// 64 (`EX_USAGE`) for configuration mistakes, 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) => ExitCode::from(64),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
