@@ -110,7 +110,7 @@ fn remove_session(response: &mut HttpResponse) {
     }
 }
 
-/// The first value of `name` in a URL-encoded form; `None` when absent or undecodable.
+/// The first value of `name` in a URL-encoded form; `None` when absent or the form is malformed.
 fn field(form: &[u8], name: &str) -> Option<String> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(form)
         .ok()?
@@ -154,6 +154,7 @@ mod tests {
         assert_eq!(field(b"username=a%20b+c", "username").as_deref(), Some("a b c"));
         assert_eq!(field(b"username=", "username").as_deref(), Some(""));
         assert_eq!(field(b"passwd=x", "username"), None);
-        assert_eq!(field(b"username=%FF", "username"), None);
+        // Invalid UTF-8 is replaced, as browsers and Flask do.
+        assert_eq!(field(b"username=%FF", "username").as_deref(), Some("\u{fffd}"));
     }
 }
