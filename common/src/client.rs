@@ -42,6 +42,9 @@ impl UpstreamClient {
             .no_default_headers()
             // Each call has its own deadline, covering connect, headers and body.
             .disable_timeout()
+            // A redirect would carry cookie and authorization to another host; Bookinfo never
+            // redirects between services, so a 3xx is a failed call like any non-200.
+            .disable_redirects()
             .finish();
         Self { http, upstreams }
     }

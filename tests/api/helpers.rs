@@ -1,0 +1,276 @@
+//! Real services on ephemeral 127.0.0.1 ports, stand-ins that record what they receive, an HTTP
+//! client, and the reference answers of the original services.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
+use bookinfo_common::Upstreams;
+use bookinfo_common::server::{self, ServerOptions};
+
+/// A running service.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Variables that point an upstream (`DETAILS`, `REVIEWS`, `RATINGS`) at this app.
+    pub fn as_upstream(&self, prefix: &str) -> [(String, String); 2] {
+        [
+            (format!("{prefix}_HOSTNAME"), self.addr.ip().to_string()),
+            (format!("{prefix}_SERVICE_PORT"), self.addr.port().to_string()),
+        ]
+    }
+}
+
+pub type Env = Vec<(String, String)>;
+
+/// Builds a variable list from pairs.
+pub fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn source(env: &Env) -> HashMap<String, String> {
+    env.iter().cloned().collect()
+}
+
+/// Starts a service built by `configure` with `env` for its upstreams.
+pub fn spawn<F>(env: &Env, configure: F) -> TestApp
+where
+    F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
+{
+    let listener = server::bind(Some(Ipv4Addr::LOCALHOST.into()), 0).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let upstreams = Arc::new(Upstreams::from_source(&source(env)).expect("upstreams"));
+    let options = ServerOptions { workers: Some(1), handle_signals: false, ..ServerOptions::default() };
+    let server = server::run(listener, &options, upstreams, configure).expect("run");
+    actix_web::rt::spawn(server);
+    TestApp { addr }
+}
+
+pub fn spawn_details(env: &Env) -> TestApp {
+    let config = bookinfo_details::Config::from_source(&source(env)).expect("details config");
+    spawn(env, bookinfo_details::configure(&config))
+}
+
+pub fn spawn_ratings(env: &Env) -> TestApp {
+    let config = bookinfo_ratings::Config::from_source(&source(env)).expect("ratings config");
+    spawn(env, bookinfo_ratings::configure(&config))
+}
+
+/// reviews `version` named `reviews-<version>`, calling `ratings` if given.
+pub fn spawn_reviews(version: &str, ratings: Option<&TestApp>, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = env(&[("HOSTNAME", &format!("reviews-{version}"))]);
+    if let Some(ratings) = ratings {
+        env.extend(ratings.as_upstream("RATINGS"));
+    }
+    env.extend(self::env(extra));
+    let version = version.parse().expect("version");
+    let config = bookinfo_reviews::Config::from_source(&source(&env), version).expect("reviews config");
+    spawn(&env, bookinfo_reviews::configure(&config))
+}
+
+/// productpage calling the given upstreams (a dead port for those not given).
+pub fn spawn_productpage(
+    details: Option<&TestApp>,
+    reviews: Option<&TestApp>,
+    ratings: Option<&TestApp>,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let dead = dead_upstream();
+    let mut env = Env::new();
+    for (prefix, app) in [("DETAILS", details), ("REVIEWS", reviews), ("RATINGS", ratings)] {
+        env.extend(app.unwrap_or(&dead).as_upstream(prefix));
+    }
+    env.extend(self::env(extra));
+    let config = bookinfo_productpage::Config::from_source(&source(&env)).expect("productpage config");
+    spawn(&env, bookinfo_productpage::configure(&config))
+}
+
+/// An address where nothing listens: connections are refused.
+pub fn dead_upstream() -> TestApp {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    TestApp { addr }
+}
+
+/// The whole stack in this process: ratings, details, reviews `version`, productpage.
+pub struct Stack {
+    pub productpage: TestApp,
+    pub details: TestApp,
+    pub reviews: TestApp,
+    pub ratings: TestApp,
+}
+
+pub fn spawn_stack(version: &str) -> Stack {
+    let ratings = spawn_ratings(&Env::new());
+    let details = spawn_details(&Env::new());
+    let reviews = spawn_reviews(version, Some(&ratings), &[]);
+    let productpage = spawn_productpage(Some(&details), Some(&reviews), Some(&ratings), &[]);
+    Stack { productpage, details, reviews, ratings }
+}
+
+/// One request as a stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// Every value of header `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.all(name).first().copied()
+    }
+}
+
+/// What a stand-in answers.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Canned {
+    pub fn json(body: &str) -> Self {
+        Self { status: 200, body: body.to_owned(), delay: Duration::ZERO }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Self { status, body: "{}".to_owned(), delay: Duration::ZERO }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A stand-in upstream on an ephemeral port: records every request and answers `canned`.
+pub struct Capture {
+    pub app: TestApp,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Capture {
+    pub fn start(canned: Canned) -> Self {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let log = received.clone();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = HttpServer::new(move || {
+            let log = log.clone();
+            let canned = canned.clone();
+            App::new().default_service(web::to(move |req: HttpRequest| {
+                let log = log.clone();
+                let canned = canned.clone();
+                async move {
+                    log.lock().unwrap().push(Received {
+                        method: req.method().to_string(),
+                        path: req.uri().to_string(),
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                            .collect(),
+                    });
+                    actix_web::rt::time::sleep(canned.delay).await;
+                    HttpResponse::build(StatusCode::from_u16(canned.status).unwrap())
+                        .content_type("application/json")
+                        .body(canned.body)
+                }
+            }))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        actix_web::rt::spawn(server);
+        Self { app: TestApp { addr }, received }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// A test client: no redirects followed, no headers of its own, 20 s deadline.
+pub fn client() -> awc::Client {
+    awc::Client::builder().disable_redirects().no_default_headers().timeout(Duration::from_secs(20)).finish()
+}
+
+/// A response as status, headers and body text.
+pub struct Answer {
+    pub status: u16,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+
+    /// How often `needle` occurs in the body.
+    pub fn count(&self, needle: &str) -> usize {
+        self.body.matches(needle).count()
+    }
+}
+
+pub async fn get(url: &str) -> Answer {
+    answer(client().get(url).send()).await
+}
+
+/// Waits for a response and reads it whole.
+pub async fn answer(sending: awc::SendClientRequest) -> Answer {
+    let mut response = sending.await.expect("request");
+    let body = response.body().limit(4 * 1024 * 1024).await.expect("body");
+    Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// A file captured from the original services, if `../shared/reference` is there (it is in
+/// CI; a user's clone may not have it, and then the comparison is skipped with a note).
+pub fn reference(name: &str) -> Option<String> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/original-responses").join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(_) => {
+            eprintln!("note: {} not found; skipping the comparison with the original", path.display());
+            None
+        }
+    }
+}
+
+/// Asserts that `body` equals the original's answer `name`, when the reference is present.
+pub fn assert_matches_reference(body: &str, name: &str) {
+    if let Some(expected) = reference(name) {
+        assert_eq!(body, expected, "differs from the original's {name}");
+    }
+}
