@@ -124,6 +124,8 @@ pub fn spawn_stack(version: &str) -> Stack {
 /// One request as a stand-in received it.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The client's address: the same one for requests on one connection.
+    pub peer: Option<SocketAddr>,
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -183,6 +185,7 @@ impl Capture {
                 let canned = canned.clone();
                 async move {
                     log.lock().unwrap().push(Received {
+                        peer: req.peer_addr(),
                         method: req.method().to_string(),
                         path: req.uri().to_string(),
                         headers: req

@@ -324,6 +324,17 @@ async fn repeated_headers_are_forwarded_in_order() {
 }
 
 #[actix_web::test]
+async fn upstream_connections_are_reused_across_requests() {
+    let details = Capture::start(Canned::json("{}"));
+    let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
+    for _ in 0..3 {
+        assert_eq!(get(&productpage.url("/api/v1/products/0")).await.status, 200);
+    }
+    let peers: std::collections::BTreeSet<_> = details.received().iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 1, "one pooled connection, got {peers:?}");
+}
+
+#[actix_web::test]
 async fn metrics_count_upstream_results_by_app_and_code() {
     let stack = spawn_stack("v1");
     get(&stack.productpage.url("/productpage")).await;

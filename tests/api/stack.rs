@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -11,6 +10,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
 use crate::helpers::get;
 
@@ -18,7 +18,7 @@ use crate::helpers::get;
 struct Up {
     child: Child,
     services: Vec<(String, SocketAddr, i32)>,
-    stderr: Arc<Mutex<String>>,
+    stderr: Option<JoinHandle<String>>,
 }
 
 /// Starts `bookinfo up --base-port 0` and waits for its table of services.
@@ -31,7 +31,7 @@ async fn start() -> Up {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn bookinfo up");
-    let stderr = collect(child.stderr.take().unwrap());
+    let stderr = Some(collect(child.stderr.take().unwrap()));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut services = Vec::new();
     let table = async {
@@ -55,18 +55,17 @@ async fn start() -> Up {
     Up { child, services, stderr }
 }
 
-fn collect(stream: impl AsyncRead + Unpin + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = text.clone();
+/// Everything `stream` carries, once it ends.
+fn collect(stream: impl AsyncRead + Unpin + 'static) -> JoinHandle<String> {
     actix_web::rt::spawn(async move {
+        let mut text = String::new();
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let mut sink = sink.lock().unwrap();
-            sink.push_str(&line);
-            sink.push('\n');
+            text.push_str(&line);
+            text.push('\n');
         }
-    });
-    text
+        text
+    })
 }
 
 impl Up {
@@ -76,6 +75,11 @@ impl Up {
 
     fn pids(&self) -> Vec<i32> {
         self.services.iter().map(|(_, _, pid)| *pid).collect()
+    }
+
+    /// What the stack wrote on standard error, once it has exited.
+    async fn stderr(&mut self) -> String {
+        self.stderr.take().unwrap().await.unwrap()
     }
 
     fn signal(&self, signal: Signal) {
@@ -123,7 +127,7 @@ async fn up_serves_the_page_spreads_reviews_and_stops_every_child_on_sigterm() {
 
     up.signal(Signal::SIGTERM);
     let status = tokio::time::timeout(Duration::from_secs(30), up.child.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "{status}: {}", up.stderr.lock().unwrap());
+    assert!(status.success(), "{status}: {}", up.stderr().await);
     assert!(all_gone(&up.pids(), Duration::from_secs(1)).await, "children outlived the stack");
     for (name, addr, _) in &up.services {
         assert!(std::net::TcpStream::connect(addr).is_err(), "{name} still listens on {addr}");
@@ -145,7 +149,7 @@ async fn a_child_that_dies_is_reported_with_its_status_and_the_rest_stop() {
     kill(Pid::from_raw(ratings), Signal::SIGKILL).unwrap();
     let status = tokio::time::timeout(Duration::from_secs(30), up.child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(1));
-    let stderr = up.stderr.lock().unwrap().clone();
+    let stderr = up.stderr().await;
     assert!(stderr.contains("ratings exited unexpectedly (signal: 9 (SIGKILL))"), "{stderr}");
     assert!(all_gone(&up.pids(), Duration::from_secs(1)).await);
 }
