@@ -5,9 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
-use bookinfo_common::{RequestContext, UpstreamError};
+use bookinfo_common::{RequestContext, Upstream};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::backend::Backend;
 use crate::page::{DETAILS_UNAVAILABLE, REVIEWS_UNAVAILABLE};
@@ -30,8 +30,7 @@ pub async fn product(
     session: Session,
     backend: Data<Backend>,
 ) -> HttpResponse {
-    let ctx = signed(ctx, &session);
-    answer(backend.details(&ctx, product_id(&req)).await, DETAILS_UNAVAILABLE)
+    proxy(Upstream::Details, &req, ctx, &session, &backend).await
 }
 
 /// `GET /api/v1/products/{id}/reviews`.
@@ -41,8 +40,7 @@ pub async fn reviews(
     session: Session,
     backend: Data<Backend>,
 ) -> HttpResponse {
-    let ctx = signed(ctx, &session);
-    answer(backend.reviews(&ctx, product_id(&req)).await, REVIEWS_UNAVAILABLE)
+    proxy(Upstream::Reviews, &req, ctx, &session, &backend).await
 }
 
 /// `GET /api/v1/products/{id}/ratings`.
@@ -52,26 +50,34 @@ pub async fn ratings(
     session: Session,
     backend: Data<Backend>,
 ) -> HttpResponse {
-    let ctx = signed(ctx, &session);
-    answer(backend.ratings(&ctx, product_id(&req)).await, RATINGS_UNAVAILABLE)
+    proxy(Upstream::Ratings, &req, ctx, &session, &backend).await
 }
 
-fn signed(mut ctx: RequestContext, session: &Session) -> RequestContext {
+/// Asks `upstream` about the product, as the signed-in user, and answers what it said.
+async fn proxy(
+    upstream: Upstream,
+    req: &HttpRequest,
+    mut ctx: RequestContext,
+    session: &Session,
+    backend: &Backend,
+) -> HttpResponse {
     ctx.set_end_user(session.user());
-    ctx
+    let id = product_id(req);
+    let (result, unavailable) = match upstream {
+        Upstream::Details => (backend.details(&ctx, id).await, DETAILS_UNAVAILABLE),
+        Upstream::Reviews => (backend.reviews(&ctx, id).await, REVIEWS_UNAVAILABLE),
+        Upstream::Ratings | Upstream::Books => (backend.ratings(&ctx, id).await, RATINGS_UNAVAILABLE),
+    };
+    match result {
+        Ok(value) => respond(StatusCode::OK, &value),
+        Err(err) => respond(err.status(), &json!({ "error": unavailable })),
+    }
 }
 
 /// The id segment exactly as received, so it reaches the upstream unchanged (as the original
 /// passes it on): `/api/v1/products/{id}...` is segment 4.
 fn product_id(req: &HttpRequest) -> &str {
     req.uri().path().split('/').nth(4).unwrap_or_default()
-}
-
-fn answer(result: Result<Value, UpstreamError>, unavailable: &str) -> HttpResponse {
-    match result {
-        Ok(value) => respond(StatusCode::OK, &value),
-        Err(err) => respond(err.status(), &json!({ "error": unavailable })),
-    }
 }
 
 fn respond(status: StatusCode, body: &impl Serialize) -> HttpResponse {
