@@ -46,6 +46,10 @@ pub struct UpArgs {
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub host: IpAddr,
 
+    /// Tracing mode of every service.
+    #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
+    pub tracing: Tracing,
+
     /// The program started for each service (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
@@ -65,6 +69,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: every IPv6 and IPv4 address].
     #[arg(long, env = "BOOKINFO_HOST")]
     pub host: Option<IpAddr>,
+
+    /// Tracing mode.
+    #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
+    pub tracing: Tracing,
 
     /// reviews only: the version whose defaults apply (ENABLE_RATINGS, STAR_COLOR); the
     /// variables still win.
@@ -93,6 +101,25 @@ impl Service {
             Service::Details => "details",
             Service::Reviews => "reviews",
             Service::Ratings => "ratings",
+        }
+    }
+}
+
+/// A tracing mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Tracing {
+    /// Forward the tracing headers only; the mesh's sidecars make the trace.
+    Propagate,
+    /// Instrument with OpenTelemetry; the app's spans nest inside the sidecars'.
+    #[default]
+    Otel,
+}
+
+impl From<Tracing> for bookinfo_common::TracingMode {
+    fn from(tracing: Tracing) -> Self {
+        match tracing {
+            Tracing::Propagate => Self::Propagate,
+            Tracing::Otel => Self::Otel,
         }
     }
 }
@@ -136,6 +163,7 @@ mod tests {
             panic!("not serve: {cli:?}");
         };
         assert_eq!((args.service, args.port, args.version), (Service::Reviews, 0, Version::V3));
+        assert_eq!(args.tracing, Tracing::Otel, "otel is the default");
     }
 
     #[test]
@@ -143,6 +171,14 @@ mod tests {
         let cli = Cli::try_parse_from(["bookinfo", "--base-port", "0"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.up.base_port, 0);
+    }
+
+    #[test]
+    fn the_tracing_mode_is_propagate_or_otel() {
+        let cli = Cli::try_parse_from(["bookinfo", "serve", "ratings", "--tracing", "propagate"]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
+        assert_eq!(args.tracing, Tracing::Propagate);
+        assert!(Cli::try_parse_from(["bookinfo", "--tracing", "zipkin"]).is_err());
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::web::ServiceConfig;
+use bookinfo_common::Upstreams;
 use bookinfo_common::config::{self, Env, Source};
 use bookinfo_common::server::{self, ServerOptions};
-use bookinfo_common::{Upstreams, telemetry};
+use bookinfo_common::telemetry::{self, Identity};
 
 use crate::cli::{ServeArgs, Service};
 use crate::error::Error;
@@ -20,41 +21,63 @@ pub const STACK_PARENT: &str = "BOOKINFO_STACK_PARENT";
 /// `listening on http://ADDR`; `bookinfo up` waits for it.
 pub const READY: &str = "bookinfo: ready:";
 
-/// Runs one service until SIGINT or SIGTERM.
+/// Runs one service until SIGINT or SIGTERM, then flushes its spans.
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
-    telemetry::init_logging();
     follow_parent()?;
     let upstreams = Arc::new(Upstreams::from_source(&Env)?);
-    let options = ServerOptions {
-        workers: Env
-            .get(config::WORKERS)
-            .map(|_| Env.parse_or(config::WORKERS, 1, "a number of threads"))
-            .transpose()?,
-        ..ServerOptions::default()
-    };
-    let server = match args.service {
+    let workers = Env
+        .get(config::WORKERS)
+        .map(|_| Env.parse_or(config::WORKERS, 1, "a number of threads"))
+        .transpose()?;
+    // Each service's configuration is read before anything starts, so a mistake stops it at once.
+    let (identity, server) = match args.service {
         Service::Productpage => {
             let config = bookinfo_productpage::Config::from_source(&Env)?;
-            start(&args, &options, upstreams, bookinfo_productpage::configure(&config))?
+            let identity = identity(args.service, "v1".to_owned());
+            (identity, Configured::Productpage(config))
         }
         Service::Details => {
             let config = bookinfo_details::Config::from_source(&Env)?;
-            start(&args, &options, upstreams, bookinfo_details::configure(&config))?
+            let version = if config.external_book_service { "v2" } else { "v1" };
+            (identity(args.service, version.to_owned()), Configured::Details(config))
         }
         Service::Reviews => {
             let config = bookinfo_reviews::Config::from_source(&Env, args.version.into())?;
-            tracing::info!(version = %config.version(), podname = %config.origin.podname, "reviews");
-            start(&args, &options, upstreams, bookinfo_reviews::configure(&config))?
+            (identity(args.service, config.version().to_string()), Configured::Reviews(config))
         }
         Service::Ratings => {
             let config = bookinfo_ratings::Config::from_source(&Env)?;
-            tracing::info!(version = %config.version, "ratings");
-            start(&args, &options, upstreams, bookinfo_ratings::configure(&config))?
+            (identity(args.service, config.version.clone()), Configured::Ratings(config))
         }
     };
-    server.await?;
+    let telemetry = telemetry::init(&identity, args.tracing.into(), &Env);
+    let options = ServerOptions { tracing: telemetry.tracing(), workers, ..ServerOptions::default() };
+    let running = match server {
+        Configured::Productpage(c) => start(&args, &options, upstreams, bookinfo_productpage::configure(&c)),
+        Configured::Details(c) => start(&args, &options, upstreams, bookinfo_details::configure(&c)),
+        Configured::Reviews(c) => start(&args, &options, upstreams, bookinfo_reviews::configure(&c)),
+        Configured::Ratings(c) => start(&args, &options, upstreams, bookinfo_ratings::configure(&c)),
+    };
+    let result = match running {
+        Ok(server) => server.await.map_err(Error::from),
+        Err(err) => Err(err),
+    };
     tracing::info!(service = args.service.name(), "stopped");
-    Ok(())
+    telemetry.shutdown().await;
+    result
+}
+
+/// A service's configuration, read and checked.
+enum Configured {
+    Productpage(bookinfo_productpage::Config),
+    Details(bookinfo_details::Config),
+    Reviews(bookinfo_reviews::Config),
+    Ratings(bookinfo_ratings::Config),
+}
+
+/// The service's telemetry identity; `SERVICE_VERSION`, which the original images set, wins.
+fn identity(service: Service, version: String) -> Identity {
+    Identity { service: service.name(), version: Env.get(config::SERVICE_VERSION).unwrap_or(version) }
 }
 
 fn start<F>(

@@ -20,7 +20,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use crate::cli::{Service, UpArgs, Version};
+use crate::cli::{Service, Tracing, UpArgs, Version};
 use crate::error::Error;
 use crate::serve::{READY, STACK_PARENT};
 
@@ -53,8 +53,10 @@ const STACK: [Instance; 6] = [
     Instance { name: "productpage", service: Service::Productpage, version: None, offset: 0 },
 ];
 
-/// Variables a child must not inherit from the shell: `up` sets what each child needs.
-const SCRUBBED: [&str; 14] = [
+/// Variables a child must not inherit from the shell: `up` sets what each child needs, and each
+/// service has a telemetry identity of its own.
+const SCRUBBED: [&str; 15] = [
+    "OTEL_SERVICE_NAME",
     "SERVICES_DOMAIN",
     "DETAILS_HOSTNAME",
     "DETAILS_SERVICE_PORT",
@@ -93,7 +95,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     check_ports(&args)?;
 
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
-    let mut stack = Stack::default();
+    let mut stack = Stack { tracing: args.tracing, ..Stack::default() };
     if let Err(err) = stack.start(&exe, &args, &exits_tx).await {
         stack.stop(&mut exits).await;
         return Err(err);
@@ -118,6 +120,13 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     outcome
 }
 
+/// Whether the user said where spans go.
+fn exporter_configured() -> bool {
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_TRACES_EXPORTER"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
 /// Fails at once, naming the port, when one is taken: clearer than six children failing.
 fn check_ports(args: &UpArgs) -> Result<(), Error> {
     if args.base_port == 0 {
@@ -140,6 +149,7 @@ fn check_ports(args: &UpArgs) -> Result<(), Error> {
 
 #[derive(Default)]
 struct Stack {
+    tracing: Tracing,
     running: Vec<Running>,
     exited: HashSet<&'static str>,
 }
@@ -153,17 +163,26 @@ impl Stack {
     ) -> Result<(), Error> {
         for instance in STACK {
             let port = if args.base_port == 0 { 0 } else { args.base_port + instance.offset };
-            let env = self.upstream_env(instance.service);
+            let env = self.child_env(instance.service);
             let running = spawn(exe, instance, args.host, port, &env, exits.clone()).await?;
             self.running.push(running);
         }
         Ok(())
     }
 
-    /// Where a service's upstreams listen, in the variables it reads.
-    fn upstream_env(&self, service: Service) -> Vec<(String, String)> {
+    /// The variables of a child: its tracing mode, where its upstreams listen.
+    fn child_env(&self, service: Service) -> Vec<(String, String)> {
         let find = |name: &str| self.running.iter().find(|r| r.instance.name == name);
-        let mut env = Vec::new();
+        let mode = match self.tracing {
+            Tracing::Propagate => "propagate",
+            Tracing::Otel => "otel",
+        };
+        let mut env = vec![("BOOKINFO_TRACING".to_owned(), mode.to_owned())];
+        if self.tracing == Tracing::Otel && !exporter_configured() {
+            // Nothing would receive the spans: keep the services from retrying a dead
+            // collector every few seconds.
+            env.push(("OTEL_TRACES_EXPORTER".to_owned(), "none".to_owned()));
+        }
         let mut point = |prefix: &str, running: Option<&Running>| {
             if let Some(running) = running {
                 let addr = reachable(running.addr);
@@ -223,6 +242,15 @@ impl Stack {
             let addr = reachable(running.addr);
             let path = if running.instance.service == Service::Productpage { "/productpage" } else { "" };
             println!("  {:<12} http://{addr}{path}  (pid {})", running.instance.name, running.pid);
+        }
+        match self.tracing {
+            Tracing::Propagate => println!("Tracing: propagate (headers forwarded, no spans)."),
+            Tracing::Otel if exporter_configured() => {
+                println!("Tracing: otel, exported as the OTEL_* variables say.")
+            }
+            Tracing::Otel => println!(
+                "Tracing: otel; spans are not exported (set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)."
+            ),
         }
         println!("Open the productpage URL above; press Ctrl-C to stop.");
         println!();
@@ -286,6 +314,10 @@ async fn spawn(
     }
     for name in SCRUBBED {
         command.env_remove(name);
+    }
+    if instance.service != Service::Ratings {
+        // It selects ratings' fault modes; elsewhere it would only mislabel the service.
+        command.env_remove("SERVICE_VERSION");
     }
     command
         .env(STACK_PARENT, std::process::id().to_string())

@@ -8,6 +8,12 @@
 //! Bookinfo's rule for a call is kept here: it succeeds only on HTTP 200; anything else (another
 //! status, a timeout, a refused connection) is an [`UpstreamError`] that keeps the status, so a
 //! caller can answer with it.
+//!
+//! In `otel` mode each attempt is a CLIENT span, child of the span the handler is in, and the
+//! propagators write its context (`traceparent`, `x-b3-*`, `baggage`, ...) onto the call, so the
+//! next sidecar's span becomes its child. The semantic conventions are followed: named after the
+//! method, with `url.full`, `server.address`, `server.port` and `http.response.status_code`;
+//! any failure, a 4xx included, marks it as an error.
 
 use std::future::{Ready, ready};
 use std::sync::Arc;
@@ -17,8 +23,12 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::propagation::{END_USER, ForwardedHeaders};
+use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, Upstreams};
 
 /// Largest upstream body read; Bookinfo's bodies are well under a kilobyte.
@@ -28,15 +38,17 @@ const MAX_BODY: usize = 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One HTTP client per worker thread (`awc::Client` is not `Send`), with its connection pool,
-/// and the upstream addresses.
+/// the upstream addresses and the tracing mode.
 pub struct UpstreamClient {
     http: awc::Client,
     upstreams: Arc<Upstreams>,
+    tracing: Tracing,
 }
 
 impl UpstreamClient {
-    /// A client for `upstreams`. Connections are pooled and reused across requests.
-    pub fn new(upstreams: Arc<Upstreams>) -> Self {
+    /// A client for `upstreams`, tracing calls as `tracing` says. Connections are pooled and
+    /// reused across requests.
+    pub fn new(upstreams: Arc<Upstreams>, tracing: Tracing) -> Self {
         let http = awc::Client::builder()
             // Only forwarded headers go out: no awc `User-Agent` or `Date` of our own.
             .no_default_headers()
@@ -46,7 +58,7 @@ impl UpstreamClient {
             // redirects between services, so a 3xx is a failed call like any non-200.
             .disable_redirects()
             .finish();
-        Self { http, upstreams }
+        Self { http, upstreams, tracing }
     }
 
     /// The upstream addresses this client calls.
@@ -81,7 +93,14 @@ impl RequestContext {
             .app_data::<Data<UpstreamClient>>()
             .cloned()
             .ok_or_else(|| actix_web::error::ErrorInternalServerError("no upstream client configured"))?;
-        Ok(Self { client, forwarded: ForwardedHeaders::capture(req.headers()) })
+        // In otel mode the propagators write their headers afresh for every call.
+        let forwarded = match client.tracing.propagators() {
+            None => ForwardedHeaders::capture(req.headers()),
+            Some(propagators) => {
+                ForwardedHeaders::capture_except(req.headers(), |name| propagators.owns(name))
+            }
+        };
+        Ok(Self { client, forwarded })
     }
 
     /// Sets the `end-user` header sent upstream, replacing any the client sent: productpage
@@ -163,11 +182,20 @@ impl Call<'_> {
     async fn attempt(&self) -> Result<Reply, UpstreamError> {
         let upstream = self.upstream;
         let client = &self.ctx.client;
-        let url = format!("{}{}", client.upstreams.endpoint(upstream).pick(), self.path);
+        let base = client.upstreams.endpoint(upstream).pick();
+        let url = format!("{base}{}", self.path);
         let mut request = client.http.get(&url);
         for (name, value) in self.ctx.forwarded.iter().chain(self.headers.iter().map(|(n, v)| (n, v))) {
             request = request.append_header((name.clone(), value.clone()));
         }
+        let span = match client.tracing.propagators() {
+            None => tracing::Span::none(),
+            Some(propagators) => {
+                let span = client_span(upstream, &url, request.get_uri());
+                propagators.inject(&span.context(), request.headers_mut());
+                span
+            }
+        };
         let exchange = async {
             let mut response = request
                 .send()
@@ -181,15 +209,55 @@ impl Call<'_> {
                 .map_err(|err| UpstreamError::Body { upstream, message: err.to_string() })?;
             Ok::<_, UpstreamError>(Reply { upstream, status, body })
         };
-        let reply = actix_web::rt::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| UpstreamError::Timeout { upstream, timeout: self.timeout })??;
-        if reply.status == StatusCode::OK {
-            Ok(reply)
-        } else {
-            Err(UpstreamError::Status { upstream, status: reply.status })
-        }
+        let result = match actix_web::rt::time::timeout(self.timeout, exchange.instrument(span.clone())).await
+        {
+            Err(_) => Err(UpstreamError::Timeout { upstream, timeout: self.timeout }),
+            Ok(Err(err)) => Err(err),
+            Ok(Ok(reply)) if reply.status == StatusCode::OK => Ok(reply),
+            Ok(Ok(reply)) => Err(UpstreamError::Status { upstream, status: reply.status }),
+        };
+        record_outcome(&span, &result);
+        result
     }
+}
+
+/// The CLIENT span of one attempt, child of the span the caller is in.
+fn client_span(upstream: Upstream, url: &str, uri: &actix_web::http::Uri) -> tracing::Span {
+    tracing::info_span!(
+        "HTTP client",
+        otel.name = "GET",
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = "GET",
+        http.response.status_code = Empty,
+        url.full = url,
+        server.address = uri.host(),
+        server.port = uri.port_u16().map(i64::from),
+        peer.service = upstream.name(),
+        "error.type" = Empty,
+    )
+}
+
+/// Records the status, and marks the span failed for any failure (for a client, a 4xx too).
+fn record_outcome(span: &tracing::Span, result: &Result<Reply, UpstreamError>) {
+    let error_type = match result {
+        Ok(reply) => {
+            span.record("http.response.status_code", i64::from(reply.status.as_u16()));
+            return;
+        }
+        Err(UpstreamError::Status { status, .. }) => {
+            span.record("http.response.status_code", i64::from(status.as_u16()));
+            if !status.is_client_error() && !status.is_server_error() {
+                return;
+            }
+            status.as_str().to_owned()
+        }
+        Err(UpstreamError::Timeout { .. }) => "timeout".to_owned(),
+        Err(UpstreamError::Connect { .. }) => "connect".to_owned(),
+        Err(UpstreamError::Body { .. }) => "body".to_owned(),
+    };
+    span.record("otel.status_code", "ERROR");
+    span.record("error.type", error_type);
 }
 
 /// A successful (HTTP 200) upstream answer.

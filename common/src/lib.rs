@@ -5,16 +5,19 @@
 //! small API, so that a service never knows which tracing mode it runs in.
 //!
 //! - [`config`]: typed configuration read from the environment through a [`config::Source`].
-//! - [`propagation`]: the headers a request carries on to the services it calls.
+//! - [`propagation`]: the headers a request carries on to the services it calls, and the
+//!   tracing modes.
 //! - [`upstream`]: the services a service can call and where they live.
 //! - [`client`]: the outbound HTTP client ([`client::RequestContext`]) handlers call through.
 //! - [`server`]: listening sockets and the shared `actix-web` wiring.
+//! - [`middleware`]: per request, the SERVER span (`otel` mode) and the access log.
 //! - [`respond`]: small response builders.
-//! - [`telemetry`]: process-wide logging set-up.
+//! - [`telemetry`]: logging and the OpenTelemetry SDK, from the standard `OTEL_*` variables.
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config;
+pub mod middleware;
 pub mod propagation;
 pub mod respond;
 pub mod server;
@@ -23,4 +26,6 @@ pub mod upstream;
 
 pub use client::{Reply, RequestContext, UpstreamClient, UpstreamError};
 pub use config::{ConfigError, Source};
+pub use propagation::TracingMode;
+pub use telemetry::Tracing;
 pub use upstream::{Upstream, Upstreams};

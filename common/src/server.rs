@@ -1,24 +1,24 @@
 //! Listening sockets and the `actix-web` wiring every service shares.
 //!
 //! A service contributes its routes (a `ServiceConfig` function); [`run`] wraps them with the
-//! access log and the per-worker [`UpstreamClient`], so every service logs and calls out the
-//! same way. [`bind`] opens the socket first, so that port 0 works (tests) and a port already in
+//! request middleware (server span, access log) and the per-worker [`UpstreamClient`], so every
+//! service traces, logs and calls out the same way. [`bind`] opens the socket first, so that port 0 works (tests) and a port already in
 //! use is reported clearly before anything starts.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{Next, from_fn};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{App, HttpServer, Route, guard};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::client::UpstreamClient;
-use crate::propagation::X_REQUEST_ID;
+use crate::middleware::observe;
+use crate::telemetry::Tracing;
 use crate::upstream::Upstreams;
 
 /// Why a service cannot listen.
@@ -80,6 +80,8 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// How the HTTP server runs.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
+    /// How requests are traced.
+    pub tracing: Tracing,
     /// Worker threads; `None` is one per CPU core.
     pub workers: Option<usize>,
     /// Whether SIGINT/SIGTERM stop the server (true for a real process, false in tests that
@@ -91,7 +93,12 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { workers: None, handle_signals: true, shutdown_timeout: Duration::from_secs(10) }
+        Self {
+            tracing: Tracing::Propagate,
+            workers: None,
+            handle_signals: true,
+            shutdown_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -109,10 +116,12 @@ pub fn run<F>(
 where
     F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
 {
+    let tracing = options.tracing.clone();
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(from_fn(access_log))
-            .app_data(Data::new(UpstreamClient::new(upstreams.clone())))
+            .wrap(from_fn(observe))
+            .app_data(Data::new(tracing.clone()))
+            .app_data(Data::new(UpstreamClient::new(upstreams.clone(), tracing.clone())))
             .configure(configure.clone())
     })
     .shutdown_timeout(options.shutdown_timeout.as_secs())
@@ -130,35 +139,4 @@ where
 /// WEBrick do for every `GET` route.
 pub fn get_or_head() -> Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-/// One log line per request: method, route, path, status, latency and `x-request-id`.
-async fn access_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let request_id = req.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
-    let response = next.call(req).await;
-    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-    match &response {
-        Ok(res) => {
-            let route = res.request().match_pattern().unwrap_or_else(|| "-".to_owned());
-            tracing::info!(
-                target: "access",
-                %method,
-                route,
-                path,
-                status = res.status().as_u16(),
-                latency_ms = format_args!("{latency_ms:.1}"),
-                request_id,
-            );
-        }
-        Err(err) => {
-            tracing::warn!(target: "access", %method, path, error = %err, latency_ms, request_id);
-        }
-    }
-    response
 }

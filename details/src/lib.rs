@@ -81,6 +81,7 @@ async fn details(req: HttpRequest, ctx: RequestContext, config: Data<Config>) ->
     }
 }
 
+#[tracing::instrument(name = "fetch book", skip_all)]
 async fn fetch_external(ctx: &RequestContext, id: i64) -> Result<Book, String> {
     let reply = ctx
         .get(Upstream::Books, format!("/books/v1/volumes?q=isbn:{EXTERNAL_ISBN}"))

@@ -29,6 +29,7 @@ impl Backend {
     }
 
     /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
+    #[tracing::instrument(name = "fetch details", skip_all)]
     pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/details/{id}");
         self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1).await
@@ -36,6 +37,7 @@ impl Backend {
 
     /// `GET /reviews/{id}`, tried twice by default: the original keeps a deliberate retry that
     /// Istio's fault-injection and timeout tasks rely on.
+    #[tracing::instrument(name = "fetch reviews", skip_all)]
     pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/reviews/{id}");
         let config = &self.config;
@@ -43,6 +45,7 @@ impl Backend {
     }
 
     /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews).
+    #[tracing::instrument(name = "fetch ratings", skip_all)]
     pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/ratings/{id}");
         self.call(ctx, Upstream::Ratings, path, self.config.ratings_timeout, 1).await

@@ -1,8 +1,8 @@
 //! The HTML pages: `/productpage` (the book, its details and reviews) and `/` (the index).
 
-use actix_web::Responder;
 use actix_web::http::header;
 use actix_web::web::Data;
+use actix_web::{HttpResponse, Responder};
 use askama::Template;
 use askama_web::WebTemplate;
 use bookinfo_common::{RequestContext, Upstream, UpstreamClient};
@@ -19,7 +19,7 @@ pub const DETAILS_UNAVAILABLE: &str = "Sorry, product details are currently unav
 pub const REVIEWS_UNAVAILABLE: &str = "Sorry, product reviews are currently unavailable for this book.";
 
 /// `/productpage`.
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "productpage.html")]
 pub struct ProductPage {
     user: Option<String>,
@@ -42,14 +42,23 @@ pub async fn product_page(
         backend.flood(&ctx, &id).await;
         backend.reviews(&ctx, &id).await
     });
-    ProductPage {
+    let page = ProductPage {
         user: signed_in(&session),
         product,
         details: details.ok().map(|d| BookView::from(&d)).ok_or(DETAILS_UNAVAILABLE),
         reviews: reviews.ok().and_then(|r| ReviewsView::parse(r).ok()).ok_or(REVIEWS_UNAVAILABLE),
+    };
+    match tracing::info_span!("render productpage").in_scope(|| page.render()) {
+        Ok(html) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::VARY, "Cookie"))
+            .body(html),
+        Err(err) => {
+            // Rendering only fails if writing to a String does; nothing a request can cause.
+            tracing::error!(error = %err, "cannot render the page");
+            HttpResponse::InternalServerError().finish()
+        }
     }
-    .customize()
-    .insert_header((header::VARY, "Cookie"))
 }
 
 /// An empty user name counts as signed out on the page (as in the original), though it is

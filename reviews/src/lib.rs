@@ -120,6 +120,7 @@ async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config
 
 /// Each reviewer's stars from ratings; every failure makes both unavailable, as in the
 /// original, and the reviews are still served.
+#[tracing::instrument(name = "fetch ratings", skip_all)]
 async fn fetch_stars(ctx: &RequestContext, id: i32, timeout: Duration) -> [Stars; 2] {
     let call = ctx
         .get(Upstream::Ratings, format!("/ratings/{id}"))

@@ -1,10 +1,16 @@
 //! Black-box tests: real services on ephemeral 127.0.0.1 ports, driven over HTTP and compared
-//! with what the original Bookinfo services answer.
+//! with what the original Bookinfo services answer; `bookinfo` itself run as a process, with a
+//! real OTLP receiver for its spans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod details;
 mod helpers;
+mod mesh;
+mod otel_config;
+mod otlp;
+mod process;
 mod productpage;
 mod ratings;
 mod reviews;
 mod stack;
+mod tracing_e2e;

@@ -1,12 +1,70 @@
-//! The headers a request carries on to the services it calls.
+//! The headers a request carries on to the services it calls, in both tracing modes.
 //!
 //! Bookinfo's services forward a fixed allowlist of tracing and application headers from each
 //! inbound request onto every outbound call made while serving it. That is what lets the mesh's
 //! sidecars join their spans into one trace, and what lets routing rules deeper in the graph
 //! match on values set at the edge. The list never grows to "all headers": `x-envoy-*`, `host`,
 //! hop-by-hop and content headers belong to one hop only.
+//!
+//! - [`TracingMode::Propagate`]: the allowlist is copied verbatim; the sidecars make the trace.
+//! - [`TracingMode::Otel`]: the headers of the configured propagators ([`Propagators`]:
+//!   W3C trace context, B3, W3C baggage, Jaeger) are extracted into an OpenTelemetry context and
+//!   injected afresh for each outbound call's span; the rest of the allowlist is still copied.
+
+mod b3;
+mod carriers;
+mod jaeger;
+mod propagators;
+mod w3c;
+
+use std::fmt;
+use std::str::FromStr;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+pub use self::carriers::{HeaderExtractor, HeaderInjector};
+pub use self::propagators::{PropagatorKind, Propagators};
+
+/// `BOOKINFO_TRACING`: the tracing mode of a service, `propagate` or `otel` (the default).
+pub const BOOKINFO_TRACING: &str = "BOOKINFO_TRACING";
+
+/// How a service takes part in a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum TracingMode {
+    /// Forward the tracing headers only; no OpenTelemetry SDK, no spans.
+    Propagate,
+    /// Instrument with OpenTelemetry: spans nested inside the sidecars' spans.
+    #[default]
+    Otel,
+}
+
+impl TracingMode {
+    /// `propagate` or `otel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TracingMode::Propagate => "propagate",
+            TracingMode::Otel => "otel",
+        }
+    }
+}
+
+impl fmt::Display for TracingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TracingMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "propagate" => Ok(TracingMode::Propagate),
+            "otel" => Ok(TracingMode::Otel),
+            other => Err(format!("unknown tracing mode {other:?}: expected propagate or otel")),
+        }
+    }
+}
 
 /// `end-user`: the logged-in user, set by productpage from its session and matched by Istio's
 /// VirtualService samples.
@@ -54,8 +112,15 @@ impl ForwardedHeaders {
     /// Copies the allowlisted headers of `inbound`; a header sent several times keeps every
     /// value, in order.
     pub fn capture(inbound: &HeaderMap) -> Self {
+        Self::capture_except(inbound, |_| false)
+    }
+
+    /// Copies the allowlisted headers of `inbound` but those `skip` selects (the ones the
+    /// OpenTelemetry propagators write afresh).
+    pub fn capture_except(inbound: &HeaderMap, skip: impl Fn(&HeaderName) -> bool) -> Self {
         let headers = FORWARDED_HEADERS
             .iter()
+            .filter(|name| !skip(name))
             .flat_map(|name| inbound.get_all(name).map(move |value| (name.clone(), value.clone())))
             .collect();
         Self { headers }
@@ -114,6 +179,22 @@ mod tests {
             .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
             .collect();
         assert_eq!(names, ["x-request-id=abc", "x-b3-sampled=1"]);
+    }
+
+    #[test]
+    fn headers_owned_by_propagators_can_be_left_out() {
+        let inbound = map(&[("x-request-id", "abc"), ("traceparent", "00-x"), ("end-user", "jason")]);
+        let captured = ForwardedHeaders::capture_except(&inbound, |name| name == "traceparent");
+        let names: Vec<_> = captured.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-request-id", "end-user"]);
+    }
+
+    #[test]
+    fn modes_parse_and_print() {
+        assert_eq!("otel".parse::<TracingMode>(), Ok(TracingMode::Otel));
+        assert_eq!("propagate".parse::<TracingMode>(), Ok(TracingMode::Propagate));
+        assert!("zipkin".parse::<TracingMode>().unwrap_err().contains("propagate or otel"));
+        assert_eq!(TracingMode::default().to_string(), "otel");
     }
 
     #[test]

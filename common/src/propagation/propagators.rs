@@ -1,0 +1,224 @@
+//! The composite of OpenTelemetry propagators a service reads and writes, from
+//! `OTEL_PROPAGATORS`.
+
+use actix_web::http::header::{HeaderMap, HeaderName};
+use opentelemetry::Context;
+
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry_propagator_b3::B3Encoding;
+use opentelemetry_sdk::propagation::BaggagePropagator;
+
+use super::b3::B3;
+use super::carriers::{HeaderExtractor, HeaderInjector};
+use super::jaeger::{JaegerPropagator, UBER_TRACE_ID};
+use super::w3c::W3cTraceContext;
+
+/// One entry of `OTEL_PROPAGATORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PropagatorKind {
+    /// `tracecontext`: W3C `traceparent` and `tracestate`.
+    TraceContext,
+    /// `baggage`: W3C `baggage`.
+    Baggage,
+    /// `b3`: the single `b3` header (both forms are read).
+    B3,
+    /// `b3multi`: the `x-b3-*` headers Envoy's Zipkin tracer reads (both forms are read).
+    B3Multi,
+    /// `jaeger`: `uber-trace-id`.
+    Jaeger,
+}
+
+impl PropagatorKind {
+    /// This project's default: what Istio's OpenTelemetry provider (W3C) and its Zipkin
+    /// provider (B3 multi) read, and baggage.
+    pub const DEFAULT: [PropagatorKind; 3] =
+        [PropagatorKind::TraceContext, PropagatorKind::Baggage, PropagatorKind::B3Multi];
+
+    /// The kind named `name` in `OTEL_PROPAGATORS`, if supported.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "tracecontext" => Some(PropagatorKind::TraceContext),
+            "baggage" => Some(PropagatorKind::Baggage),
+            "b3" => Some(PropagatorKind::B3),
+            "b3multi" => Some(PropagatorKind::B3Multi),
+            "jaeger" => Some(PropagatorKind::Jaeger),
+            _ => None,
+        }
+    }
+
+    /// Its name in `OTEL_PROPAGATORS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PropagatorKind::TraceContext => "tracecontext",
+            PropagatorKind::Baggage => "baggage",
+            PropagatorKind::B3 => "b3",
+            PropagatorKind::B3Multi => "b3multi",
+            PropagatorKind::Jaeger => "jaeger",
+        }
+    }
+
+    /// Every header this propagator reads or writes: they are written afresh for each outbound
+    /// call, never copied from the inbound request.
+    fn headers(self) -> &'static [&'static str] {
+        const B3_HEADERS: &[&str] =
+            &["b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
+        match self {
+            PropagatorKind::TraceContext => &["traceparent", "tracestate"],
+            PropagatorKind::Baggage => &["baggage"],
+            PropagatorKind::B3 | PropagatorKind::B3Multi => B3_HEADERS,
+            PropagatorKind::Jaeger => &[UBER_TRACE_ID],
+        }
+    }
+
+    fn propagator(self) -> Box<dyn TextMapPropagator + Send + Sync> {
+        match self {
+            PropagatorKind::TraceContext => Box::new(W3cTraceContext::default()),
+            PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
+            PropagatorKind::B3 => Box::new(B3::new(B3Encoding::SingleHeader)),
+            PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::MultipleHeader)),
+            PropagatorKind::Jaeger => Box::new(JaegerPropagator),
+        }
+    }
+}
+
+/// The configured propagators, read in order (the last one that finds a context wins) and all
+/// written.
+pub struct Propagators {
+    composite: TextMapCompositePropagator,
+    kinds: Vec<PropagatorKind>,
+}
+
+impl Propagators {
+    /// A composite of `kinds`; none reads and writes nothing.
+    pub fn new(kinds: &[PropagatorKind]) -> Self {
+        Self {
+            composite: TextMapCompositePropagator::new(kinds.iter().map(|kind| kind.propagator()).collect()),
+            kinds: kinds.to_vec(),
+        }
+    }
+
+    /// The kinds, in order.
+    pub fn kinds(&self) -> &[PropagatorKind] {
+        &self.kinds
+    }
+
+    /// The context of an inbound request: remote span and baggage, or an empty context when
+    /// its headers hold none (or hold garbage).
+    pub fn extract(&self, headers: &HeaderMap) -> Context {
+        self.composite.extract_with_context(&Context::new(), &HeaderExtractor(headers))
+    }
+
+    /// Writes `cx` onto an outbound request's headers.
+    pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+        self.composite.inject_context(cx, &mut HeaderInjector(headers));
+    }
+
+    /// Whether `name` is written by these propagators (and so not copied from the inbound
+    /// request).
+    pub fn owns(&self, name: &HeaderName) -> bool {
+        self.kinds.iter().any(|kind| kind.headers().contains(&name.as_str()))
+    }
+}
+
+impl std::fmt::Debug for Propagators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.iter().map(|k| k.name())).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::trace::TraceContextExt;
+
+    const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
+    const SPAN: &str = "e457b5a2e4d86bd1";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(HeaderName::from_static(name), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    fn round_trip(kinds: &[PropagatorKind], inbound: &[(&'static str, &str)]) -> HeaderMap {
+        let propagators = Propagators::new(kinds);
+        let cx = propagators.extract(&headers(inbound));
+        let mut out = HeaderMap::new();
+        propagators.inject(&cx, &mut out);
+        out
+    }
+
+    #[test]
+    fn envoy_b3_becomes_traceparent_and_b3_and_baggage_is_kept() {
+        let out = round_trip(
+            &PropagatorKind::DEFAULT,
+            &[
+                ("x-b3-traceid", TRACE),
+                ("x-b3-spanid", SPAN),
+                ("x-b3-sampled", "1"),
+                ("baggage", "user=jason"),
+            ],
+        );
+        assert_eq!(out.get("traceparent").unwrap(), &format!("00-{TRACE}-{SPAN}-01"));
+        assert_eq!(out.get("x-b3-traceid").unwrap(), TRACE);
+        assert_eq!(out.get("x-b3-spanid").unwrap(), SPAN);
+        assert_eq!(out.get("x-b3-sampled").unwrap(), "1");
+        assert_eq!(out.get("baggage").unwrap(), "user=jason");
+        assert!(out.get("tracestate").is_none(), "no empty tracestate");
+    }
+
+    #[test]
+    fn w3c_only_input_is_read_and_an_unsampled_decision_passes_on() {
+        let out = round_trip(&PropagatorKind::DEFAULT, &[("traceparent", &format!("00-{TRACE}-{SPAN}-00"))]);
+        assert_eq!(out.get("traceparent").unwrap(), &format!("00-{TRACE}-{SPAN}-00"));
+        assert_eq!(out.get("x-b3-sampled").unwrap(), "0");
+    }
+
+    #[test]
+    fn b3_single_writes_one_header_and_jaeger_its_own() {
+        let inbound = [("b3", &*format!("{TRACE}-{SPAN}-1"))];
+        let single = round_trip(&[PropagatorKind::B3], &inbound);
+        assert_eq!(single.get("b3").unwrap(), &format!("{TRACE}-{SPAN}-1"));
+        assert!(single.get("x-b3-traceid").is_none());
+        let jaeger = round_trip(&[PropagatorKind::B3, PropagatorKind::Jaeger], &inbound);
+        assert_eq!(jaeger.get("uber-trace-id").unwrap(), &format!("{TRACE}:{SPAN}:0:1"));
+    }
+
+    #[test]
+    fn garbage_gives_an_empty_context() {
+        let propagators = Propagators::new(&PropagatorKind::DEFAULT);
+        for (name, value) in [
+            ("traceparent", "00-00000000000000000000000000000000-e457b5a2e4d86bd1-01"),
+            ("traceparent", "00-xyz-e457b5a2e4d86bd1-01"),
+            ("traceparent", "00-80f198ee56343ba864fe8b2a57d3eff7-0000000000000000-01"),
+            ("traceparent", "garbage"),
+            ("traceparent", "00-80f198ee56343ba864fe8b2a57d3ef-e457b5a2e4d86bd1-01"),
+            ("x-b3-traceid", "80f198ee56343ba8"),
+        ] {
+            let cx = propagators.extract(&headers(&[(name, value)]));
+            assert!(!cx.span().span_context().is_valid(), "{name}: {value}");
+        }
+        let huge = "a".repeat(10_000);
+        let cx = propagators.extract(&headers(&[("b3", &huge), ("baggage", &huge)]));
+        assert!(!cx.span().span_context().is_valid());
+        assert_eq!(cx.baggage().len(), 0, "over-long baggage is dropped");
+    }
+
+    #[test]
+    fn ownership_follows_the_configured_kinds() {
+        let default = Propagators::new(&PropagatorKind::DEFAULT);
+        for owned in ["traceparent", "tracestate", "baggage", "b3", "x-b3-parentspanid", "x-b3-flags"] {
+            assert!(default.owns(&HeaderName::from_static(owned)), "{owned}");
+        }
+        assert!(!default.owns(&HeaderName::from_static("x-request-id")));
+        let none = Propagators::new(&[]);
+        assert!(!none.owns(&HeaderName::from_static("traceparent")));
+        let mut out = HeaderMap::new();
+        none.inject(&none.extract(&headers(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01"))])), &mut out);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,262 @@
+//! Process-wide telemetry: logs in both modes, and in `otel` mode the OpenTelemetry tracer
+//! provider that exports the process's spans.
+//!
+//! [`init`] reads the standard `OTEL_*` variables ([`settings`]), installs the log subscriber
+//! (with the OpenTelemetry layer in `otel` mode) and returns a [`Telemetry`] guard that owns the
+//! provider until [`Telemetry::shutdown`] flushes it. The [`Tracing`] it hands out tells the
+//! server middleware and the outbound client what to do per request.
+//!
+//! Export never holds a request up: spans are queued to the SDK's batch processor, which runs
+//! on a thread of its own; a full queue drops spans (counted, and logged at shutdown) rather
+//! than growing.
+
+pub mod console;
+pub mod settings;
+
+use std::io::{self, IsTerminal};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter,
+};
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use self::console::ConsoleExporter;
+use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
+use crate::config::Source;
+use crate::propagation::{Propagators, TracingMode};
+
+/// Longest a shutdown waits for the last spans to be exported.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who a process is: its resource's `service.name` and `service.version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `productpage`, `details`, `reviews` or `ratings` (`OTEL_SERVICE_NAME` wins).
+    pub service: &'static str,
+    /// `v1`, `v2`, `v3`, ...
+    pub version: String,
+}
+
+/// How this process takes part in traces, per request.
+#[derive(Debug, Clone)]
+pub enum Tracing {
+    /// Copy the forwarded headers verbatim; no spans.
+    Propagate,
+    /// Extract with, and inject through, these propagators; a span per request and per call.
+    Otel(Arc<Propagators>),
+}
+
+impl Tracing {
+    /// The mode in effect.
+    pub fn mode(&self) -> TracingMode {
+        match self {
+            Tracing::Propagate => TracingMode::Propagate,
+            Tracing::Otel(_) => TracingMode::Otel,
+        }
+    }
+
+    /// The propagators, in `otel` mode.
+    pub fn propagators(&self) -> Option<&Propagators> {
+        match self {
+            Tracing::Propagate => None,
+            Tracing::Otel(propagators) => Some(propagators),
+        }
+    }
+}
+
+/// Owns the process's tracer provider (and the gRPC exporter's runtime) until shutdown.
+pub struct Telemetry {
+    tracing: Tracing,
+    provider: Option<SdkTracerProvider>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Telemetry {
+    /// What the server and the client do per request.
+    pub fn tracing(&self) -> Tracing {
+        self.tracing.clone()
+    }
+
+    /// Exports the spans still queued, waiting at most [`SHUTDOWN_TIMEOUT`].
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            // Blocking here would stall the server's own runtime thread, which the gRPC
+            // exporter may need; a blocking task leaves it free.
+            let shutdown =
+                actix_web::rt::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
+            match shutdown.await {
+                Ok(Ok(())) => tracing::info!("spans flushed"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "spans may be lost at shutdown"),
+                Err(err) => tracing::warn!(error = %err, "span shutdown did not finish"),
+            }
+        }
+        if let Some(runtime) = self.runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Sets up logging and, in `otel` mode, the tracer provider of `identity`, from the `OTEL_*`
+/// variables of `source`. Invalid values are logged as warnings and replaced by defaults;
+/// nothing here stops the service.
+pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Sized)) -> Telemetry {
+    let settings = Settings::from_source(source);
+    let mut warnings = settings.warnings.clone();
+    let otel = mode == TracingMode::Otel && !settings.sdk_disabled;
+    let (provider, runtime) = if otel { provider(identity, &settings, &mut warnings) } else { (None, None) };
+    install_subscriber(provider.as_ref());
+
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let tracing = if otel {
+        let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
+        let exporters: Vec<_> = settings
+            .exporters
+            .iter()
+            .map(|kind| match kind {
+                ExporterKind::Otlp => format!("otlp {:?} {}", settings.protocol, settings.endpoint),
+                ExporterKind::Console => "console".to_owned(),
+            })
+            .collect();
+        tracing::info!(
+            service = identity.service,
+            version = %identity.version,
+            propagators = %propagators.join(","),
+            exporters = %if exporters.is_empty() { "none".to_owned() } else { exporters.join(", ") },
+            sampler = ?settings.sampler,
+            "tracing: otel"
+        );
+        Tracing::Otel(Arc::new(Propagators::new(&settings.propagators)))
+    } else {
+        if mode == TracingMode::Otel {
+            tracing::info!("tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)");
+        } else {
+            tracing::info!("tracing: propagate (headers are forwarded, no spans)");
+        }
+        Tracing::Propagate
+    };
+    Telemetry { tracing, provider, runtime }
+}
+
+fn provider(
+    identity: &Identity,
+    settings: &Settings,
+    warnings: &mut Vec<String>,
+) -> (Option<SdkTracerProvider>, Option<tokio::runtime::Runtime>) {
+    // The SDK's detectors read OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; the service's own
+    // name applies only when the variable does not give one.
+    let mut resource =
+        Resource::builder().with_attribute(KeyValue::new("service.version", identity.version.clone()));
+    if settings.service_name.is_none() {
+        resource = resource.with_service_name(identity.service);
+    }
+    let mut builder =
+        SdkTracerProvider::builder().with_resource(resource.build()).with_sampler(sampler(settings.sampler));
+    let mut runtime = None;
+    for kind in &settings.exporters {
+        match kind {
+            ExporterKind::Console => {
+                builder = builder.with_span_processor(batch(ConsoleExporter::default(), settings))
+            }
+            ExporterKind::Otlp => match otlp(settings, &mut runtime) {
+                Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
+                Err(err) => warnings.push(format!("spans are not exported: {err}")),
+            },
+        }
+    }
+    (Some(builder.build()), runtime)
+}
+
+/// The OTLP exporter. gRPC's client needs a Tokio runtime that keeps running while it exports
+/// and at shutdown; a small one of its own serves, apart from the server's.
+fn otlp(
+    settings: &Settings,
+    runtime: &mut Option<tokio::runtime::Runtime>,
+) -> Result<opentelemetry_otlp::SpanExporter, String> {
+    let built = match settings.protocol {
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(&settings.endpoint)
+            .with_timeout(settings.export_timeout)
+            .build(),
+        Protocol::Grpc => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("otlp-grpc")
+                .enable_all()
+                .build()
+                .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
+            let built = {
+                let _entered = rt.enter();
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(&settings.endpoint)
+                    .with_timeout(settings.export_timeout)
+                    .build()
+            };
+            *runtime = Some(rt);
+            built
+        }
+    };
+    built.map_err(|err| format!("OTLP exporter for {}: {err}", settings.endpoint))
+}
+
+fn batch(exporter: impl SpanExporter + 'static, settings: &Settings) -> BatchSpanProcessor {
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(settings.batch.max_queue_size)
+        .with_max_export_batch_size(settings.batch.max_export_batch_size)
+        .with_scheduled_delay(settings.batch.scheduled_delay)
+        .build();
+    BatchSpanProcessor::builder(exporter).with_batch_config(config).build()
+}
+
+fn sampler(kind: SamplerKind) -> Sampler {
+    match kind {
+        SamplerKind::AlwaysOn => Sampler::AlwaysOn,
+        SamplerKind::AlwaysOff => Sampler::AlwaysOff,
+        SamplerKind::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(ratio),
+        SamplerKind::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerKind::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerKind::ParentBasedTraceIdRatio(ratio) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+    }
+}
+
+/// Logs to standard output, filtered by `RUST_LOG` (default `info`); in `otel` mode the spans
+/// of this project's crates also go to the tracer provider (never the SDK's, the exporter's
+/// or the HTTP stack's own events, which would feed back into export).
+fn install_subscriber(provider: Option<&SdkTracerProvider>) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(true)
+        .with_ansi(io::stdout().is_terminal())
+        .with_filter(filter);
+    let otel = provider.map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("bookinfo"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_target("bookinfo", Level::INFO))
+    });
+    // A second call (tests) finds a subscriber installed already; the first one stays.
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+}
+
+/// Logging only, for programs and tests that trace nothing.
+pub fn init_logging() {
+    install_subscriber(None);
+}

@@ -1,0 +1,438 @@
+//! The standard OpenTelemetry variables, read once at start.
+//!
+//! The Rust SDK reads some of these itself and ignores others (`OTEL_SDK_DISABLED`,
+//! `OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`); all are read here, in one place, and handed to
+//! the SDK explicitly. An invalid value never stops a service: it is reported as a warning and
+//! the specification's default (or this project's, where it has one) is used.
+
+use std::time::Duration;
+
+use actix_web::http::Uri;
+
+use crate::config::Source;
+use crate::propagation::PropagatorKind;
+
+/// `OTEL_SDK_DISABLED`: `true` turns the SDK off (the service then only forwards headers).
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// `OTEL_SERVICE_NAME`: overrides the service name.
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// `OTEL_PROPAGATORS`: `tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`, `none`.
+pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+/// `OTEL_TRACES_EXPORTER`: `otlp`, `console`, `none`.
+pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// `OTEL_TRACES_SAMPLER`: `always_on`, `always_off`, `traceidratio`, `parentbased_*`.
+pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// `OTEL_TRACES_SAMPLER_ARG`: the ratio of the `traceidratio` samplers.
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`: collector base URL.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: trace endpoint URL, used as given.
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or `http/protobuf`.
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`: the same, for traces only.
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// `OTEL_EXPORTER_OTLP_TIMEOUT`: export deadline in milliseconds.
+pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`: the same, for traces only.
+pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+/// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between two exports.
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// `OTEL_BSP_EXPORT_TIMEOUT`: longest an export may take, in milliseconds.
+pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+/// `OTEL_BSP_MAX_QUEUE_SIZE`: spans kept waiting for export; more are dropped.
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export.
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+
+/// Where spans go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterKind {
+    /// OTLP to a collector.
+    Otlp,
+    /// One line per span on standard output.
+    Console,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC, port 4317.
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, port 4318.
+    HttpProtobuf,
+}
+
+/// Which traces are recorded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerKind {
+    /// Every trace.
+    AlwaysOn,
+    /// None.
+    AlwaysOff,
+    /// A share of traces, by trace id.
+    TraceIdRatio(f64),
+    /// The caller's decision; every new trace. The default: the mesh decides.
+    ParentBasedAlwaysOn,
+    /// The caller's decision; no new trace.
+    ParentBasedAlwaysOff,
+    /// The caller's decision; a share of new traces.
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// The batch span processor's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Spans waiting at most; beyond, new spans are dropped (and counted).
+    pub max_queue_size: usize,
+    /// Time between two exports.
+    pub scheduled_delay: Duration,
+    /// Spans per export.
+    pub max_export_batch_size: usize,
+}
+
+/// Every OpenTelemetry setting of a service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `OTEL_SDK_DISABLED=true`.
+    pub sdk_disabled: bool,
+    /// `OTEL_SERVICE_NAME`, if set.
+    pub service_name: Option<String>,
+    /// Propagators, in order; empty for `none`.
+    pub propagators: Vec<PropagatorKind>,
+    /// Exporters; empty for `none`.
+    pub exporters: Vec<ExporterKind>,
+    /// OTLP transport.
+    pub protocol: Protocol,
+    /// OTLP trace endpoint (full URL for HTTP, base URL for gRPC).
+    pub endpoint: String,
+    /// Deadline of one export.
+    pub export_timeout: Duration,
+    /// Sampler.
+    pub sampler: SamplerKind,
+    /// Batch limits.
+    pub batch: Batch,
+    /// What was invalid and replaced by a default, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Reads every `OTEL_*` variable above from `source`.
+    pub fn from_source(source: &(impl Source + ?Sized)) -> Self {
+        let mut warnings = Vec::new();
+        let mut warn = |name: &str, value: &str, used: &str| {
+            warnings.push(format!("{name}={value:?} is not valid; using {used}"));
+        };
+
+        let sdk_disabled = match source.get(OTEL_SDK_DISABLED) {
+            None => false,
+            Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+            Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                warn(OTEL_SDK_DISABLED, &v, "false");
+                false
+            }
+        };
+
+        let propagators = match source.get(OTEL_PROPAGATORS) {
+            None => PropagatorKind::DEFAULT.to_vec(),
+            Some(list) => {
+                let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                let mut kinds = Vec::new();
+                for name in &names {
+                    match PropagatorKind::from_name(name) {
+                        Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
+                        Some(_) => {}
+                        None if *name == "none" => {}
+                        None => warn(OTEL_PROPAGATORS, name, "the others"),
+                    }
+                }
+                if kinds.is_empty() && !names.contains(&"none") {
+                    warn(OTEL_PROPAGATORS, &list, "tracecontext,baggage,b3multi");
+                    kinds = PropagatorKind::DEFAULT.to_vec();
+                }
+                kinds
+            }
+        };
+
+        let exporters = match source.get(OTEL_TRACES_EXPORTER) {
+            None => vec![ExporterKind::Otlp],
+            Some(list) => {
+                let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+                let mut kinds = Vec::new();
+                for name in &names {
+                    let kind = match *name {
+                        "otlp" => ExporterKind::Otlp,
+                        // `logging` is the old name of `console`.
+                        "console" | "logging" => ExporterKind::Console,
+                        "none" => continue,
+                        other => {
+                            warn(OTEL_TRACES_EXPORTER, other, "the others");
+                            continue;
+                        }
+                    };
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+                if kinds.is_empty() && !names.contains(&"none") {
+                    warn(OTEL_TRACES_EXPORTER, &list, "otlp");
+                    kinds.push(ExporterKind::Otlp);
+                }
+                kinds
+            }
+        };
+
+        let protocol_var = [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]
+            .into_iter()
+            .find_map(|name| source.get(name).map(|value| (name, value)));
+        let protocol = match protocol_var {
+            None => Protocol::HttpProtobuf,
+            Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
+            Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+            Some((name, v)) => {
+                warn(name, &v, "http/protobuf (http/json is not supported)");
+                Protocol::HttpProtobuf
+            }
+        };
+
+        let default_endpoint = match protocol {
+            Protocol::Grpc => "http://localhost:4317",
+            Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
+        };
+        let endpoint =
+            match (source.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), source.get(OTEL_EXPORTER_OTLP_ENDPOINT)) {
+                (Some(url), _) if is_url(&url) => url,
+                (Some(url), _) => {
+                    warn(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &url, default_endpoint);
+                    default_endpoint.to_owned()
+                }
+                (None, Some(url)) if is_url(&url) => match protocol {
+                    Protocol::Grpc => url,
+                    // The signal path is appended to the base URL, per the specification.
+                    Protocol::HttpProtobuf => format!("{}/v1/traces", url.trim_end_matches('/')),
+                },
+                (None, Some(url)) => {
+                    warn(OTEL_EXPORTER_OTLP_ENDPOINT, &url, default_endpoint);
+                    default_endpoint.to_owned()
+                }
+                (None, None) => default_endpoint.to_owned(),
+            };
+
+        let mut millis = |name: &str, default: Duration| match source.get(name) {
+            None => default,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) => Duration::from_millis(ms),
+                Err(_) => {
+                    warn(name, &v, &format!("{}ms", default.as_millis()));
+                    default
+                }
+            },
+        };
+        let otlp_timeout = [OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT]
+            .into_iter()
+            .find(|name| source.get(name).is_some())
+            .map_or(Duration::from_secs(10), |name| millis(name, Duration::from_secs(10)));
+        // The SDK's batch processor thread ignores OTEL_BSP_EXPORT_TIMEOUT; the exporter's own
+        // deadline enforces it instead.
+        let export_timeout = otlp_timeout.min(millis(OTEL_BSP_EXPORT_TIMEOUT, Duration::from_secs(30)));
+        let scheduled_delay = millis(OTEL_BSP_SCHEDULE_DELAY, Duration::from_secs(5));
+
+        let mut count = |name: &str, default: usize| match source.get(name) {
+            None => default,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    warn(name, &v, &default.to_string());
+                    default
+                }
+            },
+        };
+        let max_queue_size = count(OTEL_BSP_MAX_QUEUE_SIZE, 2048);
+        let max_export_batch_size = count(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512).min(max_queue_size);
+
+        let sampler = sampler(source, &mut warn);
+
+        Settings {
+            sdk_disabled,
+            service_name: source.get(OTEL_SERVICE_NAME),
+            propagators,
+            exporters,
+            protocol,
+            endpoint,
+            export_timeout,
+            sampler,
+            batch: Batch { max_queue_size, scheduled_delay, max_export_batch_size },
+            warnings,
+        }
+    }
+}
+
+fn sampler(source: &(impl Source + ?Sized), warn: &mut impl FnMut(&str, &str, &str)) -> SamplerKind {
+    let ratio = |warn: &mut dyn FnMut(&str, &str, &str)| match source.get(OTEL_TRACES_SAMPLER_ARG) {
+        None => 1.0,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => r,
+            _ => {
+                warn(OTEL_TRACES_SAMPLER_ARG, &v, "1.0");
+                1.0
+            }
+        },
+    };
+    match source.get(OTEL_TRACES_SAMPLER).as_deref().map(str::trim) {
+        None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
+        Some("always_on") => SamplerKind::AlwaysOn,
+        Some("always_off") => SamplerKind::AlwaysOff,
+        Some("traceidratio") => SamplerKind::TraceIdRatio(ratio(warn)),
+        Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
+        Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio(warn)),
+        Some(other) => {
+            warn(OTEL_TRACES_SAMPLER, other, "parentbased_always_on");
+            SamplerKind::ParentBasedAlwaysOn
+        }
+    }
+}
+
+fn is_url(text: &str) -> bool {
+    text.parse::<Uri>()
+        .is_ok_and(|uri| matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_source(pairs)
+    }
+
+    #[test]
+    fn defaults_follow_the_specification_and_the_project() {
+        let s = settings(&[]);
+        assert!(!s.sdk_disabled);
+        assert_eq!(s.propagators, PropagatorKind::DEFAULT);
+        assert_eq!(s.exporters, [ExporterKind::Otlp]);
+        assert_eq!(s.protocol, Protocol::HttpProtobuf);
+        assert_eq!(s.endpoint, "http://localhost:4318/v1/traces");
+        assert_eq!(s.sampler, SamplerKind::ParentBasedAlwaysOn);
+        assert_eq!(s.export_timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.batch,
+            Batch {
+                max_queue_size: 2048,
+                scheduled_delay: Duration::from_secs(5),
+                max_export_batch_size: 512
+            }
+        );
+        assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn sdk_disabled_reads_true_and_false_in_any_case() {
+        assert!(settings(&[(OTEL_SDK_DISABLED, "TRUE")]).sdk_disabled);
+        assert!(!settings(&[(OTEL_SDK_DISABLED, "false")]).sdk_disabled);
+        let bad = settings(&[(OTEL_SDK_DISABLED, "yes")]);
+        assert!(!bad.sdk_disabled);
+        assert_eq!(bad.warnings, [r#"OTEL_SDK_DISABLED="yes" is not valid; using false"#]);
+    }
+
+    #[test]
+    fn propagators_are_read_in_order_and_unknown_ones_reported() {
+        let s = settings(&[(OTEL_PROPAGATORS, "b3, jaeger,xray,b3")]);
+        assert_eq!(s.propagators, [PropagatorKind::B3, PropagatorKind::Jaeger]);
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].contains("xray"));
+        assert!(settings(&[(OTEL_PROPAGATORS, "none")]).propagators.is_empty());
+        let all_bad = settings(&[(OTEL_PROPAGATORS, "ottrace")]);
+        assert_eq!(all_bad.propagators, PropagatorKind::DEFAULT);
+    }
+
+    #[test]
+    fn exporters_are_otlp_console_or_none() {
+        assert_eq!(settings(&[(OTEL_TRACES_EXPORTER, "console")]).exporters, [ExporterKind::Console]);
+        assert_eq!(
+            settings(&[(OTEL_TRACES_EXPORTER, "otlp,logging")]).exporters,
+            [ExporterKind::Otlp, ExporterKind::Console]
+        );
+        assert!(settings(&[(OTEL_TRACES_EXPORTER, "none")]).exporters.is_empty());
+        let zipkin = settings(&[(OTEL_TRACES_EXPORTER, "zipkin")]);
+        assert_eq!(zipkin.exporters, [ExporterKind::Otlp]);
+        assert_eq!(zipkin.warnings.len(), 2);
+    }
+
+    #[test]
+    fn endpoints_follow_the_specification_per_protocol() {
+        let http = settings(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://jaeger-collector.istio-system:4318/")]);
+        assert_eq!(http.endpoint, "http://jaeger-collector.istio-system:4318/v1/traces");
+        let grpc = settings(&[
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://jaeger-collector.istio-system:4317"),
+        ]);
+        assert_eq!(
+            (grpc.protocol, grpc.endpoint.as_str()),
+            (Protocol::Grpc, "http://jaeger-collector.istio-system:4317")
+        );
+        assert_eq!(settings(&[(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")]).endpoint, "http://localhost:4317");
+        let signal = settings(&[
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "http://a:4318"),
+            (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, "http://b:9999/custom"),
+        ]);
+        assert_eq!(signal.endpoint, "http://b:9999/custom");
+        let traces_protocol = settings(&[
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/protobuf"),
+        ]);
+        assert_eq!(traces_protocol.protocol, Protocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn invalid_endpoints_and_protocols_fall_back_with_a_warning() {
+        let s = settings(&[
+            (OTEL_EXPORTER_OTLP_ENDPOINT, "not a url"),
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "http/json"),
+        ]);
+        assert_eq!(s.protocol, Protocol::HttpProtobuf);
+        assert_eq!(s.endpoint, "http://localhost:4318/v1/traces");
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn samplers_and_their_ratio() {
+        assert_eq!(settings(&[(OTEL_TRACES_SAMPLER, "always_off")]).sampler, SamplerKind::AlwaysOff);
+        assert_eq!(
+            settings(&[(OTEL_TRACES_SAMPLER, "parentbased_traceidratio"), (OTEL_TRACES_SAMPLER_ARG, "0.25")])
+                .sampler,
+            SamplerKind::ParentBasedTraceIdRatio(0.25)
+        );
+        let bad_ratio = settings(&[(OTEL_TRACES_SAMPLER, "traceidratio"), (OTEL_TRACES_SAMPLER_ARG, "2")]);
+        assert_eq!(bad_ratio.sampler, SamplerKind::TraceIdRatio(1.0));
+        assert_eq!(bad_ratio.warnings.len(), 1);
+        let unknown = settings(&[(OTEL_TRACES_SAMPLER, "jaeger_remote")]);
+        assert_eq!(unknown.sampler, SamplerKind::ParentBasedAlwaysOn);
+        assert_eq!(unknown.warnings.len(), 1);
+    }
+
+    #[test]
+    fn batch_limits_and_timeouts() {
+        let s = settings(&[
+            (OTEL_BSP_MAX_QUEUE_SIZE, "100"),
+            (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "500"),
+            (OTEL_BSP_SCHEDULE_DELAY, "250"),
+            (OTEL_EXPORTER_OTLP_TIMEOUT, "2000"),
+            (OTEL_BSP_EXPORT_TIMEOUT, "1500"),
+        ]);
+        assert_eq!(
+            s.batch,
+            Batch {
+                max_queue_size: 100,
+                scheduled_delay: Duration::from_millis(250),
+                max_export_batch_size: 100
+            }
+        );
+        assert_eq!(s.export_timeout, Duration::from_millis(1500));
+        let bad = settings(&[(OTEL_BSP_MAX_QUEUE_SIZE, "-1"), (OTEL_BSP_SCHEDULE_DELAY, "5s")]);
+        assert_eq!(bad.batch.max_queue_size, 2048);
+        assert_eq!(bad.batch.scheduled_delay, Duration::from_secs(5));
+        assert_eq!(bad.warnings.len(), 2);
+    }
+}

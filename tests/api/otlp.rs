@@ -1,0 +1,213 @@
+//! A real OTLP receiver inside the tests, over HTTP (protobuf bodies) and gRPC: what the
+//! services export is decoded with the `opentelemetry-proto` types and kept for assertions.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpResponse, HttpServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
+
+/// One exported span, with its service's resource.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub resource: Vec<KeyValue>,
+    pub span: opentelemetry_proto::tonic::trace::v1::Span,
+}
+
+impl Received {
+    pub fn service(&self) -> String {
+        text(&self.resource, "service.name").unwrap_or_default()
+    }
+
+    pub fn resource_attr(&self, key: &str) -> Option<String> {
+        text(&self.resource, key)
+    }
+
+    pub fn attr(&self, key: &str) -> Option<String> {
+        text(&self.span.attributes, key)
+    }
+
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+
+    /// The parent span id, empty for a root.
+    pub fn parent(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match SpanKind::try_from(self.span.kind) {
+            Ok(SpanKind::Server) => "SERVER",
+            Ok(SpanKind::Client) => "CLIENT",
+            Ok(SpanKind::Internal) => "INTERNAL",
+            _ => "OTHER",
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.span.status.as_ref().is_some_and(|s| s.code == 2)
+    }
+}
+
+fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()?;
+    Some(match value {
+        Value::StringValue(s) => s.clone(),
+        Value::IntValue(i) => i.to_string(),
+        Value::BoolValue(b) => b.to_string(),
+        Value::DoubleValue(d) => d.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+type Store = Arc<Mutex<Vec<Received>>>;
+
+fn keep(store: &Store, request: ExportTraceServiceRequest) {
+    let mut store = store.lock().unwrap();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans.resource.map(|r| r.attributes).unwrap_or_default();
+        for scope in resource_spans.scope_spans {
+            for span in scope.spans {
+                store.push(Received { resource: resource.clone(), span });
+            }
+        }
+    }
+}
+
+/// A receiver on an ephemeral 127.0.0.1 port.
+pub struct Receiver {
+    /// Base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it.
+    pub endpoint: String,
+    spans: Store,
+}
+
+impl Receiver {
+    /// OTLP/HTTP: `POST /v1/traces` with a protobuf body.
+    pub fn http() -> Self {
+        let spans = Store::default();
+        let store = spans.clone();
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let store = store.clone();
+            App::new().route(
+                "/v1/traces",
+                web::post().to(move |body: Bytes| {
+                    let store = store.clone();
+                    async move {
+                        match ExportTraceServiceRequest::decode(body) {
+                            Ok(request) => {
+                                keep(&store, request);
+                                HttpResponse::Ok()
+                                    .content_type("application/x-protobuf")
+                                    .body(ExportTraceServiceResponse::default().encode_to_vec())
+                            }
+                            Err(err) => HttpResponse::BadRequest().body(err.to_string()),
+                        }
+                    }
+                }),
+            )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        actix_web::rt::spawn(server);
+        Self { endpoint, spans }
+    }
+
+    /// OTLP/gRPC: the `TraceService` of the collector protocol.
+    pub async fn grpc() -> Self {
+        let spans = Store::default();
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let service = TraceServiceServer::new(GrpcTraces(spans.clone()));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        actix_web::rt::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming)
+                .await
+                .unwrap();
+        });
+        Self { endpoint, spans }
+    }
+
+    /// The same receiver, announced at another `endpoint` (to test endpoint variables).
+    pub fn announced_at(self, endpoint: String) -> Self {
+        Self { endpoint, spans: self.spans }
+    }
+
+    pub fn spans(&self) -> Vec<Received> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// The first span `matches` selects, waiting up to `within` for it.
+    pub async fn trace_where(
+        &self,
+        within: Duration,
+        matches: impl Fn(&Received) -> bool,
+    ) -> Option<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(found) = self.spans().into_iter().find(|s| matches(s)) {
+                return Some(found);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The spans of trace `trace_id`, once `ready` says they are all there (or after `within`).
+    pub async fn trace(
+        &self,
+        trace_id: &str,
+        within: Duration,
+        ready: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let spans: Vec<_> = self.spans().into_iter().filter(|s| s.trace_id() == trace_id).collect();
+            if ready(&spans) || tokio::time::Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+struct GrpcTraces(Store);
+
+#[tonic::async_trait]
+impl TraceService for GrpcTraces {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        keep(&self.0, request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
