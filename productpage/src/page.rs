@@ -1,10 +1,9 @@
 //! The HTML pages: `/productpage` (the book, its details and reviews) and `/` (the index).
 
+use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::Data;
-use actix_web::{HttpResponse, Responder};
 use askama::Template;
-use askama_web::WebTemplate;
 use bookinfo_common::{RequestContext, Upstream, UpstreamClient};
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,11 +28,7 @@ pub struct ProductPage {
 }
 
 /// `GET /productpage`: always 200; a failed upstream shows its error section instead.
-pub async fn product_page(
-    mut ctx: RequestContext,
-    session: Session,
-    backend: Data<Backend>,
-) -> impl Responder {
+pub async fn product_page(mut ctx: RequestContext, session: Session, backend: Data<Backend>) -> HttpResponse {
     ctx.set_end_user(session.user());
     let product = &PRODUCTS[0];
     let id = product.id.to_string();
@@ -48,14 +43,19 @@ pub async fn product_page(
         details: details.ok().map(|d| BookView::from(&d)).ok_or(DETAILS_UNAVAILABLE),
         reviews: reviews.ok().and_then(|r| ReviewsView::parse(r).ok()).ok_or(REVIEWS_UNAVAILABLE),
     };
-    match tracing::info_span!("render productpage").in_scope(|| page.render()) {
+    tracing::info_span!("render productpage").in_scope(|| html(&page))
+}
+
+/// A page as `text/html`; it depends on who is signed in, so caches keep one per cookie.
+fn html(page: &impl Template) -> HttpResponse {
+    match page.render() {
         Ok(html) => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .insert_header((header::VARY, "Cookie"))
             .body(html),
         Err(err) => {
             // Rendering only fails if writing to a String does; nothing a request can cause.
-            tracing::error!(error = %err, "cannot render the page");
+            tracing::error!(error = %err, "cannot render a page");
             HttpResponse::InternalServerError().finish()
         }
     }
@@ -199,7 +199,7 @@ fn css_color(color: Option<&str>) -> String {
 }
 
 /// `/` and `/index.html`.
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "index.html")]
 pub struct IndexPage {
     user: Option<String>,
@@ -214,18 +214,16 @@ pub struct ServiceRow {
 }
 
 /// `GET /` and `GET /index.html`: the services and where this productpage finds them.
-pub async fn index(session: Session, client: Data<UpstreamClient>) -> impl Responder {
+pub async fn index(session: Session, client: Data<UpstreamClient>) -> HttpResponse {
     let address = |u: Upstream| client.upstreams().endpoint(u).base().to_owned();
-    IndexPage {
+    html(&IndexPage {
         user: signed_in(&session),
         services: vec![
             ServiceRow { name: "details", address: address(Upstream::Details), calls: "" },
             ServiceRow { name: "reviews", address: address(Upstream::Reviews), calls: "ratings (v2, v3)" },
             ServiceRow { name: "ratings", address: address(Upstream::Ratings), calls: "" },
         ],
-    }
-    .customize()
-    .insert_header((header::VARY, "Cookie"))
+    })
 }
 
 #[cfg(test)]
