@@ -27,7 +27,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation::{END_USER, ForwardedHeaders};
+use crate::edge::Edge;
+use crate::propagation::baggage::Baggage;
+use crate::propagation::{BAGGAGE, END_USER, ForwardedHeaders};
 use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, Upstreams};
 
@@ -94,21 +96,25 @@ impl RequestContext {
             .cloned()
             .ok_or_else(|| actix_web::error::ErrorInternalServerError("no upstream client configured"))?;
         // In otel mode the propagators write their headers afresh for every call.
-        let forwarded = match client.tracing.propagators() {
+        let propagators = client.tracing.propagators();
+        let mut forwarded = match propagators {
             None => ForwardedHeaders::capture(req.headers()),
             Some(propagators) => {
                 ForwardedHeaders::capture_except(req.headers(), |name| propagators.owns(name))
             }
         };
+        if let Some(edge) = req.app_data::<Data<Edge>>() {
+            let user = edge.user(req);
+            forwarded.set(&END_USER, user.as_deref().and_then(|u| HeaderValue::from_str(u).ok()));
+            // Baggage the propagators own was edited in the context (see the middleware).
+            if !propagators.is_some_and(|p| p.owns(&BAGGAGE)) {
+                let mut baggage = Baggage::from_headers(forwarded.values(&BAGGAGE));
+                baggage.set_user(user.as_deref());
+                let header = baggage.to_header().and_then(|h| HeaderValue::try_from(h).ok());
+                forwarded.set(&BAGGAGE, header);
+            }
+        }
         Ok(Self { client, forwarded })
-    }
-
-    /// Sets the `end-user` header sent upstream, replacing any the client sent: productpage
-    /// takes it from its login session only. A name that is not a valid header value is not
-    /// sent.
-    pub fn set_end_user(&mut self, user: Option<&str>) {
-        let value = user.and_then(|user| HeaderValue::from_str(user).ok());
-        self.forwarded.set(&END_USER, value);
     }
 
     /// The headers every outbound call of this request carries.

@@ -9,6 +9,7 @@
 //!   tracing modes.
 //! - [`upstream`]: the services a service can call and where they live.
 //! - [`client`]: the outbound HTTP client ([`client::RequestContext`]) handlers call through.
+//! - [`edge`]: productpage's rule: it alone names the user (`end-user`, baggage `user`).
 //! - [`server`]: listening sockets and the shared `actix-web` wiring.
 //! - [`middleware`]: per request, the SERVER span (`otel` mode) and the access log.
 //! - [`respond`]: small response builders.
@@ -17,6 +18,7 @@
 
 pub mod client;
 pub mod config;
+pub mod edge;
 pub mod middleware;
 pub mod propagation;
 pub mod respond;

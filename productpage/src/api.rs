@@ -13,7 +13,6 @@ use crate::backend::Backend;
 use crate::page::{DETAILS_UNAVAILABLE, REVIEWS_UNAVAILABLE};
 use crate::product::PRODUCTS;
 use crate::pyjson;
-use crate::session::Session;
 
 /// Returned when ratings fails.
 pub const RATINGS_UNAVAILABLE: &str = "Sorry, product ratings are currently unavailable for this book.";
@@ -24,49 +23,32 @@ pub async fn products() -> HttpResponse {
 }
 
 /// `GET /api/v1/products/{id}`: the book's details.
-pub async fn product(
-    req: HttpRequest,
-    ctx: RequestContext,
-    session: Session,
-    backend: Data<Backend>,
-) -> HttpResponse {
-    proxy(Upstream::Details, &req, ctx, &session, &backend).await
+pub async fn product(req: HttpRequest, ctx: RequestContext, backend: Data<Backend>) -> HttpResponse {
+    proxy(Upstream::Details, &req, &ctx, &backend).await
 }
 
 /// `GET /api/v1/products/{id}/reviews`.
-pub async fn reviews(
-    req: HttpRequest,
-    ctx: RequestContext,
-    session: Session,
-    backend: Data<Backend>,
-) -> HttpResponse {
-    proxy(Upstream::Reviews, &req, ctx, &session, &backend).await
+pub async fn reviews(req: HttpRequest, ctx: RequestContext, backend: Data<Backend>) -> HttpResponse {
+    proxy(Upstream::Reviews, &req, &ctx, &backend).await
 }
 
 /// `GET /api/v1/products/{id}/ratings`.
-pub async fn ratings(
-    req: HttpRequest,
-    ctx: RequestContext,
-    session: Session,
-    backend: Data<Backend>,
-) -> HttpResponse {
-    proxy(Upstream::Ratings, &req, ctx, &session, &backend).await
+pub async fn ratings(req: HttpRequest, ctx: RequestContext, backend: Data<Backend>) -> HttpResponse {
+    proxy(Upstream::Ratings, &req, &ctx, &backend).await
 }
 
-/// Asks `upstream` about the product, as the signed-in user, and answers what it said.
+/// Asks `upstream` about the product and answers what it said.
 async fn proxy(
     upstream: Upstream,
     req: &HttpRequest,
-    mut ctx: RequestContext,
-    session: &Session,
+    ctx: &RequestContext,
     backend: &Backend,
 ) -> HttpResponse {
-    ctx.set_end_user(session.user());
     let id = product_id(req);
     let (result, unavailable) = match upstream {
-        Upstream::Details => (backend.details(&ctx, id).await, DETAILS_UNAVAILABLE),
-        Upstream::Reviews => (backend.reviews(&ctx, id).await, REVIEWS_UNAVAILABLE),
-        Upstream::Ratings | Upstream::Books => (backend.ratings(&ctx, id).await, RATINGS_UNAVAILABLE),
+        Upstream::Details => (backend.details(ctx, id).await, DETAILS_UNAVAILABLE),
+        Upstream::Reviews => (backend.reviews(ctx, id).await, REVIEWS_UNAVAILABLE),
+        Upstream::Ratings | Upstream::Books => (backend.ratings(ctx, id).await, RATINGS_UNAVAILABLE),
     };
     match result {
         Ok(value) => respond(StatusCode::OK, &value),

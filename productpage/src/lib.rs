@@ -22,6 +22,7 @@ use actix_web::http::{Method, header};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use bookinfo_common::config::{self, ConfigError, Source};
+use bookinfo_common::edge::Edge;
 use bookinfo_common::server::get_or_head;
 
 use crate::backend::Backend;
@@ -80,8 +81,10 @@ impl Config {
 /// The service's routes and state, for [`bookinfo_common::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let backend = Data::new(Backend::new(config.clone(), Arc::new(Metrics::default())));
+    let edge = Data::new(Edge::new(session::user_of));
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(backend.clone())
+            .app_data(edge.clone())
             .service(read_only("/", page::index))
             .service(read_only("/index.html", page::index))
             .service(read_only("/health", health))

@@ -28,8 +28,7 @@ pub struct ProductPage {
 }
 
 /// `GET /productpage`: always 200; a failed upstream shows its error section instead.
-pub async fn product_page(mut ctx: RequestContext, session: Session, backend: Data<Backend>) -> HttpResponse {
-    ctx.set_end_user(session.user());
+pub async fn product_page(ctx: RequestContext, session: Session, backend: Data<Backend>) -> HttpResponse {
     let product = &PRODUCTS[0];
     let id = product.id.to_string();
     // details and reviews are independent: ask both at once.

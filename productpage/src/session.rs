@@ -1,8 +1,8 @@
 //! Sign-in: `POST /login` keeps the user name in a session cookie, `GET /logout` drops it.
 //!
 //! Bookinfo has no authentication (any name, any password), so the cookie simply carries the
-//! name, percent-encoded. productpage sends it upstream as `end-user` (and, in the baggage
-//! `user` member, later); nothing a client sends in those headers is trusted instead.
+//! name, percent-encoded. productpage sends it upstream as `end-user` and as the baggage member
+//! `user`; nothing a client sends in those is trusted instead.
 
 use std::future::{Ready, ready};
 
@@ -44,8 +44,7 @@ impl Session {
     }
 
     fn of(req: &HttpRequest) -> Self {
-        let user = req.cookie(COOKIE).and_then(|cookie| decode(cookie.value()));
-        Self { user }
+        Self { user: user_of(req) }
     }
 }
 
@@ -56,6 +55,12 @@ impl FromRequest for Session {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(Ok(Self::of(req)))
     }
+}
+
+/// The signed-in user of a request: productpage's [`Edge`](bookinfo_common::edge::Edge) rule, so
+/// that `end-user` and the baggage member `user` come from the session only.
+pub fn user_of(req: &HttpRequest) -> Option<String> {
+    req.cookie(COOKIE).and_then(|cookie| decode(cookie.value()))
 }
 
 /// `POST /login`: takes `username` from the query string or the form body (as Flask's

@@ -317,10 +317,10 @@ async fn repeated_headers_are_forwarded_in_order() {
     let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
     let request = client()
         .get(productpage.url("/api/v1/products/0"))
-        .append_header(("baggage", "a=1"))
-        .append_header(("baggage", "b=2"));
+        .append_header(("cookie", "a=1"))
+        .append_header(("cookie", "b=2"));
     answer(request.send()).await;
-    assert_eq!(details.received()[0].all("baggage"), ["a=1", "b=2"]);
+    assert_eq!(details.received()[0].all("cookie"), ["a=1", "b=2"]);
 }
 
 #[actix_web::test]

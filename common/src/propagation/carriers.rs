@@ -18,6 +18,12 @@ impl Extractor for HeaderExtractor<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(HeaderName::as_str).collect()
     }
+
+    /// Every value of `key`, in order (several `baggage` headers make one list).
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values: Vec<&str> = self.0.get_all(key).filter_map(|value| value.to_str().ok()).collect();
+        (!values.is_empty()).then_some(values)
+    }
 }
 
 /// Writes propagation headers onto an outbound request.

@@ -12,6 +12,7 @@
 //!   injected afresh for each outbound call's span; the rest of the allowlist is still copied.
 
 mod b3;
+pub mod baggage;
 mod carriers;
 mod jaeger;
 mod propagators;
@@ -70,6 +71,9 @@ impl FromStr for TracingMode {
 /// VirtualService samples.
 pub const END_USER: HeaderName = HeaderName::from_static("end-user");
 
+/// `baggage`: W3C baggage, which also carries the signed-in user to routing rules.
+pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+
 /// `x-request-id`: Envoy's request id, shared by every hop of one request.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -94,7 +98,7 @@ pub const FORWARDED_HEADERS: [HeaderName; 22] = [
     HeaderName::from_static("x-datadog-trace-id"),
     HeaderName::from_static("x-datadog-parent-id"),
     HeaderName::from_static("x-datadog-sampling-priority"),
-    HeaderName::from_static("baggage"),
+    BAGGAGE,
     END_USER,
     HeaderName::from_static("user-agent"),
     HeaderName::from_static("cookie"),
@@ -134,6 +138,11 @@ impl ForwardedHeaders {
             let at = position.unwrap_or(self.headers.len()).min(self.headers.len());
             self.headers.insert(at, (name.clone(), value));
         }
+    }
+
+    /// Every value of `name`, in order.
+    pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.iter().filter(move |(n, _)| n == name).filter_map(|(_, v)| v.to_str().ok())
     }
 
     /// The first value of `name`, if any.

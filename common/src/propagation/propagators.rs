@@ -6,9 +6,9 @@ use opentelemetry::Context;
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_propagator_b3::B3Encoding;
-use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use super::b3::B3;
+use super::baggage::BaggagePropagator;
 use super::carriers::{HeaderExtractor, HeaderInjector};
 use super::jaeger::{JaegerPropagator, UBER_TRACE_ID};
 use super::w3c::W3cTraceContext;
@@ -73,7 +73,7 @@ impl PropagatorKind {
     fn propagator(self) -> Box<dyn TextMapPropagator + Send + Sync> {
         match self {
             PropagatorKind::TraceContext => Box::new(W3cTraceContext::default()),
-            PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
+            PropagatorKind::Baggage => Box::new(BaggagePropagator),
             PropagatorKind::B3 => Box::new(B3::new(B3Encoding::SingleHeader)),
             PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::MultipleHeader)),
             PropagatorKind::Jaeger => Box::new(JaegerPropagator),

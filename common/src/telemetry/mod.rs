@@ -10,6 +10,7 @@
 //! on a thread of its own; a full queue drops spans (counted, and logged at shutdown) rather
 //! than growing.
 
+mod baggage_attributes;
 pub mod console;
 pub mod settings;
 
@@ -30,6 +31,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use self::baggage_attributes::BaggageAttributes;
 use self::console::ConsoleExporter;
 use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
 use crate::config::Source;
@@ -161,8 +163,10 @@ fn provider(
     if settings.service_name.is_none() {
         resource = resource.with_service_name(identity.service);
     }
-    let mut builder =
-        SdkTracerProvider::builder().with_resource(resource.build()).with_sampler(sampler(settings.sampler));
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource.build())
+        .with_sampler(sampler(settings.sampler))
+        .with_span_processor(BaggageAttributes::new(settings.baggage_attributes.clone()));
     let mut runtime = None;
     for kind in &settings.exporters {
         match kind {

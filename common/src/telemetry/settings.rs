@@ -44,6 +44,9 @@ pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export.
 pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// `BOOKINFO_BAGGAGE_ATTRIBUTES`: baggage members copied onto every span as `baggage.<key>`
+/// (default `user`), so a trace shows why it was routed as it was.
+pub const BOOKINFO_BAGGAGE_ATTRIBUTES: &str = "BOOKINFO_BAGGAGE_ATTRIBUTES";
 
 /// Where spans go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,8 @@ pub struct Settings {
     pub sampler: SamplerKind,
     /// Batch limits.
     pub batch: Batch,
+    /// Baggage members recorded on spans.
+    pub baggage_attributes: Vec<String>,
     /// What was invalid and replaced by a default, one sentence each.
     pub warnings: Vec<String>,
 }
@@ -263,6 +268,13 @@ impl Settings {
             export_timeout,
             sampler,
             batch: Batch { max_queue_size, scheduled_delay, max_export_batch_size },
+            baggage_attributes: source
+                .string_or(BOOKINFO_BAGGAGE_ATTRIBUTES, "user")
+                .split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_owned)
+                .collect(),
             warnings,
         }
     }
@@ -324,7 +336,14 @@ mod tests {
                 max_export_batch_size: 512
             }
         );
+        assert_eq!(s.baggage_attributes, ["user"]);
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn baggage_attributes_are_a_list() {
+        let s = settings(&[(BOOKINFO_BAGGAGE_ATTRIBUTES, "user, canary,")]);
+        assert_eq!(s.baggage_attributes, ["user", "canary"]);
     }
 
     #[test]
