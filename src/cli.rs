@@ -50,6 +50,11 @@ pub struct UpArgs {
     #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
     pub tracing: Tracing,
 
+    /// Istio YAML files (VirtualService, DestinationRule) applied to the services' calls, as
+    /// the sidecars would; without them, calls to reviews spread over v1, v2 and v3.
+    #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
+    pub routes: Vec<PathBuf>,
+
     /// The program started for each service (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
@@ -73,6 +78,11 @@ pub struct ServeArgs {
     /// Tracing mode.
     #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
     pub tracing: Tracing,
+
+    /// Istio YAML files (VirtualService, DestinationRule) applied to outbound calls, where no
+    /// sidecar does it.
+    #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
+    pub routes: Vec<PathBuf>,
 
     /// reviews only: the version whose defaults apply (ENABLE_RATINGS, STAR_COLOR); the
     /// variables still win.

@@ -12,6 +12,9 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Routing files cannot be used.
+    #[error(transparent)]
+    Routes(#[from] bookinfo_common::router::RouteError),
     /// The service cannot listen.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -27,7 +30,7 @@ impl Error {
     /// 64 (`EX_USAGE`) for configuration mistakes, 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) => ExitCode::from(64),
+            Error::Config(_) | Error::Routes(_) => ExitCode::from(64),
             _ => ExitCode::FAILURE,
         }
     }

@@ -1,12 +1,14 @@
 //! `bookinfo serve <service>`: one service, as in a container.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::web::ServiceConfig;
 use bookinfo_common::Upstreams;
 use bookinfo_common::config::{self, Env, Source};
+use bookinfo_common::router::{self, RouteTable};
 use bookinfo_common::server::{self, ServerOptions};
 use bookinfo_common::telemetry::{self, Identity};
 
@@ -51,7 +53,8 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         }
     };
     let telemetry = telemetry::init(&identity, args.tracing.into(), &Env);
-    let options = ServerOptions { tracing: telemetry.tracing(), workers, ..ServerOptions::default() };
+    let routes = routes(&args.routes)?;
+    let options = ServerOptions { tracing: telemetry.tracing(), routes, workers, ..ServerOptions::default() };
     let running = match server {
         Configured::Productpage(c) => start(&args, &options, upstreams, bookinfo_productpage::configure(&c)),
         Configured::Details(c) => start(&args, &options, upstreams, bookinfo_details::configure(&c)),
@@ -65,6 +68,25 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     tracing::info!(service = args.service.name(), "stopped");
     telemetry.shutdown().await;
     result
+}
+
+/// The routing table of `files`, if any. Under `bookinfo up`, which reports what the files ask
+/// for that is not applied locally, the notes are only logged at debug level.
+fn routes(files: &[PathBuf]) -> Result<Option<Arc<RouteTable>>, Error> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let (table, notes) = router::load(files)?;
+    let under_stack = Env.get(STACK_PARENT).is_some();
+    for note in &notes {
+        if under_stack {
+            tracing::debug!("routes: {note}");
+        } else {
+            tracing::warn!("routes: {note}");
+        }
+    }
+    tracing::info!(files = ?files, "routes: outbound calls follow these Istio rules");
+    Ok(Some(Arc::new(table)))
 }
 
 /// A service's configuration, read and checked.

@@ -8,11 +8,11 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use bookinfo_common::server;
+use bookinfo_common::{router, server};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
@@ -55,8 +55,9 @@ const STACK: [Instance; 6] = [
 
 /// Variables a child must not inherit from the shell: `up` sets what each child needs, and each
 /// service has a telemetry identity of its own.
-const SCRUBBED: [&str; 15] = [
+const SCRUBBED: [&str; 16] = [
     "OTEL_SERVICE_NAME",
+    "BOOKINFO_ROUTES",
     "SERVICES_DOMAIN",
     "DETAILS_HOSTNAME",
     "DETAILS_SERVICE_PORT",
@@ -93,9 +94,10 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         return Err(Error::Stack(format!("--base-port {} leaves no room for six ports", args.base_port)));
     }
     check_ports(&args)?;
+    let routes = check_routes(&args.routes)?;
 
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
-    let mut stack = Stack { tracing: args.tracing, ..Stack::default() };
+    let mut stack = Stack { tracing: args.tracing, routes, ..Stack::default() };
     if let Err(err) = stack.start(&exe, &args, &exits_tx).await {
         stack.stop(&mut exits).await;
         return Err(err);
@@ -118,6 +120,19 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     };
     stack.stop(&mut exits).await;
     outcome
+}
+
+/// Loads the routing files once, to fail early and to report what is not applied locally; the
+/// services get them by absolute path.
+fn check_routes(files: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (_, notes) = router::load(files)?;
+    for note in notes {
+        println!("bookinfo: routes: {note}");
+    }
+    files.iter().map(|file| Ok(std::path::absolute(file)?)).collect()
 }
 
 /// Whether the user said where spans go.
@@ -150,6 +165,7 @@ fn check_ports(args: &UpArgs) -> Result<(), Error> {
 #[derive(Default)]
 struct Stack {
     tracing: Tracing,
+    routes: Vec<PathBuf>,
     running: Vec<Running>,
     exited: HashSet<&'static str>,
 }
@@ -178,6 +194,10 @@ impl Stack {
             Tracing::Otel => "otel",
         };
         let mut env = vec![("BOOKINFO_TRACING".to_owned(), mode.to_owned())];
+        if matches!(service, Service::Productpage | Service::Reviews) && !self.routes.is_empty() {
+            let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
+            env.push(("BOOKINFO_ROUTES".to_owned(), files.join(",")));
+        }
         if self.tracing == Tracing::Otel && !exporter_configured() {
             // Nothing would receive the spans: keep the services from retrying a dead
             // collector every few seconds.
@@ -242,6 +262,12 @@ impl Stack {
             let addr = reachable(running.addr);
             let path = if running.instance.service == Service::Productpage { "/productpage" } else { "" };
             println!("  {:<12} http://{addr}{path}  (pid {})", running.instance.name, running.pid);
+        }
+        if self.routes.is_empty() {
+            println!("Routing: none (calls to reviews spread over v1, v2 and v3).");
+        } else {
+            let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
+            println!("Routing: {}", files.join(", "));
         }
         match self.tracing {
             Tracing::Propagate => println!("Tracing: propagate (headers forwarded, no spans)."),

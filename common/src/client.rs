@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use tracing::Instrument;
@@ -30,6 +30,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::edge::Edge;
 use crate::propagation::baggage::Baggage;
 use crate::propagation::{BAGGAGE, END_USER, ForwardedHeaders};
+use crate::router::{Decision, RouteTable};
 use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, Upstreams};
 
@@ -40,17 +41,18 @@ const MAX_BODY: usize = 1024 * 1024;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One HTTP client per worker thread (`awc::Client` is not `Send`), with its connection pool,
-/// the upstream addresses and the tracing mode.
+/// the upstream addresses, the tracing mode and the local routing rules.
 pub struct UpstreamClient {
     http: awc::Client,
     upstreams: Arc<Upstreams>,
     tracing: Tracing,
+    routes: Option<Arc<RouteTable>>,
 }
 
 impl UpstreamClient {
-    /// A client for `upstreams`, tracing calls as `tracing` says. Connections are pooled and
-    /// reused across requests.
-    pub fn new(upstreams: Arc<Upstreams>, tracing: Tracing) -> Self {
+    /// A client for `upstreams`, tracing calls as `tracing` says and routing them by `routes`
+    /// (Istio rules, for the local stack). Connections are pooled and reused across requests.
+    pub fn new(upstreams: Arc<Upstreams>, tracing: Tracing, routes: Option<Arc<RouteTable>>) -> Self {
         let http = awc::Client::builder()
             // Only forwarded headers go out: no awc `User-Agent` or `Date` of our own.
             .no_default_headers()
@@ -60,7 +62,7 @@ impl UpstreamClient {
             // redirects between services, so a 3xx is a failed call like any non-200.
             .disable_redirects()
             .finish();
-        Self { http, upstreams, tracing }
+        Self { http, upstreams, tracing, routes }
     }
 
     /// The upstream addresses this client calls.
@@ -188,21 +190,59 @@ impl Call<'_> {
     async fn attempt(&self) -> Result<Reply, UpstreamError> {
         let upstream = self.upstream;
         let client = &self.ctx.client;
-        let base = client.upstreams.endpoint(upstream).pick();
-        let url = format!("{base}{}", self.path);
-        let mut request = client.http.get(&url);
+        let mut headers = HeaderMap::new();
         for (name, value) in self.ctx.forwarded.iter().chain(self.headers.iter().map(|(n, v)| (n, v))) {
-            request = request.append_header((name.clone(), value.clone()));
+            headers.append(name.clone(), value.clone());
         }
         let span = match client.tracing.propagators() {
             None => tracing::Span::none(),
             Some(propagators) => {
-                let span = client_span(upstream, &url, request.get_uri());
-                propagators.inject(&span.context(), request.headers_mut());
+                let span = client_span(upstream);
+                propagators.inject(&span.context(), &mut headers);
                 span
             }
         };
+        // Local routing sees the call as a sidecar would: with every header it carries.
+        let decision = match &client.routes {
+            Some(routes) => routes.route(upstream.name(), "GET", &self.path, &headers),
+            None => Decision::default(),
+        };
+        let result = self.exchange(headers, &decision, &span).instrument(span.clone()).await;
+        record_outcome(&span, &result);
+        result
+    }
+
+    /// Sends the call where `decision` says, with its faults and deadline.
+    async fn exchange(
+        &self,
+        headers: HeaderMap,
+        decision: &Decision,
+        span: &tracing::Span,
+    ) -> Result<Reply, UpstreamError> {
+        let upstream = self.upstream;
+        let client = &self.ctx.client;
+        let Some(base) = client.upstreams.endpoint(upstream).choose(decision.version.as_deref()) else {
+            // A subset with no pods: Envoy answers 503 "no healthy upstream".
+            return Err(UpstreamError::Status { upstream, status: StatusCode::SERVICE_UNAVAILABLE });
+        };
+        if decision.no_route {
+            return Err(UpstreamError::Status { upstream, status: StatusCode::NOT_FOUND });
+        }
+        let url = format!("{base}{}", self.path);
+        let mut request = client.http.get(&url);
+        for (name, value) in headers.iter() {
+            request = request.append_header((name.clone(), value.clone()));
+        }
+        span.record("url.full", url.as_str());
+        span.record("server.address", request.get_uri().host());
+        span.record("server.port", request.get_uri().port_u16().map(i64::from));
         let exchange = async {
+            if let Some(delay) = decision.delay {
+                actix_web::rt::time::sleep(delay).await;
+            }
+            if let Some(status) = decision.abort {
+                return Ok(Reply { upstream, status, body: Bytes::new() });
+            }
             let mut response = request
                 .send()
                 .await
@@ -215,20 +255,26 @@ impl Call<'_> {
                 .map_err(|err| UpstreamError::Body { upstream, message: err.to_string() })?;
             Ok::<_, UpstreamError>(Reply { upstream, status, body })
         };
-        let result = match actix_web::rt::time::timeout(self.timeout, exchange.instrument(span.clone())).await
-        {
+        // A route timeout shorter than the caller's ends the call as Envoy does, with a 504.
+        let (deadline, by_route) = match decision.timeout {
+            Some(route) if route < self.timeout => (route, true),
+            _ => (self.timeout, false),
+        };
+        match actix_web::rt::time::timeout(deadline, exchange).await {
+            Err(_) if by_route => {
+                Err(UpstreamError::Status { upstream, status: StatusCode::GATEWAY_TIMEOUT })
+            }
             Err(_) => Err(UpstreamError::Timeout { upstream, timeout: self.timeout }),
             Ok(Err(err)) => Err(err),
             Ok(Ok(reply)) if reply.status == StatusCode::OK => Ok(reply),
             Ok(Ok(reply)) => Err(UpstreamError::Status { upstream, status: reply.status }),
-        };
-        record_outcome(&span, &result);
-        result
+        }
     }
 }
 
-/// The CLIENT span of one attempt, child of the span the caller is in.
-fn client_span(upstream: Upstream, url: &str, uri: &actix_web::http::Uri) -> tracing::Span {
+/// The CLIENT span of one attempt, child of the span the caller is in. Where the call goes is
+/// recorded once routing has chosen.
+fn client_span(upstream: Upstream) -> tracing::Span {
     tracing::info_span!(
         "HTTP client",
         otel.name = "GET",
@@ -236,9 +282,9 @@ fn client_span(upstream: Upstream, url: &str, uri: &actix_web::http::Uri) -> tra
         otel.status_code = Empty,
         http.request.method = "GET",
         http.response.status_code = Empty,
-        url.full = url,
-        server.address = uri.host(),
-        server.port = uri.port_u16().map(i64::from),
+        url.full = Empty,
+        server.address = Empty,
+        server.port = Empty,
         peer.service = upstream.name(),
         "error.type" = Empty,
     )

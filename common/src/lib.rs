@@ -13,6 +13,7 @@
 //! - [`server`]: listening sockets and the shared `actix-web` wiring.
 //! - [`middleware`]: per request, the SERVER span (`otel` mode) and the access log.
 //! - [`respond`]: small response builders.
+//! - [`router`]: Istio VirtualService/DestinationRule routing of outbound calls (local stack).
 //! - [`telemetry`]: logging and the OpenTelemetry SDK, from the standard `OTEL_*` variables.
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod edge;
 pub mod middleware;
 pub mod propagation;
 pub mod respond;
+pub mod router;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;

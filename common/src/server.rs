@@ -18,6 +18,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::client::UpstreamClient;
 use crate::middleware::observe;
+use crate::router::RouteTable;
 use crate::telemetry::Tracing;
 use crate::upstream::Upstreams;
 
@@ -82,6 +83,8 @@ fn listen(addr: SocketAddr) -> Result<TcpListener, BindError> {
 pub struct ServerOptions {
     /// How requests are traced.
     pub tracing: Tracing,
+    /// Istio rules applied to outbound calls (the local stack), if any.
+    pub routes: Option<Arc<RouteTable>>,
     /// Worker threads; `None` is one per CPU core.
     pub workers: Option<usize>,
     /// Whether SIGINT/SIGTERM stop the server (true for a real process, false in tests that
@@ -95,6 +98,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             tracing: Tracing::Propagate,
+            routes: None,
             workers: None,
             handle_signals: true,
             shutdown_timeout: Duration::from_secs(10),
@@ -117,11 +121,12 @@ where
     F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
 {
     let tracing = options.tracing.clone();
+    let routes = options.routes.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(observe))
             .app_data(Data::new(tracing.clone()))
-            .app_data(Data::new(UpstreamClient::new(upstreams.clone(), tracing.clone())))
+            .app_data(Data::new(UpstreamClient::new(upstreams.clone(), tracing.clone(), routes.clone())))
             .configure(configure.clone())
     })
     .shutdown_timeout(options.shutdown_timeout.as_secs())

@@ -103,6 +103,18 @@ impl Endpoint {
         &self.subsets
     }
 
+    /// The base URL for a request routed to pods of `version` (`None`: any): with subsets, that
+    /// version's (`None` when there is none), or one at random; without, the service address
+    /// (in Kubernetes the sidecar routes).
+    pub fn choose(&self, version: Option<&str>) -> Option<&str> {
+        match version {
+            Some(version) if !self.subsets.is_empty() => {
+                self.subsets.iter().find(|s| s.version == version).map(|s| s.base.as_str())
+            }
+            _ => Some(self.pick()),
+        }
+    }
+
     /// The base URL for one request: with subsets, one at random (as kube-proxy spreads
     /// connections over pods); otherwise the service address.
     pub fn pick(&self) -> &str {

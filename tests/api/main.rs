@@ -12,5 +12,6 @@ mod process;
 mod productpage;
 mod ratings;
 mod reviews;
+mod routing;
 mod stack;
 mod tracing_e2e;
