@@ -32,6 +32,13 @@ pub enum Command {
     /// Run one service, as in a container.
     #[command(disable_version_flag = true)]
     Serve(ServeArgs),
+    /// A plain-HTTP subset of curl: what the image runs when called as `curl`.
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Curl {
+        /// curl's options and URLs.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Options of `bookinfo up`.
