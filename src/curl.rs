@@ -94,7 +94,8 @@ async fn fetch(args: &CurlArgs, url: &str) -> Result<(), Failure> {
         Some(("http", _)) => url.to_owned(),
         Some((scheme, _)) => return Err(Failure(1, format!("Protocol \"{scheme}\" not supported"))),
     };
-    let uri: actix_web::http::Uri = url.parse().map_err(|_| Failure(3, format!("URL rejected: Malformed input: {url}")))?;
+    let uri: actix_web::http::Uri =
+        url.parse().map_err(|_| Failure(3, format!("URL rejected: Malformed input: {url}")))?;
     let method = match (&args.method, args.head, &args.data) {
         (Some(method), _, _) => {
             Method::from_bytes(method.as_bytes()).map_err(|_| Failure(3, format!("bad method {method}")))?
@@ -128,15 +129,19 @@ async fn fetch(args: &CurlArgs, url: &str) -> Result<(), Failure> {
             None => request.send().await,
         };
         let mut response = sent.map_err(|err| connect_failure(&uri, &err.to_string()))?;
-        let body = response.body().limit(64 * 1024 * 1024).await.map_err(|err| Failure(56, err.to_string()))?;
+        let body =
+            response.body().limit(64 * 1024 * 1024).await.map_err(|err| Failure(56, err.to_string()))?;
         Ok::<_, Failure>((response, body))
     };
     let (response, body) = match args.max_time {
-        Some(seconds) if seconds.is_finite() && seconds > 0.0 => {
-            actix_web::rt::time::timeout(Duration::from_secs_f64(seconds), exchange)
-                .await
-                .map_err(|_| Failure(28, format!("Operation timed out after {} milliseconds", (seconds * 1000.0) as u64)))??
-        }
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 => actix_web::rt::time::timeout(
+            Duration::from_secs_f64(seconds),
+            exchange,
+        )
+        .await
+        .map_err(|_| {
+            Failure(28, format!("Operation timed out after {} milliseconds", (seconds * 1000.0) as u64))
+        })??,
         _ => exchange.await?,
     };
     let status = response.status();

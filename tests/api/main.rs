@@ -3,8 +3,10 @@
 //! real OTLP receiver for its spans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod curl;
 mod details;
 mod helpers;
+mod manifests;
 mod mesh;
 mod otel_config;
 mod otlp;
