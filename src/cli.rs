@@ -32,6 +32,8 @@ pub enum Command {
     /// Run one service, as in a container.
     #[command(disable_version_flag = true)]
     Serve(ServeArgs),
+    /// Print traces as trees, or compare two: from the local stack's file or from Jaeger.
+    Traces(TracesArgs),
     /// A plain-HTTP subset of curl: what the image runs when called as `curl`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Curl {
@@ -62,9 +64,76 @@ pub struct UpArgs {
     #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
     pub routes: Vec<PathBuf>,
 
+    /// Do not print each finished trace (they still go to the trace file).
+    #[arg(long)]
+    pub quiet_traces: bool,
+
+    /// Where the local stack's traces are appended [default: bookinfo-traces.jsonl in the
+    /// temporary directory].
+    #[arg(long, value_name = "FILE")]
+    pub traces_file: Option<PathBuf>,
+
     /// The program started for each service (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
+}
+
+/// `bookinfo traces`.
+#[derive(Debug, Clone, Args)]
+pub struct TracesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TracesCommand,
+}
+
+/// The `traces` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TracesCommand {
+    /// Print traces as indented trees with a waterfall.
+    Show {
+        /// Where the traces are.
+        #[command(flatten)]
+        source: TraceSource,
+        /// Only traces with a span of this service (needed with --jaeger).
+        #[arg(long)]
+        service: Option<String>,
+        /// How many traces, the latest.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// One trace, by id.
+        #[arg(long, value_name = "ID")]
+        trace: Option<String>,
+    },
+    /// Two traces side by side: spans per service and kind, sidecar and application spans,
+    /// depth, duration, orphans, and both trees.
+    Compare {
+        /// Where the traces are.
+        #[command(flatten)]
+        source: TraceSource,
+        /// The first trace: its id, or latest:SERVICE.
+        a: String,
+        /// The second trace: its id, or latest:SERVICE.
+        b: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where traces are read from.
+#[derive(Debug, Clone, Args)]
+pub struct TraceSource {
+    /// A trace file written by `bookinfo up` [default: bookinfo-traces.jsonl in the temporary
+    /// directory].
+    #[arg(long, value_name = "FILE", conflicts_with = "jaeger")]
+    pub file: Option<PathBuf>,
+    /// A Jaeger (v2) query service, such as http://127.0.0.1:16686 (Istio's /jaeger base path
+    /// is found by itself).
+    #[arg(long, value_name = "URL")]
+    pub jaeger: Option<String>,
+    /// How far back to search Jaeger.
+    #[arg(long, default_value = "1h", value_parser = crate::traces::parse_lookback)]
+    pub lookback: std::time::Duration,
 }
 
 /// Options of `bookinfo serve`.

@@ -18,6 +18,9 @@ pub enum Error {
     /// The service cannot listen.
     #[error(transparent)]
     Bind(#[from] BindError),
+    /// Traces cannot be read or found.
+    #[error("{0}")]
+    Traces(String),
     /// The local stack stopped or could not start.
     #[error("{0}")]
     Stack(String),

@@ -6,6 +6,7 @@ mod cli;
 mod curl;
 mod error;
 mod serve;
+mod traces;
 mod up;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         match command {
             Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Traces(args) => traces::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Curl { args } => Ok(curl::run(args).await),
         }
     });

@@ -23,6 +23,7 @@ use tokio::time::{Instant, timeout_at};
 use crate::cli::{Service, Tracing, UpArgs, Version};
 use crate::error::Error;
 use crate::serve::{READY, STACK_PARENT};
+use crate::traces::{self, sink, sink::Sink};
 
 /// How long a service may take to print that it listens.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -96,17 +97,27 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     check_ports(&args)?;
     let routes = check_routes(&args.routes)?;
 
+    // With nowhere else to send spans, the stack receives them itself.
+    let sink = match args.tracing {
+        Tracing::Otel if !exporter_configured() => {
+            let file = args.traces_file.clone().unwrap_or_else(traces::default_file);
+            Some(Sink::start(!args.quiet_traces, file)?)
+        }
+        _ => None,
+    };
+
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
-    let mut stack = Stack { tracing: args.tracing, routes, ..Stack::default() };
-    if let Err(err) = stack.start(&exe, &args, &exits_tx).await {
+    let sink_endpoint = sink.as_ref().map(|sink| format!("http://{}", sink.addr));
+    let mut stack = Stack { tracing: args.tracing, routes, sink_endpoint, ..Stack::default() };
+    let started = match stack.start(&exe, &args, &exits_tx).await {
+        Ok(()) => stack.wait_healthy().await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = started {
         stack.stop(&mut exits).await;
         return Err(err);
     }
-    if let Err(err) = stack.wait_healthy().await {
-        stack.stop(&mut exits).await;
-        return Err(err);
-    }
-    stack.print_table();
+    stack.print_table(sink.as_ref());
 
     let outcome = tokio::select! {
         signal = stop_signal() => {
@@ -119,6 +130,10 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         }
     };
     stack.stop(&mut exits).await;
+    // The services flushed their last spans as they stopped: show those traces too.
+    if let Some(sink) = sink {
+        sink.close().await;
+    }
     outcome
 }
 
@@ -166,6 +181,7 @@ fn check_ports(args: &UpArgs) -> Result<(), Error> {
 struct Stack {
     tracing: Tracing,
     routes: Vec<PathBuf>,
+    sink_endpoint: Option<String>,
     running: Vec<Running>,
     exited: HashSet<&'static str>,
 }
@@ -198,10 +214,13 @@ impl Stack {
             let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
             env.push(("BOOKINFO_ROUTES".to_owned(), files.join(",")));
         }
-        if self.tracing == Tracing::Otel && !exporter_configured() {
-            // Nothing would receive the spans: keep the services from retrying a dead
-            // collector every few seconds.
-            env.push(("OTEL_TRACES_EXPORTER".to_owned(), "none".to_owned()));
+        if let Some(endpoint) = &self.sink_endpoint {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));
+            env.push(("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), "http/protobuf".to_owned()));
+            if std::env::var_os("OTEL_BSP_SCHEDULE_DELAY").is_none() {
+                // Traces show up as soon as they are done, not five seconds later.
+                env.push(("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()));
+            }
         }
         let mut point = |prefix: &str, running: Option<&Running>| {
             if let Some(running) = running {
@@ -253,7 +272,7 @@ impl Stack {
         Ok(())
     }
 
-    fn print_table(&self) {
+    fn print_table(&self, sink: Option<&Sink>) {
         println!();
         println!("Bookinfo is running:");
         for running in
@@ -269,14 +288,26 @@ impl Stack {
             let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
             println!("Routing: {}", files.join(", "));
         }
-        match self.tracing {
-            Tracing::Propagate => println!("Tracing: propagate (headers forwarded, no spans)."),
-            Tracing::Otel if exporter_configured() => {
-                println!("Tracing: otel, exported as the OTEL_* variables say.")
+        match (self.tracing, sink) {
+            (Tracing::Propagate, _) => println!("Tracing: propagate (headers forwarded, no spans)."),
+            (Tracing::Otel, Some(sink)) => {
+                let moved = if sink.addr.port() == sink::OTLP_HTTP_PORT {
+                    String::new()
+                } else {
+                    format!(" ({} was taken)", sink::OTLP_HTTP_PORT)
+                };
+                println!("Tracing: otel; spans received on http://{}{moved}.", sink.addr);
+                println!("Traces: shown here once finished, and appended to {}", sink.file.display());
             }
-            Tracing::Otel => println!(
-                "Tracing: otel; spans are not exported (set OTEL_EXPORTER_OTLP_ENDPOINT to send them to a collector)."
-            ),
+            (Tracing::Otel, None) => {
+                let endpoint = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+                    .iter()
+                    .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+                match endpoint {
+                    Some(endpoint) => println!("Tracing: otel; spans exported to {endpoint}."),
+                    None => println!("Tracing: otel; spans exported as OTEL_TRACES_EXPORTER says."),
+                }
+            }
         }
         println!("Open the productpage URL above; press Ctrl-C to stop.");
         println!();

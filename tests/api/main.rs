@@ -16,4 +16,5 @@ mod ratings;
 mod reviews;
 mod routing;
 mod stack;
+mod traces;
 mod tracing_e2e;
