@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{App, HttpServer, Route, guard};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -125,6 +126,8 @@ where
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(observe))
+            // Browsers take every answer for what its content type says, nothing else.
+            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(Data::new(tracing.clone()))
             .app_data(Data::new(UpstreamClient::new(upstreams.clone(), tracing.clone(), routes.clone())))
             .configure(configure.clone())

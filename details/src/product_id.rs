@@ -79,3 +79,23 @@ mod tests {
         assert_eq!(from_path("/details/abc"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_path_is_an_id_or_none(path in ".{0,100}") {
+            let _ = from_path(&path);
+        }
+
+        #[test]
+        fn every_integer_reads_back_in_decimal_and_hex(n in any::<i64>().prop_filter("has a positive", |n| *n != i64::MIN)) {
+            prop_assert_eq!(from_path(&format!("/details/{n}")), Some(n));
+            let hex = if n < 0 { format!("-0x{:x}", -n) } else { format!("0x{n:x}") };
+            prop_assert_eq!(ruby_integer(&hex), Some(n));
+        }
+    }
+}

@@ -68,3 +68,20 @@ mod tests {
         assert_eq!(to_string(&value).unwrap(), r#""caf\u00e9 \ud83d\udcda \"q\"\n""#);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    proptest! {
+        /// Any string comes out as ASCII JSON that reads back as the same string.
+        #[test]
+        fn any_string_is_written_as_ascii_json(text in ".{0,200}") {
+            let written = to_string(&Value::from(text.as_str())).unwrap();
+            prop_assert!(written.is_ascii());
+            prop_assert_eq!(serde_json::from_str::<Value>(&written).unwrap(), Value::from(text));
+        }
+    }
+}

@@ -163,3 +163,32 @@ mod tests {
         assert_eq!(field(b"username=%FF", "username").as_deref(), Some("\u{fffd}"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any cookie value: a user or nobody, never a panic.
+        #[test]
+        fn any_cookie_value_decodes_or_is_nobody(value in ".{0,400}") {
+            if let Some(user) = decode(&value) {
+                prop_assert!(user.len() <= MAX_USER_LEN);
+            }
+        }
+
+        /// Any user name of acceptable length survives the cookie.
+        #[test]
+        fn any_user_name_round_trips(user in ".{0,60}") {
+            prop_assume!(user.len() <= MAX_USER_LEN);
+            prop_assert_eq!(decode(&encode(&user)), Some(user));
+        }
+
+        /// Any bytes as a login form: a field or none, never a panic.
+        #[test]
+        fn any_form_body_is_read_or_ignored(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = field(&body, "username");
+        }
+    }
+}

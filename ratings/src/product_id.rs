@@ -65,3 +65,21 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_target_is_an_id_or_none(target in ".{0,100}") {
+            let _ = from_target(&target);
+        }
+
+        #[test]
+        fn every_safe_integer_reads_back(n in -MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER, query in "(\\?[a-z=0-9]{0,8})?") {
+            prop_assert_eq!(from_target(&format!("/ratings/{n}{query}")), Some(n));
+        }
+    }
+}

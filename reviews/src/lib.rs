@@ -217,3 +217,26 @@ mod tests {
         assert_eq!(v2.origin.clustername, "null");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_an_int_or_none(text in ".{0,40}") {
+            let _ = java_int(&text);
+        }
+
+        #[test]
+        fn every_int_reads_back(n in any::<i32>()) {
+            prop_assert_eq!(java_int(&n.to_string()), Some(n));
+        }
+
+        #[test]
+        fn any_ratings_answer_gives_two_ratings(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert_eq!(stars_of(&body).len(), 2);
+        }
+    }
+}

@@ -3,8 +3,10 @@
 //! real OTLP receiver for its spans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
 mod curl;
 mod details;
+mod faults;
 mod helpers;
 mod manifests;
 mod mesh;

@@ -239,6 +239,14 @@ async fn a_slow_collector_neither_slows_nor_fails_requests() {
 }
 
 #[actix_web::test]
+async fn a_collector_answering_errors_neither_slows_nor_fails_requests() {
+    let failing = Capture::start(Canned::status(500));
+    let (latencies, stop, _) = pages_with_collector(&failing.app.url(""), &[]).await;
+    assert_unhurt("failing", &latencies, stop);
+    assert!(!failing.received().is_empty(), "exports were attempted");
+}
+
+#[actix_web::test]
 async fn a_full_queue_drops_and_counts_spans_instead_of_growing() {
     let hole = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let endpoint = format!("http://{}", hole.local_addr().unwrap());

@@ -104,7 +104,13 @@ pub struct Served {
 
 impl Served {
     pub async fn start(service: &str, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut args = vec!["serve", service, "--port", "0", "--host", "127.0.0.1"];
+        Self::start_at(service, 0, extra_args, env).await
+    }
+
+    /// On `port` (0: any free one).
+    pub async fn start_at(service: &str, port: u16, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let port = port.to_string();
+        let mut args = vec!["serve", service, "--port", &port, "--host", "127.0.0.1"];
         args.extend_from_slice(extra_args);
         let proc = Proc::start(&args, env);
         let addr = proc

@@ -366,3 +366,38 @@ mod tests {
         assert_eq!(round_trip(&[("baggage", "bad header")], Context::clone), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the headers hold: no panic, the limits hold, and what is written reads back
+        /// as the same members.
+        #[test]
+        fn any_headers_parse_within_limits_and_round_trip(values in proptest::collection::vec(".{0,300}", 0..4)) {
+            let baggage = Baggage::from_headers(values.iter().map(String::as_str));
+            prop_assert!(baggage.members().len() <= MAX_MEMBERS);
+            if let Some(header) = baggage.to_header() {
+                prop_assert!(header.len() <= MAX_BYTES);
+                let again = Baggage::from_headers([header.as_str()]);
+                prop_assert_eq!(again.members().len(), baggage.members().len());
+                for (a, b) in again.members().iter().zip(baggage.members()) {
+                    prop_assert_eq!((&a.key, &a.value), (&b.key, &b.value));
+                }
+            }
+        }
+
+        /// Any user name survives the edge's encoding, among any well-formed members.
+        #[test]
+        fn any_user_name_round_trips(user in ".{1,100}", others in "([a-z]{1,8}=[a-z0-9]{0,8},){0,5}") {
+            let mut baggage = Baggage::from_headers([others.as_str(), "user=mallory"]);
+            baggage.set_user(Some(&user));
+            let header = baggage.to_header().unwrap();
+            let read = Baggage::from_headers([header.as_str()]);
+            prop_assert_eq!(read.get(USER), Some(user.as_str()));
+            prop_assert_eq!(read.members().iter().filter(|m| m.key == USER).count(), 1);
+        }
+    }
+}

@@ -222,3 +222,63 @@ mod tests {
         assert!(out.is_empty());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+    use opentelemetry::trace::TraceContextExt;
+    use proptest::prelude::*;
+
+    const FIELDS: [&str; 10] = [
+        "traceparent",
+        "tracestate",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-sampled",
+        "x-b3-flags",
+        "baggage",
+        "uber-trace-id",
+        "x-b3-parentspanid",
+    ];
+
+    proptest! {
+        /// Any values in any tracing header: extraction and injection never panic, and what is
+        /// written is well-formed.
+        #[test]
+        fn hostile_tracing_headers_never_panic(values in proptest::collection::vec((0..FIELDS.len(), "[ -~]{0,200}"), 0..8)) {
+            let mut inbound = HeaderMap::new();
+            for (field, value) in &values {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    inbound.append(HeaderName::from_static(FIELDS[*field]), value);
+                }
+            }
+            let all = [PropagatorKind::TraceContext, PropagatorKind::Baggage, PropagatorKind::B3, PropagatorKind::B3Multi, PropagatorKind::Jaeger];
+            let propagators = Propagators::new(&all);
+            let cx = propagators.extract(&inbound);
+            let mut out = HeaderMap::new();
+            propagators.inject(&cx, &mut out);
+            if let Some(traceparent) = out.get("traceparent") {
+                let text = traceparent.to_str().unwrap();
+                prop_assert_eq!(text.len(), 55);
+                prop_assert!(cx.span().span_context().is_valid());
+            }
+        }
+
+        /// A well-formed traceparent is always continued, with its ids.
+        #[test]
+        fn well_formed_traceparents_are_continued(trace in "[0-9a-f]{32}", span in "[0-9a-f]{16}", sampled in any::<bool>()) {
+            prop_assume!(trace.bytes().any(|b| b != b'0') && span.bytes().any(|b| b != b'0'));
+            let flags = if sampled { "01" } else { "00" };
+            let mut inbound = HeaderMap::new();
+            inbound.insert(HeaderName::from_static("traceparent"), HeaderValue::from_str(&format!("00-{trace}-{span}-{flags}")).unwrap());
+            let cx = Propagators::new(&PropagatorKind::DEFAULT).extract(&inbound);
+            let span_ref = cx.span();
+            let context = span_ref.span_context();
+            prop_assert_eq!(context.trace_id().to_string(), trace);
+            prop_assert_eq!(context.span_id().to_string(), span);
+            prop_assert_eq!(context.is_sampled(), sampled);
+        }
+    }
+}

@@ -628,3 +628,59 @@ metadata: {name: reviews}
         assert_eq!(version(&table, "reviews", &[("end-user", "eve")]).as_deref(), Some("v1"));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
+
+    const RULES: &str = include_str!("../../../k8s/istio/destination-rules.yaml");
+    const REVIEWS: &str = include_str!("../../../k8s/istio/virtual-service-reviews-baggage.yaml");
+
+    fn table() -> RouteTable {
+        RouteTable::parse(&[(Path::new("rules"), RULES), (Path::new("reviews"), REVIEWS)]).unwrap().0
+    }
+
+    proptest! {
+        /// Any text as a routing file: an error or a table, never a panic.
+        #[test]
+        fn any_text_is_an_error_or_a_table(text in ".{0,400}") {
+            let _ = RouteTable::parse(&[(Path::new("any.yaml"), text.as_str())]);
+        }
+
+        /// Any baggage: routed somewhere, never a panic.
+        #[test]
+        fn any_header_value_is_routed(value in "[ -~]{0,300}") {
+            let table = table();
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static("baggage"), value);
+            }
+            let decision = table.route("reviews", "GET", "/reviews/0", &headers);
+            prop_assert!(decision.version.is_some());
+        }
+
+        /// `user=jason` among any other members (and spaces, properties) picks v2; the same
+        /// list without it never does.
+        #[test]
+        fn jason_is_found_among_any_members(
+            before in proptest::collection::vec("[a-t]{1,6}=[a-z0-9]{0,6}", 0..4),
+            after in proptest::collection::vec("[a-t]{1,6}=[a-z0-9]{0,6}(;[a-z]{1,3})?", 0..4),
+            spaces in " {0,2}",
+        ) {
+            let table = table();
+            let route = |list: &[String]| {
+                let mut headers = HeaderMap::new();
+                headers.insert(HeaderName::from_static("baggage"), HeaderValue::from_str(&list.join(",")).unwrap());
+                table.route("reviews", "GET", "/reviews/0", &headers).version
+            };
+            let mut with = before.clone();
+            with.push(format!("{spaces}user{spaces}={spaces}jason{spaces};p=1"));
+            with.extend(after.iter().cloned());
+            prop_assert_eq!(route(&with), Some("v2".to_owned()));
+            let without: Vec<String> = before.into_iter().chain(after).collect();
+            prop_assert_eq!(route(&without), Some("v1".to_owned()));
+        }
+    }
+}
