@@ -17,6 +17,7 @@ mod productpage;
 mod ratings;
 mod reviews;
 mod routing;
+mod soak;
 mod stack;
 mod traces;
 mod tracing_e2e;
