@@ -17,6 +17,9 @@ use crate::stack::Up;
 
 const CONNECTIONS: usize = 32;
 
+/// RSS of every service (KiB) when request `.0` was sent.
+type Sample = (usize, Vec<u64>);
+
 fn rss_kib(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -48,10 +51,11 @@ async fn soak(mode: &str, requests: usize) {
 
     let next = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(AtomicUsize::new(0));
-    let samples: Arc<std::sync::Mutex<Vec<(usize, Vec<u64>)>>> = Arc::default();
+    let samples: Arc<std::sync::Mutex<Vec<Sample>>> = Arc::default();
     let start = Instant::now();
     let workers = (0..CONNECTIONS).map(|_| {
-        let (next, failures, samples, base, pids) = (next.clone(), failures.clone(), samples.clone(), base.clone(), pids.clone());
+        let (next, failures, samples, base, pids) =
+            (next.clone(), failures.clone(), samples.clone(), base.clone(), pids.clone());
         async move {
             let http = client();
             loop {
@@ -92,7 +96,10 @@ async fn soak(mode: &str, requests: usize) {
     let _ = std::fs::remove_file(file);
 
     let failures = failures.load(Ordering::Relaxed);
-    eprintln!("soak {mode}: {requests} requests in {took:?} ({:.0}/s), {failures} failures", requests as f64 / took.as_secs_f64());
+    eprintln!(
+        "soak {mode}: {requests} requests in {took:?} ({:.0}/s), {failures} failures",
+        requests as f64 / took.as_secs_f64()
+    );
     assert_eq!(failures, 0, "{mode}: failed requests");
     let mut samples = samples.lock().unwrap().clone();
     samples.sort_by_key(|(i, _)| *i);
