@@ -13,7 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web::Data;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -58,7 +58,14 @@ pub async fn observe(
     let route = route.as_deref().unwrap_or("-");
     match ids {
         Some((trace_id, span_id)) => {
-            tracing::info!(target: "access", %method, route, path, status, latency_ms, request_id, trace_id, span_id);
+            // Field values are only evaluated when the access log is on: the ids are formatted
+            // then, as strings (so quoted like the other fields).
+            tracing::info!(
+                target: "access",
+                %method, route, path, status, latency_ms, request_id,
+                trace_id = trace_id.to_string(),
+                span_id = span_id.to_string(),
+            );
         }
         None => tracing::info!(target: "access", %method, route, path, status, latency_ms, request_id),
     }
@@ -112,11 +119,12 @@ fn status_of<B>(response: &Result<ServiceResponse<B>, actix_web::Error>) -> Stat
 }
 
 /// The span's trace and span ids, for the access log (absent when nothing records spans).
-fn ids(span: &tracing::Span) -> Option<(String, String)> {
+/// Kept as ids, not text: they are only formatted if the access log is written.
+fn ids(span: &tracing::Span) -> Option<(TraceId, SpanId)> {
     let cx = span.context();
     let span_ref = cx.span();
     let context = span_ref.span_context();
-    context.is_valid().then(|| (context.trace_id().to_string(), context.span_id().to_string()))
+    context.is_valid().then(|| (context.trace_id(), context.span_id()))
 }
 
 fn header<'a>(req: &'a ServiceRequest, name: &str) -> Option<&'a str> {

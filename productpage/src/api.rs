@@ -5,6 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
+use bookinfo_common::respond;
 use bookinfo_common::{RequestContext, Upstream};
 use serde::Serialize;
 use serde_json::json;
@@ -63,11 +64,5 @@ fn product_id(req: &HttpRequest) -> &str {
 }
 
 fn respond(status: StatusCode, body: &impl Serialize) -> HttpResponse {
-    match pyjson::to_string(body) {
-        Ok(body) => HttpResponse::build(status).content_type("application/json").body(body),
-        Err(err) => {
-            tracing::error!(error = %err, "cannot serialise an answer");
-            HttpResponse::InternalServerError().finish()
-        }
-    }
+    respond::serialised(status, pyjson::to_string(body))
 }

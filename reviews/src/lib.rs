@@ -14,6 +14,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpResponse, http::StatusCode};
 use bookinfo_common::config::{self, ConfigError, Source, java_bool};
+use bookinfo_common::respond::json_text;
 use bookinfo_common::server::get_or_head;
 use bookinfo_common::{RequestContext, Upstream};
 use serde_json::Value;
@@ -104,7 +105,7 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
 }
 
 async fn health() -> HttpResponse {
-    json_body(StatusCode::OK, r#"{"status": "Reviews is healthy"}"#.to_owned())
+    json_text(StatusCode::OK, r#"{"status": "Reviews is healthy"}"#)
 }
 
 async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config>) -> HttpResponse {
@@ -115,7 +116,7 @@ async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config
     let stars =
         if config.enable_ratings { Some(fetch_stars(&ctx, id, config.ratings_timeout).await) } else { None };
     let ratings = stars.as_ref().map(|stars| (stars, config.star_color.as_str()));
-    json_body(StatusCode::OK, body::render(id, &config.origin, ratings))
+    json_text(StatusCode::OK, body::render(id, &config.origin, ratings))
 }
 
 /// Each reviewer's stars from ratings; every failure makes both unavailable, as in the
@@ -161,10 +162,6 @@ async fn not_found() -> HttpResponse {
 
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "GET, HEAD")).finish()
-}
-
-fn json_body(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status).content_type("application/json").body(body)
 }
 
 #[cfg(test)]
