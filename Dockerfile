@@ -16,7 +16,8 @@ COPY productpage/Cargo.toml productpage/
 COPY details/Cargo.toml details/
 COPY reviews/Cargo.toml reviews/
 COPY ratings/Cargo.toml ratings/
-RUN for crate in common productpage details reviews ratings; do \
+COPY traces/Cargo.toml traces/
+RUN for crate in common productpage details reviews ratings traces; do \
         mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
     done \
  && mkdir -p src && echo 'fn main() {}' > src/main.rs \
@@ -26,6 +27,7 @@ RUN for crate in common productpage details reviews ratings; do \
 # rebuilds the project's own crates.
 COPY . .
 RUN touch src/main.rs common/src/lib.rs productpage/src/lib.rs details/src/lib.rs reviews/src/lib.rs ratings/src/lib.rs \
+        traces/src/lib.rs \
  && cargo build --release --locked --bin bookinfo \
  && mkdir /out \
  && cp target/release/bookinfo /out/bookinfo \

@@ -64,18 +64,58 @@ pub struct UpArgs {
     #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
     pub routes: Vec<PathBuf>,
 
-    /// Do not print each finished trace (they still go to the trace file).
-    #[arg(long)]
-    pub quiet_traces: bool,
-
-    /// Where the local stack's traces are appended [default: bookinfo-traces.jsonl in the
-    /// temporary directory].
-    #[arg(long, value_name = "FILE")]
-    pub traces_file: Option<PathBuf>,
+    /// The trace store: its ports, its memory, its file.
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// The program started for each service (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
+}
+
+/// The local stack's trace store (`bookinfo up`).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Port of the OTLP/HTTP receiver [default: 4318, moved as --base-port moves the services;
+    /// 0 with --base-port 0].
+    #[arg(long, value_name = "PORT")]
+    pub otlp_port: Option<u16>,
+
+    /// Port of the Zipkin receiver (the sidecars' spans under --mesh) [default: 9411, moved as
+    /// --base-port moves the services].
+    #[arg(long, value_name = "PORT")]
+    pub zipkin_port: Option<u16>,
+
+    /// Port of the trace viewer and its Jaeger-style query API [default: 16686, moved as
+    /// --base-port moves the services].
+    #[arg(long, value_name = "PORT")]
+    pub viewer_port: Option<u16>,
+
+    /// Memory the trace store holds spans in, at most (such as 32MiB); past it the oldest
+    /// traces go first.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub trace_memory: u64,
+
+    /// Spans kept of one trace; more are counted, not kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub trace_spans: usize,
+
+    /// Largest request body the receivers take (gzip bodies once inflated); larger gets 413.
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub trace_body_limit: u64,
+
+    /// Do not print each finished trace (they still go to the trace file and the viewer).
+    #[arg(long)]
+    pub quiet_traces: bool,
+
+    /// Write traces to this file instead of the run's own [default: traces.jsonl in a new run
+    /// directory under $BOOKINFO_RUNS_DIR or ~/.local/state/bookinfo/runs].
+    #[arg(long, value_name = "FILE")]
+    pub traces_file: Option<PathBuf>,
+
+    /// Size of the trace file past which it is rotated (one older part is kept).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub traces_file_size: u64,
 }
 
 /// `bookinfo traces`.
@@ -103,9 +143,16 @@ pub enum TracesCommand {
         /// One trace, by id.
         #[arg(long, value_name = "ID")]
         trace: Option<String>,
+        /// Show each span's attributes and its service's version under it.
+        #[arg(long)]
+        attributes: bool,
+        /// Draw every span (by default 200 rows and 40 levels at most).
+        #[arg(long)]
+        all: bool,
     },
     /// Two traces side by side: spans per service and kind, sidecar and application spans,
-    /// depth, duration, orphans, and both trees.
+    /// depth, duration, orphans, the reviews version, what each has on each hop, and both
+    /// trees.
     Compare {
         /// Where the traces are.
         #[command(flatten)]
@@ -118,13 +165,27 @@ pub enum TracesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web viewer (and the Jaeger-style query API) over a saved trace file.
+    Serve {
+        /// The trace file [default: the latest run's].
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Port of the viewer.
+        #[arg(long, default_value_t = 16686)]
+        port: u16,
+        /// Address of the viewer.
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        host: IpAddr,
+        /// Memory the traces are held in, at most; the latest are loaded.
+        #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+        trace_memory: u64,
+    },
 }
 
 /// Where traces are read from.
 #[derive(Debug, Clone, Args)]
 pub struct TraceSource {
-    /// A trace file written by `bookinfo up` [default: bookinfo-traces.jsonl in the temporary
-    /// directory].
+    /// A trace file written by `bookinfo up` [default: the latest run's].
     #[arg(long, value_name = "FILE", conflicts_with = "jaeger")]
     pub file: Option<PathBuf>,
     /// A Jaeger (v2) query service, such as http://127.0.0.1:16686 (Istio's /jaeger base path
@@ -134,6 +195,25 @@ pub struct TraceSource {
     /// How far back to search Jaeger.
     #[arg(long, default_value = "1h", value_parser = crate::traces::parse_lookback)]
     pub lookback: std::time::Duration,
+}
+
+/// A size such as `64MiB`, `500KB` or `1048576` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("{text:?} is not a size such as 64MiB")),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
+    number.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
 }
 
 /// Options of `bookinfo serve`.
@@ -265,6 +345,16 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
         assert_eq!(args.tracing, Tracing::Propagate);
         assert!(Cli::try_parse_from(["bookinfo", "--tracing", "zipkin"]).is_err());
+    }
+
+    #[test]
+    fn sizes_take_units() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("500kb"), Ok(500_000));
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1MiB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum Error {
     /// Anything else from the system.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// Nobody reads the output any more (`... | head`): stop without a word.
+    #[error("standard output is closed")]
+    Quiet,
 }
 
 impl Error {
@@ -34,6 +37,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Config(_) | Error::Routes(_) => ExitCode::from(64),
+            Error::Quiet => ExitCode::SUCCESS,
             _ => ExitCode::FAILURE,
         }
     }

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::error::Error;
 
 fn main() -> ExitCode {
     // The image links `curl` to this binary: under that name it is curl.
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        Err(Error::Quiet) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("bookinfo: error: {err}");
             err.exit_code()

@@ -23,7 +23,8 @@ use tokio::time::{Instant, timeout_at};
 use crate::cli::{Service, Tracing, UpArgs, Version};
 use crate::error::Error;
 use crate::serve::{READY, STACK_PARENT};
-use crate::traces::{self, sink, sink::Sink};
+use bookinfo_traces::sink::{OTLP_PORT, VIEWER_PORT, ZIPKIN_PORT};
+use bookinfo_traces::{Limits, Sink, SinkOptions, file};
 
 /// How long a service may take to print that it listens.
 const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -98,16 +99,10 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let routes = check_routes(&args.routes)?;
 
     // With nowhere else to send spans, the stack receives them itself.
-    let sink = match args.tracing {
-        Tracing::Otel if !exporter_configured() => {
-            let file = args.traces_file.clone().unwrap_or_else(traces::default_file);
-            Some(Sink::start(!args.quiet_traces, file)?)
-        }
-        _ => None,
-    };
+    let sink = if exporter_configured() { None } else { Some(start_sink(&args)?) };
 
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
-    let sink_endpoint = sink.as_ref().map(|sink| format!("http://{}", sink.addr));
+    let sink_endpoint = sink.as_ref().and_then(|sink| sink.otlp).map(|addr| format!("http://{addr}"));
     let mut stack = Stack { tracing: args.tracing, routes, sink_endpoint, ..Stack::default() };
     let started = match stack.start(&exe, &args, &exits_tx).await {
         Ok(()) => stack.wait_healthy().await,
@@ -125,6 +120,8 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
             Ok(())
         }
         Some((name, status)) = exits.recv() => {
+            // Said at once: stopping the rest takes a while.
+            eprintln!("bookinfo: {name} exited ({})", describe(&status));
             stack.exited.insert(name);
             Err(Error::Stack(format!("{name} exited unexpectedly ({}); stopped the stack", describe(&status))))
         }
@@ -132,9 +129,69 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     stack.stop(&mut exits).await;
     // The services flushed their last spans as they stopped: show those traces too.
     if let Some(sink) = sink {
-        sink.close().await;
+        let _ = actix_web::rt::task::spawn_blocking(move || sink.close()).await;
     }
     outcome
+}
+
+/// The trace store's receivers, viewer and file, on the ports the flags or `--base-port` say.
+fn start_sink(args: &UpArgs) -> Result<Sink, Error> {
+    let store = &args.store;
+    // The store's ports move with the services' (0 stays 0: every port picked free).
+    let port = |flag: Option<u16>, default: u16, name: &str| -> Result<u16, Error> {
+        if let Some(port) = flag {
+            return Ok(port);
+        }
+        if args.base_port == 0 {
+            return Ok(0);
+        }
+        let moved =
+            i32::from(default) + i32::from(args.base_port) - i32::from(bookinfo_common::config::DEFAULT_PORT);
+        u16::try_from(moved).ok().filter(|p| *p != 0).ok_or_else(|| {
+            Error::Stack(format!(
+                "--base-port {} moves the {name} port out of range: set --{name}-port",
+                args.base_port
+            ))
+        })
+    };
+    let at = |port: u16| Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    let file = match &store.traces_file {
+        Some(file) => file.clone(),
+        None => file::new_run_dir(&file::runs_root())?.join(file::FILE_NAME),
+    };
+    let options = SinkOptions {
+        otlp: at(port(store.otlp_port, OTLP_PORT, "otlp")?),
+        zipkin: at(port(store.zipkin_port, ZIPKIN_PORT, "zipkin")?),
+        query: at(port(store.viewer_port, VIEWER_PORT, "viewer")?),
+        limits: Limits {
+            bytes: usize::try_from(store.trace_memory).unwrap_or(usize::MAX),
+            spans_per_trace: store.trace_spans.max(1),
+        },
+        body_limit: usize::try_from(store.trace_body_limit).unwrap_or(usize::MAX),
+        file: Some((file, store.traces_file_size)),
+        print: !store.quiet_traces,
+        ..SinkOptions::default()
+    };
+    Sink::start(options).map_err(|err| match err {
+        bookinfo_traces::SinkError::Bind { addr, what, source }
+            if source.kind() == io::ErrorKind::AddrInUse =>
+        {
+            Error::Stack(format!(
+                "port {} ({what}) is in use: see --base-port and --{}-port",
+                addr.port(),
+                flag_of(what)
+            ))
+        }
+        other => Error::Stack(other.to_string()),
+    })
+}
+
+fn flag_of(what: &str) -> &'static str {
+    match what {
+        "Zipkin" => "zipkin",
+        "trace viewer" => "viewer",
+        _ => "otlp",
+    }
 }
 
 /// Loads the routing files once, to fail early and to report what is not applied locally; the
@@ -289,15 +346,11 @@ impl Stack {
             println!("Routing: {}", files.join(", "));
         }
         match (self.tracing, sink) {
-            (Tracing::Propagate, _) => println!("Tracing: propagate (headers forwarded, no spans)."),
-            (Tracing::Otel, Some(sink)) => {
-                let moved = if sink.addr.port() == sink::OTLP_HTTP_PORT {
-                    String::new()
-                } else {
-                    format!(" ({} was taken)", sink::OTLP_HTTP_PORT)
-                };
-                println!("Tracing: otel; spans received on http://{}{moved}.", sink.addr);
-                println!("Traces: shown here once finished, and appended to {}", sink.file.display());
+            (Tracing::Propagate, _) => {
+                println!("Tracing: propagate (headers forwarded; the services make no spans).");
+            }
+            (Tracing::Otel, Some(_)) => {
+                println!("Tracing: otel; the services send their spans to the trace store.")
             }
             (Tracing::Otel, None) => {
                 let endpoint = ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
@@ -307,6 +360,20 @@ impl Stack {
                     Some(endpoint) => println!("Tracing: otel; spans exported to {endpoint}."),
                     None => println!("Tracing: otel; spans exported as OTEL_TRACES_EXPORTER says."),
                 }
+            }
+        }
+        if let Some(sink) = sink {
+            let url =
+                |addr: Option<SocketAddr>| addr.map(|a| format!("http://{a}")).unwrap_or_else(|| "-".into());
+            println!("Traces: viewer {}", url(sink.query));
+            println!("        receiving OTLP on {} and Zipkin on {}", url(sink.otlp), url(sink.zipkin));
+            if let Some(file) = &sink.file {
+                println!("        written to {}", file.display());
+            }
+            if self.tracing == Tracing::Otel && !sink.printing() {
+                println!("        (not printed here: --quiet-traces)");
+            } else if self.tracing == Tracing::Otel {
+                println!("        and printed here once finished");
             }
         }
         println!("Open the productpage URL above; press Ctrl-C to stop.");

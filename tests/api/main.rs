@@ -19,5 +19,7 @@ mod reviews;
 mod routing;
 mod soak;
 mod stack;
+mod trace_store;
 mod traces;
 mod tracing_e2e;
+mod wait;

@@ -19,12 +19,14 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `bookinfo args...` with only `env` (and `RUST_LOG=info`) in its environment.
+    /// Starts `bookinfo args...` with only `env` (and `RUST_LOG=info`) in its environment. Its
+    /// runs' trace files go to a directory of the tests', never the user's.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bookinfo"))
             .args(args)
             .env_clear()
             .env("RUST_LOG", "info")
+            .env("BOOKINFO_RUNS_DIR", test_runs_dir())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -80,6 +82,11 @@ impl Proc {
         }
         status
     }
+}
+
+/// Where the runs of `bookinfo` started by the tests keep their trace files.
+pub fn test_runs_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bookinfo-test-runs-{}", std::process::id()))
 }
 
 fn collect(

@@ -11,10 +11,53 @@ use nix::unistd::Pid;
 use crate::helpers::get;
 use crate::process::Proc;
 
-/// A running `bookinfo up` and the services it printed: name, address, pid.
+/// A running `bookinfo up`, the services it printed (name, address, pid) and where its trace
+/// store listens and writes.
 pub struct Up {
     pub proc: Proc,
     pub services: Vec<(String, SocketAddr, i32)>,
+    pub store: Store,
+}
+
+/// The trace store's addresses, as `bookinfo up` prints them.
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    pub viewer: Option<String>,
+    pub otlp: Option<String>,
+    pub zipkin: Option<String>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl Store {
+    /// Reads the `Traces:` lines of the banner.
+    fn from_banner(output: &str) -> Self {
+        let mut store = Store::default();
+        for line in output.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                ["Traces:", "viewer", url] => store.viewer = Some(url.to_owned()),
+                ["receiving", "OTLP", "on", otlp, "and", "Zipkin", "on", zipkin] => {
+                    store.otlp = Some(otlp.to_owned());
+                    store.zipkin = Some(zipkin.to_owned());
+                }
+                ["written", "to", file] => store.file = Some(file.into()),
+                _ => {}
+            }
+        }
+        store
+    }
+
+    pub fn viewer(&self) -> &str {
+        self.viewer.as_deref().expect("the stack prints its viewer")
+    }
+
+    pub fn otlp(&self) -> &str {
+        self.otlp.as_deref().expect("the stack prints its OTLP receiver")
+    }
+
+    pub fn zipkin(&self) -> &str {
+        self.zipkin.as_deref().expect("the stack prints its Zipkin receiver")
+    }
 }
 
 impl Up {
@@ -38,7 +81,8 @@ impl Up {
                 Some((name.to_owned(), addr, pid.trim_end_matches(')').parse().ok()?))
             })
             .collect();
-        Self { proc, services }
+        let store = Store::from_banner(&proc.output());
+        Self { proc, services, store }
     }
 
     pub fn addr(&self, name: &str) -> SocketAddr {

@@ -230,9 +230,13 @@ async fn jaeger_failures_are_clear_errors() {
     assert!(out.contains("answered 503: storage is down"), "{out}");
 
     let dead = dead_upstream().url("");
-    let (code, out) = traces(&["compare", "--jaeger", &dead, "a", "b"]).await;
+    let id = "80f198ee56343ba864fe8b2a57d3eff7";
+    let (code, out) = traces(&["compare", "--jaeger", &dead, id, id]).await;
     assert_eq!(code, 1);
     assert!(out.contains("cannot reach Jaeger at"), "{out}");
+    let (code, out) = traces(&["compare", "--jaeger", &dead, "a", id]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("\"a\" is not a trace id"), "{out}");
 
     let jaeger = fake_jaeger(false);
     let (code, out) = traces(&["show", "--jaeger", &jaeger, "--service", "nobody"]).await;
@@ -243,19 +247,11 @@ async fn jaeger_failures_are_clear_errors() {
 }
 
 #[actix_web::test]
-async fn up_prints_the_tree_of_a_page_and_keeps_it_in_its_file() {
-    let file = std::env::temp_dir().join(format!("bookinfo-sink-{}.jsonl", std::process::id()));
-    let _ = std::fs::remove_file(&file);
-    let mut up = Up::start(&["--traces-file", file.to_str().unwrap()], &[]).await;
-    let sink: String = up
-        .proc
-        .wait_for(Duration::from_secs(5), |l| {
-            l.strip_prefix("Tracing: otel; spans received on ")?
-                .split_whitespace()
-                .next()
-                .map(|s| s.trim_end_matches('.').to_owned())
-        })
-        .await;
+async fn up_prints_the_tree_of_a_page_and_keeps_it_in_its_runs_file() {
+    let mut up = Up::start(&[], &[]).await;
+    let sink = up.store.otlp().to_owned();
+    let file = up.store.file.clone().expect("the run's file is printed");
+    assert!(file.starts_with(crate::process::test_runs_dir()), "{}", file.display());
     let page = get(&format!("http://{}/productpage", up.addr("productpage"))).await;
     assert_eq!(page.status, 200);
     let tree = up
@@ -282,5 +278,8 @@ async fn up_prints_the_tree_of_a_page_and_keeps_it_in_its_file() {
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(written.lines().any(|l| l.contains("GET /productpage")), "{written}");
     assert!(written.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
-    std::fs::remove_file(file).unwrap();
+
+    let (code, out) = traces(&["show", "--file", file.to_str().unwrap(), "--service", "by-hand"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("by-hand SERVER hand-made"), "{out}");
 }

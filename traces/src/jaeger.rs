@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::model::Span;
-use super::otlp;
+use crate::model::Span;
+use crate::time::rfc3339;
+use crate::wire::otlp;
 
 /// Why Jaeger could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +76,11 @@ impl Jaeger {
         let now = SystemTime::now();
         let query = serde_urlencoded::to_string([
             ("query.service_name", service.to_owned()),
-            ("query.start_time_min", rfc3339(now - lookback)),
+            // A lookback past the epoch means "everything".
+            ("query.start_time_min", rfc3339(now.checked_sub(lookback).unwrap_or(UNIX_EPOCH))),
             ("query.start_time_max", rfc3339(now + Duration::from_secs(60))),
             ("query.search_depth", limit.to_string()),
+            ("query.num_traces", limit.to_string()),
         ])
         .unwrap_or_default();
         self.get(&format!("/api/v3/traces?{query}")).await
@@ -120,47 +123,5 @@ impl Jaeger {
             404 if serde_json::from_str::<Value>(&text).is_ok() => Ok(Vec::new()),
             _ => Err(JaegerError::Status { url, status, body: text.chars().take(200).collect() }),
         }
-    }
-}
-
-/// `2026-11-23T10:00:00.000000000Z`.
-pub fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since.as_secs();
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil(days as i64);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        since.subsec_nanos()
-    )
-}
-
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_in_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
-        let t = UNIX_EPOCH + Duration::new(1_795_430_000, 5);
-        assert_eq!(rfc3339(t), "2026-11-23T10:33:20.000000005Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00.000000000Z");
     }
 }

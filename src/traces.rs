@@ -1,0 +1,228 @@
+//! `bookinfo traces`: print traces as trees, compare two, or serve the viewer over a saved
+//! file; from the local stack's files or from a Jaeger. The work is the `bookinfo-traces`
+//! crate's; this is the command line around it.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bookinfo_traces::file::{self, FileTraces};
+use bookinfo_traces::jaeger::Jaeger;
+use bookinfo_traces::render::{self, LEGEND, Options};
+use bookinfo_traces::{Limits, Sink, SinkOptions, Span, Store, Trace, TraceId, compare};
+
+use crate::cli::{TraceSource, TracesArgs, TracesCommand};
+use crate::error::Error;
+
+/// Runs `bookinfo traces ...`.
+pub async fn run(args: TracesArgs) -> Result<(), Error> {
+    match args.command {
+        TracesCommand::Show { source, service, limit, trace, attributes, all } => {
+            let traces = match &trace {
+                Some(id) => fetch_one(&source, &TraceRef::parse(id)).await?.into_iter().collect(),
+                None => latest(&source, service.as_deref(), limit).await?,
+            };
+            if traces.is_empty() {
+                let which = service.map(|s| format!(" with a span of {s}")).unwrap_or_default();
+                emit(&format!("no traces{which}\n"))?;
+                return match trace {
+                    Some(id) => Err(Error::Traces(format!("trace {id} not found"))),
+                    None => Ok(()),
+                };
+            }
+            let options = if all {
+                Options { max_rows: usize::MAX, max_depth: usize::MAX, attributes }
+            } else {
+                Options { attributes, ..Options::default() }
+            };
+            for trace in &traces {
+                emit(&format!("{}\n", render::tree(trace, options)))?;
+            }
+            emit(&format!("{LEGEND}\n"))
+        }
+        TracesCommand::Compare { source, a, b, json } => {
+            let [a, b] = [a, b].map(|r| TraceRef::parse(&r));
+            let found_a = fetch_one(&source, &a)
+                .await?
+                .ok_or_else(|| Error::Traces(format!("no trace matches {a}")))?;
+            let found_b = fetch_one(&source, &b)
+                .await?
+                .ok_or_else(|| Error::Traces(format!("no trace matches {b}")))?;
+            if json {
+                emit(&format!("{:#}\n", compare::json(&found_a, &found_b)))
+            } else {
+                emit(&compare::table(&found_a, &found_b))?;
+                emit(&format!("{LEGEND}\n"))
+            }
+        }
+        TracesCommand::Serve { file, port, host, trace_memory } => {
+            serve(file, host, port, trace_memory).await
+        }
+    }
+}
+
+/// Writes to standard output; a reader that went away (`... | head`) ends the command quietly.
+fn emit(text: &str) -> Result<(), Error> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(Error::Quiet),
+        other => Ok(other?),
+    }
+}
+
+/// A trace named on the command line: its id, or `latest:<service>`.
+#[derive(Debug, Clone)]
+enum TraceRef {
+    Id(String),
+    Latest(String),
+}
+
+impl TraceRef {
+    fn parse(text: &str) -> Self {
+        match text.strip_prefix("latest:") {
+            Some(service) => TraceRef::Latest(service.to_owned()),
+            None => TraceRef::Id(text.trim().to_ascii_lowercase()),
+        }
+    }
+}
+
+impl std::fmt::Display for TraceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TraceRef::Id(id) => write!(f, "trace id {id}"),
+            TraceRef::Latest(service) => write!(f, "latest:{service}"),
+        }
+    }
+}
+
+fn has_service(service: Option<&str>) -> impl Fn(&[Arc<Span>]) -> bool + '_ {
+    move |spans: &[Arc<Span>]| service.is_none_or(|s| spans.iter().any(|span| span.service() == s))
+}
+
+/// The latest `limit` traces (with a span of `service`, if given), oldest first.
+async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Result<Vec<Trace>, Error> {
+    match &source.jaeger {
+        Some(url) => {
+            let service =
+                service.ok_or_else(|| Error::Traces("--service is needed to search Jaeger".into()))?;
+            let spans = Jaeger::new(url)
+                .find(service, limit, source.lookback)
+                .await
+                .map_err(|e| Error::Traces(e.to_string()))?;
+            let mut traces: Vec<Trace> =
+                Trace::group(spans).into_iter().filter(|t| t.has_service(service)).collect();
+            let skip = traces.len().saturating_sub(limit);
+            Ok(traces.split_off(skip))
+        }
+        None => {
+            let path = trace_file(source.file.clone())?;
+            let FileTraces { traces, unreadable } = file::read_latest(&path, limit, &has_service(service))
+                .map_err(|e| Error::Traces(e.to_string()))?;
+            if unreadable > 0 {
+                eprintln!("bookinfo: {unreadable} unreadable lines in {} skipped", path.display());
+            }
+            Ok(traces)
+        }
+    }
+}
+
+async fn fetch_one(source: &TraceSource, reference: &TraceRef) -> Result<Option<Trace>, Error> {
+    let id = match reference {
+        TraceRef::Latest(service) => return Ok(latest(source, Some(service), 1).await?.pop()),
+        TraceRef::Id(text) => TraceId::from_hex(text)
+            .ok_or_else(|| Error::Traces(format!("{text:?} is not a trace id (32 hex digits)")))?,
+    };
+    match &source.jaeger {
+        Some(url) => {
+            let spans =
+                Jaeger::new(url).trace(&id.to_string()).await.map_err(|e| Error::Traces(e.to_string()))?;
+            Ok(Trace::group(spans).into_iter().find(|t| t.id == id))
+        }
+        None => {
+            let path = trace_file(source.file.clone())?;
+            file::read_trace(&path, id).map_err(|e| Error::Traces(e.to_string()))
+        }
+    }
+}
+
+/// The file asked for, or the latest run's.
+fn trace_file(asked: Option<PathBuf>) -> Result<PathBuf, Error> {
+    if let Some(path) = asked {
+        return Ok(path);
+    }
+    let root = file::runs_root();
+    file::latest_run_file(&root).ok_or_else(|| {
+        Error::Traces(format!(
+            "no trace file in {}: `bookinfo up` writes one per run (or give --file or --jaeger)",
+            root.display()
+        ))
+    })
+}
+
+/// `bookinfo traces serve`: the viewer over a saved file, until Ctrl-C.
+async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory: u64) -> Result<(), Error> {
+    let path = trace_file(file)?;
+    let limits = Limits { bytes: usize::try_from(memory).unwrap_or(usize::MAX), ..Limits::default() };
+    let mut store = Store::new(limits);
+    // As many of the latest traces as the memory holds, give or take what one trace weighs.
+    let estimate = (limits.bytes / 8192).clamp(1, 100_000);
+    let read = file::read_latest(&path, estimate, &|_| true).map_err(|e| Error::Traces(e.to_string()))?;
+    let loaded = read.traces.len();
+    for trace in read.traces {
+        let spans = trace.spans.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()));
+        store.add(spans.collect(), std::time::Instant::now());
+    }
+    let options = SinkOptions { query: Some((host, port).into()), ..SinkOptions::default() };
+    let sink = Sink::start_with(options, store).map_err(|e| Error::Traces(e.to_string()))?;
+    let held = sink.stats().traces;
+    if let Some(addr) = sink.query {
+        emit(&format!(
+            "Serving {held} traces of {} (of {loaded} read) on http://{addr}; press Ctrl-C to stop.\n",
+            path.display()
+        ))?;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    actix_web::rt::task::spawn_blocking(move || sink.close())
+        .await
+        .map_err(|e| Error::Traces(e.to_string()))?;
+    Ok(())
+}
+
+/// `30s`, `15m`, `1h`, `2d`, or a bare number of seconds.
+pub fn parse_lookback(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let invalid = || format!("{text:?} is not a duration such as 30m or 1h");
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let seconds: u64 = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    number.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookbacks_parse() {
+        assert_eq!(parse_lookback("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_lookback("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_lookback("soon").is_err());
+        assert!(parse_lookback("1y").is_err());
+        assert!(parse_lookback("18446744073709551615d").is_err());
+    }
+
+    #[test]
+    fn trace_references_are_ids_or_latest() {
+        assert!(matches!(TraceRef::parse("ABC"), TraceRef::Id(id) if id == "abc"));
+        assert!(
+            matches!(TraceRef::parse("latest:productpage.bookinfo-otel"), TraceRef::Latest(s) if s == "productpage.bookinfo-otel")
+        );
+    }
+}

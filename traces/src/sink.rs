@@ -1,0 +1,358 @@
+//! The trace sink of the local stack: receivers for the services' and sidecars' spans, the
+//! bounded store behind them, a query API and web viewer on it, and a background thread that
+//! shows each finished trace on the terminal and writes it to the run's file.
+//!
+//! Nothing here runs on the caller's thread: the servers run on a thread of their own, with
+//! one worker each, and printing and writing on another, so a flood of spans, a huge trace or
+//! a slow terminal never delays whoever started the sink.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpServer, web};
+
+use crate::file::Writer;
+use crate::render::{self, Options};
+use crate::store::{Handout, Limits, Stats, Store};
+use crate::{intake, query};
+
+/// The port OTLP/HTTP collectors listen on.
+pub const OTLP_PORT: u16 = 4318;
+/// The port Zipkin servers listen on.
+pub const ZIPKIN_PORT: u16 = 9411;
+/// The port of Jaeger's query service and UI.
+pub const VIEWER_PORT: u16 = 16686;
+
+/// A trace is shown and written once no span of it has arrived for this long.
+pub const QUIET: Duration = Duration::from_millis(1000);
+/// How often the flusher looks for quiet traces.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What a sink listens on and keeps.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// OTLP/HTTP receiver (`/v1/traces`), if any.
+    pub otlp: Option<SocketAddr>,
+    /// Zipkin v2 receiver (`/api/v2/spans`), if any.
+    pub zipkin: Option<SocketAddr>,
+    /// Query API and web viewer, if any.
+    pub query: Option<SocketAddr>,
+    /// Memory bounds of the store.
+    pub limits: Limits,
+    /// Largest request body accepted (inflated, for gzip).
+    pub body_limit: usize,
+    /// Where finished traces are written, and the size past which the file is rotated.
+    pub file: Option<(PathBuf, u64)>,
+    /// Print finished traces on standard output.
+    pub print: bool,
+    /// Trees printed per second at most; the rest are counted.
+    pub prints_per_second: u32,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self {
+            otlp: None,
+            zipkin: None,
+            query: None,
+            limits: Limits::default(),
+            body_limit: 4 * 1024 * 1024,
+            file: None,
+            print: false,
+            prints_per_second: 10,
+        }
+    }
+}
+
+/// Why a sink cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// A port is taken or cannot be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Which receiver it is for.
+        what: &'static str,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The trace file cannot be opened.
+    #[error("cannot write traces to {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A thread or server cannot start.
+    #[error("cannot start the trace sink: {0}")]
+    Start(#[from] io::Error),
+}
+
+/// What the receivers and the query API share.
+pub struct Shared {
+    /// The store.
+    pub store: Mutex<Store>,
+    /// Largest request body.
+    pub body_limit: usize,
+    /// Where the query API reads the file of a saved run from, if it serves one.
+    pub file: Option<PathBuf>,
+}
+
+impl Shared {
+    /// The store, locked (a panic elsewhere never makes it unusable).
+    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running sink.
+pub struct Sink {
+    /// Where OTLP/HTTP is received.
+    pub otlp: Option<SocketAddr>,
+    /// Where Zipkin v2 is received.
+    pub zipkin: Option<SocketAddr>,
+    /// Where the query API and viewer listen.
+    pub query: Option<SocketAddr>,
+    /// The file traces are written to.
+    pub file: Option<PathBuf>,
+    printing: bool,
+    shared: Arc<Shared>,
+    servers: Vec<ServerHandle>,
+    server_thread: Option<JoinHandle<()>>,
+    stop_flusher: Option<mpsc::Sender<()>>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    /// Binds every port (so a taken one fails here, named), then starts the servers and the
+    /// flusher on threads of their own.
+    ///
+    /// # Errors
+    /// A port cannot be bound, the file cannot be opened, or a thread cannot start.
+    pub fn start(options: SinkOptions) -> Result<Self, SinkError> {
+        let store = Store::new(options.limits);
+        Self::start_with(options, store)
+    }
+
+    /// [`start`](Self::start), with a store filled beforehand (from a saved file, say); the
+    /// store's own limits hold.
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub fn start_with(options: SinkOptions, store: Store) -> Result<Self, SinkError> {
+        let bind = |addr: Option<SocketAddr>, what| -> Result<Option<TcpListener>, SinkError> {
+            addr.map(|addr| TcpListener::bind(addr).map_err(|source| SinkError::Bind { addr, what, source }))
+                .transpose()
+        };
+        let otlp = bind(options.otlp, "OTLP/HTTP")?;
+        let zipkin = bind(options.zipkin, "Zipkin")?;
+        let query_listener = bind(options.query, "trace viewer")?;
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let (otlp_addr, zipkin_addr, query_addr) = (local(&otlp), local(&zipkin), local(&query_listener));
+
+        let writer = match &options.file {
+            Some((path, max)) => Some(
+                Writer::start(path.clone(), *max)
+                    .map_err(|source| SinkError::File { path: path.clone(), source })?,
+            ),
+            None => None,
+        };
+        let file = writer.as_ref().map(|w| w.path().to_path_buf());
+        let shared =
+            Arc::new(Shared { store: Mutex::new(store), body_limit: options.body_limit, file: file.clone() });
+
+        let (handles_tx, handles_rx) = mpsc::channel();
+        let for_servers = shared.clone();
+        let server_thread = std::thread::Builder::new().name("trace-sink".into()).spawn(move || {
+            let report = handles_tx.clone();
+            let result = actix_web::rt::System::new().block_on(async move {
+                let mut running = Vec::new();
+                let intake_listeners: Vec<TcpListener> = otlp.into_iter().chain(zipkin).collect();
+                if !intake_listeners.is_empty() {
+                    let data = web::Data::from(for_servers.clone());
+                    let limit = web::PayloadConfig::new(for_servers.body_limit);
+                    let mut server = HttpServer::new(move || {
+                        App::new().app_data(data.clone()).app_data(limit.clone()).configure(intake::routes)
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .shutdown_timeout(1);
+                    for listener in intake_listeners {
+                        server = server.listen(listener)?;
+                    }
+                    running.push(server.run());
+                }
+                if let Some(listener) = query_listener {
+                    let data = web::Data::from(for_servers);
+                    let server =
+                        HttpServer::new(move || App::new().app_data(data.clone()).configure(query::routes))
+                            .workers(1)
+                            .disable_signals()
+                            .shutdown_timeout(1)
+                            .listen(listener)?
+                            .run();
+                    running.push(server);
+                }
+                let _ = handles_tx
+                    .send(Ok(running.iter().map(actix_web::dev::Server::handle).collect::<Vec<_>>()));
+                // Each server runs as its own task; this thread waits for all to stop.
+                let tasks: Vec<_> = running.into_iter().map(actix_web::rt::spawn).collect();
+                for task in tasks {
+                    if let Ok(result) = task.await {
+                        result?;
+                    }
+                }
+                Ok::<(), io::Error>(())
+            });
+            if let Err(err) = result {
+                let _ = report.send(Err(err));
+            }
+        })?;
+        let servers = match handles_rx.recv() {
+            Ok(Ok(handles)) => handles,
+            Ok(Err(err)) => return Err(SinkError::Start(err)),
+            Err(_) => return Err(SinkError::Start(io::Error::other("the server thread stopped"))),
+        };
+
+        let (stop_flusher, stopped) = mpsc::channel();
+        let for_flusher = shared.clone();
+        let mut printer = Printer::new(options.print, options.prints_per_second, query_addr);
+        let printing = options.print;
+        let flusher = std::thread::Builder::new().name("trace-flush".into()).spawn(move || {
+            loop {
+                let last = match stopped.recv_timeout(TICK) {
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                };
+                let quiet = (!last).then_some(QUIET);
+                let handouts = for_flusher.store().take_quiet(Instant::now(), quiet);
+                for handout in &handouts {
+                    if handout.trace.is_health_check() {
+                        continue;
+                    }
+                    if let Some(writer) = &writer {
+                        writer.write(&handout.trace.spans);
+                    }
+                    printer.print(handout);
+                }
+                printer.tick(Instant::now());
+                if last {
+                    if let Some(writer) = writer {
+                        if writer.dropped() > 0 {
+                            eprintln!(
+                                "bookinfo: {} traces not written: the file could not keep up",
+                                writer.dropped()
+                            );
+                        }
+                        if let Some(failure) = writer.failure() {
+                            eprintln!("bookinfo: cannot write traces: {failure}");
+                        }
+                        writer.close();
+                    }
+                    break;
+                }
+            }
+        })?;
+
+        Ok(Self {
+            otlp: otlp_addr,
+            zipkin: zipkin_addr,
+            query: query_addr,
+            file,
+            printing,
+            shared,
+            servers,
+            server_thread: Some(server_thread),
+            stop_flusher: Some(stop_flusher),
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Whether finished traces are printed.
+    pub fn printing(&self) -> bool {
+        self.printing
+    }
+
+    /// The store's counts.
+    pub fn stats(&self) -> Stats {
+        self.shared.store().stats()
+    }
+
+    /// Stops receiving, shows and writes what is left, and waits for the threads (blocking:
+    /// call it off an async runtime's thread).
+    pub fn close(mut self) {
+        for server in &self.servers {
+            // Stopping drops the server future; waiting on it needs no runtime of ours.
+            drop(server.stop(true));
+        }
+        if let Some(thread) = self.server_thread.take() {
+            let _ = thread.join();
+        }
+        self.stop_flusher.take();
+        if let Some(flusher) = self.flusher.take() {
+            let _ = flusher.join();
+        }
+    }
+}
+
+/// Prints finished traces, at most so many a second; a closed standard output ends printing
+/// quietly.
+struct Printer {
+    on: bool,
+    per_second: u32,
+    printed: u32,
+    skipped: u64,
+    window: Instant,
+    viewer: Option<SocketAddr>,
+}
+
+impl Printer {
+    fn new(on: bool, per_second: u32, viewer: Option<SocketAddr>) -> Self {
+        Self { on, per_second, printed: 0, skipped: 0, window: Instant::now(), viewer }
+    }
+
+    fn print(&mut self, handout: &Handout) {
+        if !self.on || handout.late {
+            return;
+        }
+        if self.printed >= self.per_second {
+            self.skipped += 1;
+            return;
+        }
+        self.printed += 1;
+        let text = render::tree(&handout.trace, Options::default());
+        self.write(&format!("\n{text}"));
+    }
+
+    /// Starts a new second, saying how many traces were not printed in the last one.
+    fn tick(&mut self, now: Instant) {
+        if now.duration_since(self.window) < Duration::from_secs(1) {
+            return;
+        }
+        if self.skipped > 0 {
+            let hint = self.viewer.map(|v| format!(": see http://{v}")).unwrap_or_default();
+            let line = format!(
+                "\nbookinfo: {} more traces finished in the last second, not printed{hint}\n",
+                self.skipped
+            );
+            self.write(&line);
+        }
+        (self.window, self.printed, self.skipped) = (now, 0, 0);
+    }
+
+    fn write(&mut self, text: &str) {
+        let mut out = io::stdout().lock();
+        if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            // Nobody reads any more (`bookinfo up | head`): stop printing, keep serving.
+            self.on = false;
+        }
+    }
+}
