@@ -27,9 +27,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::edge::Edge;
-use crate::propagation::baggage::Baggage;
-use crate::propagation::{BAGGAGE, END_USER, ForwardedHeaders};
+use crate::propagation::ForwardedHeaders;
 use crate::router::{Decision, RouteTable};
 use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, Upstreams};
@@ -97,25 +95,14 @@ impl RequestContext {
             .app_data::<Data<UpstreamClient>>()
             .cloned()
             .ok_or_else(|| actix_web::error::ErrorInternalServerError("no upstream client configured"))?;
-        // In otel mode the propagators write their headers afresh for every call.
-        let propagators = client.tracing.propagators();
-        let mut forwarded = match propagators {
+        // In otel mode the propagators write their headers afresh for every call. The edge
+        // rule, where there is one, has already been applied to the inbound headers.
+        let forwarded = match client.tracing.propagators() {
             None => ForwardedHeaders::capture(req.headers()),
             Some(propagators) => {
                 ForwardedHeaders::capture_except(req.headers(), |name| propagators.owns(name))
             }
         };
-        if let Some(edge) = req.app_data::<Data<Edge>>() {
-            let user = edge.user(req);
-            forwarded.set(&END_USER, user.as_deref().and_then(|u| HeaderValue::from_str(u).ok()));
-            // Baggage the propagators own was edited in the context (see the middleware).
-            if !propagators.is_some_and(|p| p.owns(&BAGGAGE)) {
-                let mut baggage = Baggage::from_headers(forwarded.values(&BAGGAGE));
-                baggage.set_user(user.as_deref());
-                let header = baggage.to_header().and_then(|h| HeaderValue::try_from(h).ok());
-                forwarded.set(&BAGGAGE, header);
-            }
-        }
         Ok(Self { client, forwarded })
     }
 

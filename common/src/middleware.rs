@@ -18,8 +18,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::edge::Edge;
-use crate::propagation::{BAGGAGE, X_REQUEST_ID, baggage};
+use crate::propagation::X_REQUEST_ID;
 use crate::telemetry::Tracing;
 
 /// The middleware itself, for `actix_web::middleware::from_fn`.
@@ -38,12 +37,8 @@ pub async fn observe(
         None => (next.call(req).await, None),
         Some(propagators) => {
             let span = server_span(&req, route.as_deref(), &request_id);
-            let mut parent = propagators.extract(req.headers());
-            if let Some(edge) = req.app_data::<Data<Edge>>()
-                && propagators.owns(&BAGGAGE)
-            {
-                parent = baggage::with_user(&parent, edge.user(req.request()).as_deref());
-            }
+            // The edge rule has already been applied to these headers (see `edge::rule`).
+            let parent = propagators.extract(req.headers());
             // Before the span starts: a parent set later would be refused.
             let _ = span.set_parent(parent);
             let ids = ids(&span);

@@ -1,8 +1,8 @@
 //! Listening sockets and the `actix-web` wiring every service shares.
 //!
 //! A service contributes its routes (a `ServiceConfig` function); [`run`] wraps them with the
-//! request middleware (server span, access log) and the per-worker [`UpstreamClient`], so every
-//! service traces, logs and calls out the same way. [`bind`] opens the socket first, so that port 0 works (tests) and a port already in
+//! request middleware (the edge rule, server span, access log) and the per-worker
+//! [`UpstreamClient`], so every service traces, logs and calls out the same way. [`bind`] opens the socket first, so that port 0 works (tests) and a port already in
 //! use is reported clearly before anything starts.
 
 use std::io;
@@ -18,6 +18,7 @@ use actix_web::{App, HttpServer, Route, guard};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::client::UpstreamClient;
+use crate::edge;
 use crate::middleware::observe;
 use crate::router::RouteTable;
 use crate::telemetry::Tracing;
@@ -126,6 +127,8 @@ where
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(observe))
+            // Outside `observe`, so the span and the forwarded headers see the edited request.
+            .wrap(from_fn(edge::rule))
             // Browsers take every answer for what its content type says, nothing else.
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .app_data(Data::new(tracing.clone()))

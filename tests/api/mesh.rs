@@ -339,3 +339,33 @@ async fn the_edge_owns_the_user_member_and_end_user_in_both_modes() {
         }
     }
 }
+
+#[actix_web::test]
+async fn the_signed_in_user_reaches_upstreams_with_baggage_at_the_w3c_limits_in_both_modes() {
+    // A client's baggage at the limits: 64 members, then 8192 bytes in 8 members.
+    let members: Vec<String> = (0..64).map(|i| format!("k{i}=v")).collect();
+    let mut large: Vec<String> = (0..8).map(|i| format!("m{i}={}", "x".repeat(1020))).collect();
+    large[7].push('x');
+    let sent = [members.join(","), large.join(",")];
+    assert_eq!(sent[1].len(), 8192);
+    for mode in ["propagate", "otel"] {
+        let harness = Harness::start(mode, &[]).await;
+        let jason = harness.login("jason").await;
+        for baggage in &sent {
+            harness.page(&[("baggage", baggage.clone()), ("cookie", jason.clone())]).await;
+        }
+        for received in [harness.details.received(), harness.reviews.received()] {
+            for (request, sent) in received.iter().zip(&sent) {
+                let [baggage] = request.all("baggage")[..] else {
+                    panic!("{mode}: {:?}", request.all("baggage"))
+                };
+                let others =
+                    baggage.strip_prefix("user=jason,").unwrap_or_else(|| panic!("{mode}: {baggage:.60}"));
+                assert!(baggage.len() <= 8192 && baggage.split(',').count() <= 64, "{mode}: {baggage:.60}");
+                assert!(sent.starts_with(others), "{mode}: the other members pass in order");
+                assert_eq!(request.get("end-user"), Some("jason"), "{mode}");
+            }
+        }
+        harness.stop().await;
+    }
+}
