@@ -196,6 +196,18 @@ async fn otel_reads_w3c_only_input_and_writes_both_families() {
 }
 
 #[actix_web::test]
+async fn otel_continues_a_b3_trace_whose_sampled_flag_is_spelt_true() {
+    let harness = Harness::start("otel", &[]).await;
+    harness.page(&envoy_b3("true")).await;
+    let [details, _] = harness.upstream_requests();
+    let (_, receiver) = harness.stop().await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    assert_eq!(find(&spans, "SERVER", "GET /productpage").parent(), SPAN, "not a new root");
+    assert_eq!(details.get("x-b3-traceid"), Some(TRACE));
+    assert_eq!(details.get("x-b3-sampled"), Some("1"));
+}
+
+#[actix_web::test]
 async fn an_unsampled_request_exports_nothing_and_passes_the_decision_on() {
     for inbound in [envoy_b3("0"), vec![("traceparent", format!("00-{TRACE}-{SPAN}-00"))]] {
         let harness = Harness::start("otel", &[]).await;

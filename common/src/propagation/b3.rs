@@ -5,6 +5,10 @@
 //! Here a debug context is also sampled, as the B3 specification means it to be. Reading
 //! accepts both the single and the multi-header forms, whatever form is written. The crate
 //! also writes the multi headers when asked for the single one only; that is held back here.
+//!
+//! The specification (and some tracers) also sends `x-b3-sampled: true` or `false`; the crate
+//! takes `true` only when it writes the multi headers alone, so reading both forms would refuse
+//! it and start a new trace. Here both words read as `1` and `0` in every case.
 
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
@@ -34,6 +38,34 @@ impl B3 {
     }
 }
 
+/// `x-b3-sampled`, as the crate reads it.
+const SAMPLED: &str = "x-b3-sampled";
+
+/// Reads `x-b3-sampled: true`/`false` as `1`/`0`; everything else as it is.
+struct SampledWords<'a>(&'a dyn Extractor);
+
+impl Extractor for SampledWords<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = self.0.get(key);
+        if !key.eq_ignore_ascii_case(SAMPLED) {
+            return value;
+        }
+        match value {
+            Some("true") => Some("1"),
+            Some("false") => Some("0"),
+            other => other,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        self.0.get_all(key)
+    }
+}
+
 /// Passes on the `b3` header only.
 struct SingleOnly<'a>(&'a mut dyn Injector);
 
@@ -55,7 +87,7 @@ impl TextMapPropagator for B3 {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let extracted = self.read.extract_with_context(cx, extractor);
+        let extracted = self.read.extract_with_context(cx, &SampledWords(extractor));
         let read = extracted.span().span_context().clone();
         if read.is_remote() && read.trace_flags() & DEBUG == DEBUG && !read.is_sampled() {
             let flags = read.trace_flags() | TraceFlags::SAMPLED;
@@ -98,6 +130,16 @@ mod tests {
         assert!(extract(&[("b3", &format!("{T}-{S}-1"))]).is_sampled());
         let unsampled = extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "0")]);
         assert!(unsampled.is_valid() && !unsampled.is_sampled());
+    }
+
+    #[test]
+    fn sampled_may_be_spelt_true_or_false() {
+        let sampled = extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "true")]);
+        assert!(sampled.is_valid() && sampled.is_sampled());
+        assert_eq!(sampled.trace_id().to_string(), T);
+        let unsampled = extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "false")]);
+        assert!(unsampled.is_valid() && !unsampled.is_sampled());
+        assert!(!extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "yes")]).is_valid());
     }
 
     #[test]
