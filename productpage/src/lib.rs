@@ -2,7 +2,7 @@
 //!
 //! `/productpage` shows the book with its details and reviews, asking both services at once;
 //! it answers 200 whatever fails, with an error section in place of what is missing. Sign-in
-//! keeps a user name in a cookie, sent upstream as `end-user`. `/api/v1/products...` is the
+//! keeps a user name in a signed cookie, sent upstream as `end-user`. `/api/v1/products...` is the
 //! API of Istio's `swagger.yaml`; `/metrics` counts upstream results for Prometheus.
 #![forbid(unsafe_code)]
 
@@ -27,12 +27,13 @@ use bookinfo_common::server::get_or_head;
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
+use crate::session::SessionKey;
 
 /// `FLOOD_FACTOR`: extra reviews calls per page view (the original's `productpage-v-flooding`).
 pub const FLOOD_FACTOR: &str = "FLOOD_FACTOR";
 
-/// How productpage calls its upstreams.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How productpage calls its upstreams and signs its sessions.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Deadline of the details call (3 s).
     pub details_timeout: Duration,
@@ -44,6 +45,8 @@ pub struct Config {
     pub ratings_timeout: Duration,
     /// Extra reviews calls per page view (0).
     pub flood_factor: u32,
+    /// Signs the session cookie (random unless `BOOKINFO_SESSION_KEY` is set).
+    pub session_key: SessionKey,
 }
 
 impl Default for Config {
@@ -54,16 +57,17 @@ impl Default for Config {
             reviews_attempts: 2,
             ratings_timeout: Duration::from_secs(3),
             flood_factor: 0,
+            session_key: SessionKey::random(),
         }
     }
 }
 
 impl Config {
     /// Reads `BOOKINFO_DETAILS_TIMEOUT`, `BOOKINFO_REVIEWS_TIMEOUT`, `BOOKINFO_REVIEWS_ATTEMPTS`,
-    /// `BOOKINFO_RATINGS_TIMEOUT` and `FLOOD_FACTOR`.
+    /// `BOOKINFO_RATINGS_TIMEOUT`, `FLOOD_FACTOR` and `BOOKINFO_SESSION_KEY`.
     ///
     /// # Errors
-    /// A value that is not a duration or a count.
+    /// A value that is not a duration or a count, or a session key that is too short.
     pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
         let default = Self::default();
         Ok(Self {
@@ -74,6 +78,7 @@ impl Config {
                 .max(1),
             ratings_timeout: source.duration_or(config::RATINGS_TIMEOUT, default.ratings_timeout)?,
             flood_factor: source.parse_or(FLOOD_FACTOR, default.flood_factor, "a number of calls")?,
+            session_key: SessionKey::from_source(source)?,
         })
     }
 }
@@ -82,9 +87,11 @@ impl Config {
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let backend = Data::new(Backend::new(config.clone(), Arc::new(Metrics::default())));
     let edge = Data::new(Edge::new(session::user_of));
+    let session_key = Data::new(config.session_key.clone());
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(backend.clone())
             .app_data(edge.clone())
+            .app_data(session_key.clone())
             .service(read_only("/", page::index))
             .service(read_only("/index.html", page::index))
             .service(read_only("/health", health))

@@ -1,17 +1,30 @@
-//! Sign-in: `POST /login` keeps the user name in a session cookie, `GET /logout` drops it.
+//! Sign-in: `POST /login` keeps the user name in a signed session cookie, `GET /logout` drops it.
 //!
-//! Bookinfo has no authentication (any name, any password), so the cookie simply carries the
-//! name, percent-encoded. productpage sends it upstream as `end-user` and as the baggage member
-//! `user`; nothing a client sends in those is trusted instead.
+//! Bookinfo has no authentication (any name, any password), but the name steers routing deeper
+//! in the mesh, so the cookie is signed as the original Flask productpage signs its session: the
+//! name, percent-encoded, then an HMAC-SHA256 of the cookie over a key of this process
+//! ([`SessionKey`]). A cookie that does not verify means nobody is signed in. productpage sends
+//! the name upstream as `end-user` and as the baggage member `user`; nothing a client sends in
+//! those is trusted instead.
+//!
+//! After sign-in and sign-out the browser goes back where it came from, but only to this site:
+//! a `Referer` of another origin (or another scheme, `javascript:` say) goes to `/productpage`.
 
+use std::fmt;
 use std::future::{Ready, ready};
 
-use actix_web::cookie::Cookie;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bookinfo_common::config::{ConfigError, Source};
+use hmac::{Hmac, KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::Sha256;
+use url::Url;
 
 /// Name of the session cookie, as in the original.
 pub const COOKIE: &str = "session";
@@ -19,16 +32,91 @@ pub const COOKIE: &str = "session";
 /// Longest user name accepted; a longer one would not fit a cookie.
 pub const MAX_USER_LEN: usize = 256;
 
+/// `BOOKINFO_SESSION_KEY`: the secret that signs session cookies, at least [`MIN_KEY_LEN`]
+/// bytes. Unset, each start draws a random one (sessions then end with the process, and
+/// replicas do not share them).
+pub const SESSION_KEY: &str = "BOOKINFO_SESSION_KEY";
+
+/// Shortest `BOOKINFO_SESSION_KEY` accepted, in bytes: the size of the HMAC-SHA256 output.
+pub const MIN_KEY_LEN: usize = 32;
+
 /// Versioned prefix of the cookie value, so a later format can tell old cookies apart.
-const PREFIX: &str = "u1.";
+const PREFIX: &str = "u2.";
 
 /// Everything but unreserved characters is encoded: the value is then a valid cookie octet
 /// string whatever the name holds.
 const ENCODED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Where a redirect goes when the request has no `Referer` (the original sends the string
-/// `None`).
+/// `None`) or one of another site.
 const HOME: &str = "/productpage";
+
+/// The key that signs and checks session cookies.
+#[derive(Clone)]
+pub struct SessionKey {
+    mac: Hmac<Sha256>,
+}
+
+impl SessionKey {
+    /// A key drawn at random (from the thread's cryptographically secure generator).
+    pub fn random() -> Self {
+        let bytes: [u8; 64] = rand::random();
+        Self { mac: Hmac::new(&bytes.into()) }
+    }
+
+    /// `BOOKINFO_SESSION_KEY` (its bytes as given), or a random key when it is unset or empty.
+    ///
+    /// # Errors
+    /// A key shorter than [`MIN_KEY_LEN`] bytes: productpage does not start with a weak key.
+    pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
+        let Some(key) = source.get(SESSION_KEY) else {
+            return Ok(Self::random());
+        };
+        // The error names the key's length, never the key.
+        let too_short = || {
+            let value = format!("({} bytes, not shown)", key.len());
+            ConfigError::new(SESSION_KEY, &value, &format!("a secret of at least {MIN_KEY_LEN} bytes"))
+        };
+        if key.len() < MIN_KEY_LEN {
+            return Err(too_short());
+        }
+        let mac = Hmac::new_from_slice(key.as_bytes()).map_err(|_| too_short())?;
+        Ok(Self { mac })
+    }
+
+    /// The cookie value naming `user`: the name, percent-encoded, and its signature.
+    fn sign(&self, user: &str) -> String {
+        let tag = URL_SAFE_NO_PAD.encode(self.tag(user).finalize().into_bytes());
+        format!("{PREFIX}{}.{tag}", utf8_percent_encode(user, ENCODED))
+    }
+
+    /// The user a cookie value names, if its signature holds. The value is taken as the
+    /// request's cookie jar gives it, percent-decoded.
+    fn verify(&self, value: &str) -> Option<String> {
+        let (payload, tag) = value.rsplit_once('.')?;
+        let user = payload.strip_prefix(PREFIX)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        // Compared in constant time.
+        self.tag(user).verify_slice(&tag).ok()?;
+        (user.len() <= MAX_USER_LEN).then(|| user.to_owned())
+    }
+
+    /// The MAC of the cookie's name and the user together, so a value signed for one cookie is
+    /// worth nothing in another.
+    fn tag(&self, user: &str) -> Hmac<Sha256> {
+        let mut mac = self.mac.clone();
+        mac.update(COOKIE.as_bytes());
+        mac.update(b"=");
+        mac.update(user.as_bytes());
+        mac
+    }
+}
+
+impl fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionKey(..)")
+    }
+}
 
 /// Who is signed in, from the `session` cookie. A missing or unreadable cookie means nobody.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,14 +146,16 @@ impl FromRequest for Session {
 }
 
 /// The signed-in user of a request: productpage's [`Edge`](bookinfo_common::edge::Edge) rule, so
-/// that `end-user` and the baggage member `user` come from the session only.
+/// that `end-user` and the baggage member `user` come from the session only. A cookie that is
+/// not signed with this process's [`SessionKey`] (or an app without one) means nobody.
 pub fn user_of(req: &HttpRequest) -> Option<String> {
-    req.cookie(COOKIE).and_then(|cookie| decode(cookie.value()))
+    let key = req.app_data::<Data<SessionKey>>()?;
+    req.cookie(COOKIE).and_then(|cookie| key.verify(cookie.value()))
 }
 
 /// `POST /login`: takes `username` from the query string or the form body (as Flask's
 /// `request.values`), keeps it in the session and goes back to the `Referer`.
-pub async fn login(req: HttpRequest, body: Bytes) -> HttpResponse {
+pub async fn login(req: HttpRequest, body: Bytes, key: Data<SessionKey>) -> HttpResponse {
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -81,7 +171,7 @@ pub async fn login(req: HttpRequest, body: Bytes) -> HttpResponse {
                 .body(format!("user name longer than {MAX_USER_LEN} bytes\n"));
         }
         Some(user) => {
-            let cookie = Cookie::build(COOKIE, encode(&user)).path("/").http_only(true).finish();
+            let cookie = session_cookie(key.sign(&user));
             if let Err(err) = response.add_cookie(&cookie) {
                 tracing::warn!(error = %err, "cannot set the session cookie");
             }
@@ -100,15 +190,42 @@ pub async fn logout(req: HttpRequest) -> HttpResponse {
 }
 
 fn redirect(req: &HttpRequest) -> HttpResponse {
-    let location = req.headers().get(header::REFERER).cloned().unwrap_or(HeaderValue::from_static(HOME));
+    let location = req
+        .headers()
+        .get(header::REFERER)
+        .filter(|referer| referer.to_str().is_ok_and(|r| same_origin(r, req.connection_info().host())))
+        .cloned()
+        .unwrap_or(HeaderValue::from_static(HOME));
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 
+/// Whether `referer` is a page of this site: a path (not `//host` or `/\host`, which browsers
+/// read as another host), or an `http`/`https` URL whose host and port are `host`, the host
+/// the request was sent to.
+fn same_origin(referer: &str, host: &str) -> bool {
+    if referer.starts_with('/') {
+        return !referer.starts_with("//") && !referer.starts_with("/\\");
+    }
+    let Ok(url) = Url::parse(referer) else { return false };
+    let Some(referer_host) = url.host_str() else { return false };
+    let authority = match url.port() {
+        Some(port) => format!("{referer_host}:{port}"),
+        None => referer_host.to_owned(),
+    };
+    matches!(url.scheme(), "http" | "https") && authority.eq_ignore_ascii_case(host)
+}
+
+/// The session cookie: scripts cannot read it, and other sites' requests do not carry it
+/// (except top-level navigation, so a link to the page keeps the user signed in).
+fn session_cookie(value: String) -> Cookie<'static> {
+    Cookie::build(COOKIE, value).path("/").http_only(true).same_site(SameSite::Lax).finish()
+}
+
 fn remove_session(response: &mut HttpResponse) {
-    let mut cookie = Cookie::build(COOKIE, "").path("/").http_only(true).finish();
+    let mut cookie = session_cookie(String::new());
     cookie.make_removal();
     if let Err(err) = response.add_cookie(&cookie) {
         tracing::warn!(error = %err, "cannot clear the session cookie");
@@ -123,34 +240,86 @@ fn field(form: &[u8], name: &str) -> Option<String> {
         .find_map(|(key, value)| (key == name).then_some(value))
 }
 
-fn encode(user: &str) -> String {
-    format!("{PREFIX}{}", utf8_percent_encode(user, ENCODED))
-}
-
-fn decode(value: &str) -> Option<String> {
-    let encoded = value.strip_prefix(PREFIX)?;
-    let user = percent_decode_str(encoded).decode_utf8().ok()?;
-    (user.len() <= MAX_USER_LEN).then(|| user.into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key() -> SessionKey {
+        SessionKey::from_source(&[(SESSION_KEY, "k".repeat(MIN_KEY_LEN).as_str())]).unwrap()
+    }
+
+    /// A cookie value as the request's cookie jar hands it over: percent-decoded.
+    fn received(value: &str) -> String {
+        Cookie::parse_encoded(format!("{COOKIE}={value}")).unwrap().value().to_owned()
+    }
+
     #[test]
-    fn names_round_trip_through_the_cookie_value() {
+    fn names_round_trip_through_the_signed_cookie_value() {
+        let key = key();
         for user in ["jason", "", "<script>alert(1)</script>", "Ünïcødé user; x=1", "a\"b,c\\d"] {
-            let value = encode(user);
+            let value = key.sign(user);
             assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{value}");
-            assert_eq!(decode(&value).as_deref(), Some(user));
+            assert_eq!(key.verify(&received(&value)).as_deref(), Some(user));
         }
     }
 
     #[test]
-    fn foreign_or_broken_cookies_mean_nobody() {
-        for value in ["jason", "u1.%FF", "u2.jason", ""] {
-            assert_eq!(decode(value), None, "{value}");
+    fn tampered_unsigned_or_foreign_cookies_mean_nobody() {
+        let key = key();
+        let jason = key.sign("jason");
+        let (_, tag) = jason.rsplit_once('.').unwrap();
+        let other = SessionKey::random().sign("jason");
+        for value in [
+            format!("u2.admin.{tag}"),
+            jason.replace("jason", "jasoN"),
+            format!("{jason}x"),
+            "u2.jason".to_owned(),
+            "u1.jason".to_owned(),
+            "jason".to_owned(),
+            other,
+            String::new(),
+        ] {
+            assert_eq!(key.verify(&received(&value)), None, "{value}");
         }
+    }
+
+    #[test]
+    fn a_key_shorter_than_32_bytes_is_refused_without_showing_it() {
+        let err = SessionKey::from_source(&[(SESSION_KEY, "short-secret")]).unwrap_err();
+        assert_eq!(err.name, SESSION_KEY);
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        let none: [(&str, &str); 0] = [];
+        let (a, b) = (SessionKey::from_source(&none).unwrap(), SessionKey::from_source(&none).unwrap());
+        assert_eq!(b.verify(&received(&a.sign("jason"))), None, "each start draws its own key");
+        let same = received(&key().sign("jason"));
+        assert_eq!(key().verify(&same).as_deref(), Some("jason"), "one configured key, any process");
+    }
+
+    #[test]
+    fn only_same_origin_referers_are_returned_to() {
+        let host = "productpage:9080";
+        for ok in
+            ["http://productpage:9080/productpage?u=1", "https://PRODUCTPAGE:9080/", "/productpage", "/"]
+        {
+            assert!(same_origin(ok, host), "{ok}");
+        }
+        for foreign in [
+            "http://evil.example/productpage",
+            "http://productpage:9081/",
+            "http://productpage/",
+            "http://productpage:9080@evil.example/",
+            "//evil.example/",
+            "/\\evil.example/",
+            "javascript:alert(document.cookie)",
+            "data:text/html,x",
+            "ftp://productpage:9080/",
+            "productpage",
+            "",
+        ] {
+            assert!(!same_origin(foreign, host), "{foreign}");
+        }
+        assert!(same_origin("http://bookinfo.example/productpage", "bookinfo.example"));
     }
 
     #[test]
@@ -172,8 +341,8 @@ mod properties {
     proptest! {
         /// Any cookie value: a user or nobody, never a panic.
         #[test]
-        fn any_cookie_value_decodes_or_is_nobody(value in ".{0,400}") {
-            if let Some(user) = decode(&value) {
+        fn any_cookie_value_verifies_or_is_nobody(value in ".{0,400}") {
+            if let Some(user) = SessionKey::random().verify(&value) {
                 prop_assert!(user.len() <= MAX_USER_LEN);
             }
         }
@@ -182,7 +351,15 @@ mod properties {
         #[test]
         fn any_user_name_round_trips(user in ".{0,60}") {
             prop_assume!(user.len() <= MAX_USER_LEN);
-            prop_assert_eq!(decode(&encode(&user)), Some(user));
+            let key = SessionKey::random();
+            let value = Cookie::parse_encoded(format!("{COOKIE}={}", key.sign(&user))).unwrap().value().to_owned();
+            prop_assert_eq!(key.verify(&value), Some(user));
+        }
+
+        /// Any referer: a yes or a no, never a panic.
+        #[test]
+        fn any_referer_is_judged(referer in ".{0,200}") {
+            let _ = same_origin(&referer, "productpage:9080");
         }
 
         /// Any bytes as a login form: a field or none, never a panic.

@@ -209,11 +209,83 @@ async fn sign_in_without_a_referer_redirects_to_the_page_and_sets_the_session() 
 }
 
 #[actix_web::test]
-async fn sign_in_returns_to_the_referer() {
+async fn sign_in_and_out_return_to_a_referer_of_this_site_only() {
     let productpage = spawn_productpage(None, None, None, &[]);
-    let referer = "http://bookinfo.example/productpage?u=normal";
-    let signed_in = login(&productpage, "username=jason", Some(referer)).await;
-    assert_eq!((signed_in.status, signed_in.header("location")), (302, Some(referer)));
+    let own = productpage.url("/productpage?u=normal");
+    for referer in [own.as_str(), "/productpage?u=test"] {
+        let signed_in = login(&productpage, "username=jason", Some(referer)).await;
+        assert_eq!((signed_in.status, signed_in.header("location")), (302, Some(referer)));
+        let signed_out =
+            answer(client().get(productpage.url("/logout")).insert_header(("referer", referer)).send()).await;
+        assert_eq!((signed_out.status, signed_out.header("location")), (302, Some(referer)));
+    }
+    for foreign in [
+        "http://evil.example/productpage",
+        "javascript:alert(document.cookie)",
+        "//evil.example/productpage",
+        &format!("http://{}:1/productpage", productpage.addr.ip()),
+    ] {
+        let signed_in = login(&productpage, "username=jason", Some(foreign)).await;
+        assert_eq!(
+            (signed_in.status, signed_in.header("location")),
+            (302, Some("/productpage")),
+            "{foreign}"
+        );
+        let signed_out =
+            answer(client().get(productpage.url("/logout")).insert_header(("referer", foreign)).send()).await;
+        assert_eq!(signed_out.header("location"), Some("/productpage"), "{foreign}");
+    }
+}
+
+#[actix_web::test]
+async fn the_session_cookie_is_http_only_and_same_site_lax_and_so_is_its_removal() {
+    let productpage = spawn_productpage(None, None, None, &[]);
+    let signed_in = login(&productpage, "username=jason", None).await;
+    let removed = answer(client().get(productpage.url("/logout")).send()).await;
+    for set_cookie in [signed_in.header("set-cookie").unwrap(), removed.header("set-cookie").unwrap()] {
+        let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
+        assert!(attributes.contains(&"HttpOnly") && attributes.contains(&"SameSite=Lax"), "{set_cookie}");
+    }
+}
+
+#[actix_web::test]
+async fn a_tampered_unsigned_or_foreign_session_cookie_means_signed_out() {
+    let details = Capture::start(Canned::json(r#"{"id":0}"#));
+    let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
+    let cookie = session_cookie(&login(&productpage, "username=jason", None).await);
+    let elsewhere = spawn_productpage(None, None, None, &[]);
+    let foreign = session_cookie(&login(&elsewhere, "username=jason", None).await);
+    let (payload, tag) = cookie.rsplit_once('.').unwrap();
+    for forged in [
+        payload.replace("jason", "admin") + "." + tag,
+        format!("{payload}.{}", tag.replace(|c: char| c.is_ascii_alphabetic(), "A")),
+        payload.to_owned(),
+        "session=jason".to_owned(),
+        "session=u1.jason".to_owned(),
+        foreign,
+    ] {
+        let page = answer(
+            client().get(productpage.url("/productpage")).insert_header(("cookie", forged.clone())).send(),
+        )
+        .await;
+        assert_eq!(page.status, 200, "{forged}");
+        assert!(page.body.contains("Sign in") && !page.body.contains(">jason</p>"), "{forged}");
+    }
+    assert!(details.received().iter().all(|r| r.get("end-user").is_none()), "nobody is sent upstream");
+    let page =
+        answer(client().get(productpage.url("/productpage")).insert_header(("cookie", cookie)).send()).await;
+    assert!(page.body.contains(">jason</p>"), "the genuine cookie still signs in");
+}
+
+#[actix_web::test]
+async fn one_session_key_lets_two_productpages_share_sessions() {
+    let key = [("BOOKINFO_SESSION_KEY", "a-secret-of-thirty-two-bytes-or-more")];
+    let first = spawn_productpage(None, None, None, &key);
+    let second = spawn_productpage(None, None, None, &key);
+    let cookie = session_cookie(&login(&first, "username=jason", None).await);
+    let page =
+        answer(client().get(second.url("/productpage")).insert_header(("cookie", cookie)).send()).await;
+    assert!(page.body.contains(">jason</p>"));
 }
 
 #[actix_web::test]
