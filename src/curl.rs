@@ -14,6 +14,7 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::{Method, StatusCode, Uri};
 use actix_web::web::Bytes;
+use awc::error::{ConnectError, SendRequestError};
 use clap::Parser;
 use clap::error::{ContextKind, ErrorKind};
 use url::Url;
@@ -213,7 +214,7 @@ async fn exchange(
         }
         None => request.send().await,
     };
-    let mut response = sent.map_err(|err| connect_failure(&uri, &err.to_string()))?;
+    let mut response = sent.map_err(|err| connect_failure(&uri, &err))?;
     let body = response.body().limit(64 * 1024 * 1024).await.map_err(|err| Failure(56, err.to_string()))?;
     let (status, headers) = (response.status(), response.headers().clone());
     if args.verbose {
@@ -334,12 +335,13 @@ fn usage_error(err: &clap::Error) -> String {
     }
 }
 
-fn connect_failure(uri: &actix_web::http::Uri, error: &str) -> Failure {
+fn connect_failure(uri: &Uri, error: &SendRequestError) -> Failure {
     let host = uri.host().unwrap_or_default();
     let port = uri.port_u16().unwrap_or(80);
-    if error.contains("resolve") || error.contains("DNS") || error.contains("lookup") {
-        Failure(6, format!("Could not resolve host: {host}"))
-    } else {
-        Failure(7, format!("Failed to connect to {host} port {port}: {error}"))
+    match error {
+        SendRequestError::Connect(
+            ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
+        ) => Failure(6, format!("Could not resolve host: {host}")),
+        _ => Failure(7, format!("Failed to connect to {host} port {port}: {error}")),
     }
 }

@@ -23,6 +23,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use awc::error::{PayloadError, SendRequestError};
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -229,16 +230,14 @@ impl Call<'_> {
             if let Some(status) = decision.abort {
                 return Ok(Reply { upstream, status, body: Bytes::new() });
             }
-            let mut response = request
-                .send()
-                .await
-                .map_err(|err| UpstreamError::Connect { upstream, message: err.to_string() })?;
+            let mut response =
+                request.send().await.map_err(|source| UpstreamError::Connect { upstream, source })?;
             let status = response.status();
             let body = response
                 .body()
                 .limit(MAX_BODY)
                 .await
-                .map_err(|err| UpstreamError::Body { upstream, message: err.to_string() })?;
+                .map_err(|source| UpstreamError::Body { upstream, source })?;
             Ok::<_, UpstreamError>(Reply { upstream, status, body })
         };
         // A route timeout shorter than the caller's ends the call as Envoy does, with a 504.
@@ -293,6 +292,7 @@ fn record_outcome(span: &tracing::Span, result: &Result<Reply, UpstreamError>) {
         Err(UpstreamError::Timeout { .. }) => "timeout".to_owned(),
         Err(UpstreamError::Connect { .. }) => "connect".to_owned(),
         Err(UpstreamError::Body { .. }) => "body".to_owned(),
+        Err(UpstreamError::Decode { .. }) => "decode".to_owned(),
     };
     span.record("otel.status_code", "ERROR");
     span.record("error.type", error_type);
@@ -310,20 +310,19 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// The body parsed as JSON.
+    /// The body parsed as a `T`: the type the upstream writes.
     ///
     /// # Errors
-    /// [`UpstreamError::Body`] when the body is not the JSON expected.
+    /// [`UpstreamError::Decode`] when the body is not that JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, UpstreamError> {
-        serde_json::from_slice(&self.body).map_err(|err| UpstreamError::Body {
-            upstream: self.upstream,
-            message: format!("invalid JSON: {err}"),
-        })
+        serde_json::from_slice(&self.body)
+            .map_err(|source| UpstreamError::Decode { upstream: self.upstream, source })
     }
 }
 
-/// Why an upstream call failed.
-#[derive(Debug, Clone, thiserror::Error)]
+/// Why an upstream call failed. Each variant keeps what caused it, so a caller can tell
+/// failures apart by type.
+#[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// The upstream answered, with a status other than 200.
     #[error("{upstream} answered {status}")]
@@ -342,20 +341,28 @@ pub enum UpstreamError {
         timeout: Duration,
     },
     /// The request could not be sent (refused connection, DNS failure, reset).
-    #[error("cannot reach {upstream}: {message}")]
+    #[error("cannot reach {upstream}: {source}")]
     Connect {
         /// Who was called.
         upstream: Upstream,
         /// The transport error.
-        message: String,
+        source: SendRequestError,
     },
     /// The response body could not be read.
-    #[error("cannot read the answer of {upstream}: {message}")]
+    #[error("cannot read the answer of {upstream}: {source}")]
     Body {
         /// Who answered.
         upstream: Upstream,
         /// The transport error.
-        message: String,
+        source: PayloadError,
+    },
+    /// The body is not the JSON the upstream writes.
+    #[error("invalid answer from {upstream}: {source}")]
+    Decode {
+        /// Who answered.
+        upstream: Upstream,
+        /// What does not fit.
+        source: serde_json::Error,
     },
 }
 
@@ -375,7 +382,31 @@ impl UpstreamError {
             UpstreamError::Status { upstream, .. }
             | UpstreamError::Timeout { upstream, .. }
             | UpstreamError::Connect { upstream, .. }
-            | UpstreamError::Body { upstream, .. } => *upstream,
+            | UpstreamError::Body { upstream, .. }
+            | UpstreamError::Decode { upstream, .. } => *upstream,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_of_another_shape_is_a_decode_error_that_keeps_its_cause() {
+        let reply = Reply {
+            upstream: Upstream::Reviews,
+            status: StatusCode::OK,
+            body: Bytes::from_static(b"{\"error\": 1}"),
+        };
+        let err = reply.json::<Vec<u8>>().unwrap_err();
+        assert!(
+            matches!(&err, UpstreamError::Decode { upstream: Upstream::Reviews, source } if source.is_data()),
+            "{err:?}"
+        );
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let cause =
+            std::error::Error::source(&err).and_then(|cause| cause.downcast_ref::<serde_json::Error>());
+        assert!(cause.is_some(), "the cause is reachable by type");
     }
 }

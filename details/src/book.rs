@@ -1,13 +1,19 @@
 //! The book details the service answers: its own record, or one built from the Google Books API.
+//! [`Book`] is the wire format of `/details/{id}`: details writes it, productpage reads it.
 
-use serde::Serialize;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use bookinfo_common::UpstreamError;
+use bookinfo_common::respond::json as json_response;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The ISBN the original looks up in the Google Books API, whatever the product id.
 pub const EXTERNAL_ISBN: &str = "0486424618";
 
-/// Details of one book, serialised with the original's field names and order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Details of one book, serialised with the original's field names and order. Fields other
+/// than `id` keep whatever JSON they hold (the Google Books answer may lack any of them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Book {
     /// The product id asked for.
     pub id: i64,
@@ -52,13 +58,10 @@ impl Book {
     /// item's `volumeInfo`.
     ///
     /// # Errors
-    /// A message when the body is not JSON or holds no book.
-    pub fn from_google_books(id: i64, body: &[u8]) -> Result<Self, String> {
-        let answer: Value = serde_json::from_slice(body)
-            .map_err(|err| format!("invalid answer from the book service: {err}"))?;
-        let book = answer
-            .pointer("/items/0/volumeInfo")
-            .ok_or_else(|| format!("the book service knows no book with ISBN {EXTERNAL_ISBN}"))?;
+    /// [`LookupError::NotJson`] or [`LookupError::NoBook`].
+    pub fn from_google_books(id: i64, body: &[u8]) -> Result<Self, LookupError> {
+        let answer: Value = serde_json::from_slice(body).map_err(LookupError::NotJson)?;
+        let book = answer.pointer("/items/0/volumeInfo").ok_or(LookupError::NoBook)?;
         let field = |name: &str| book.get(name).cloned().unwrap_or(Value::Null);
         let isbn = |kind: &str| {
             book.get("industryIdentifiers")
@@ -81,6 +84,30 @@ impl Book {
             isbn_10: isbn("ISBN_10"),
             isbn_13: isbn("ISBN_13"),
         })
+    }
+}
+
+/// Why details v2 has no book to answer. Answered as the original does: 400 with the message.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The book service could not be asked, or did not answer 200.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// Its answer is not JSON.
+    #[error("invalid answer from the book service: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// Its answer holds no book.
+    #[error("the book service knows no book with ISBN {EXTERNAL_ISBN}")]
+    NoBook,
+}
+
+impl ResponseError for LookupError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        json_response(self.status_code(), &json!({ "error": self.to_string() }))
     }
 }
 
@@ -121,8 +148,18 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_or_broken_answer_is_an_error() {
-        assert!(Book::from_google_books(0, br#"{"totalItems": 0}"#).is_err());
-        assert!(Book::from_google_books(0, b"<html>").is_err());
+    fn an_empty_or_broken_answer_is_an_error_of_its_kind_answered_400() {
+        let empty = Book::from_google_books(0, br#"{"totalItems": 0}"#).unwrap_err();
+        assert!(matches!(empty, LookupError::NoBook), "{empty:?}");
+        let broken = Book::from_google_books(0, b"<html>").unwrap_err();
+        assert!(matches!(&broken, LookupError::NotJson(err) if err.is_syntax()), "{broken:?}");
+        assert_eq!(broken.error_response().status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn what_details_writes_reads_back_as_the_same_book() {
+        let book = Book::comedy_of_errors(7);
+        let read: Book = serde_json::from_slice(&serde_json::to_vec(&book).unwrap()).unwrap();
+        assert_eq!(read, book);
     }
 }

@@ -18,7 +18,7 @@ use bookinfo_common::respond::json as json_response;
 use bookinfo_common::{RequestContext, Upstream};
 use serde_json::json;
 
-use crate::book::{Book, EXTERNAL_ISBN};
+use crate::book::{Book, EXTERNAL_ISBN, LookupError};
 
 /// `ENABLE_EXTERNAL_BOOK_SERVICE`: exactly `true` makes details look books up in the Google
 /// Books API (details v2).
@@ -64,31 +64,31 @@ async fn health() -> HttpResponse {
     json_response(StatusCode::OK, &json!({"status": "Details is healthy"}))
 }
 
-async fn details(req: HttpRequest, ctx: RequestContext, config: Data<Config>) -> HttpResponse {
+async fn details(
+    req: HttpRequest,
+    ctx: RequestContext,
+    config: Data<Config>,
+) -> Result<HttpResponse, LookupError> {
     let Some(id) = product_id::from_path(req.uri().path()) else {
-        return json_response(
+        return Ok(json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": "please provide numeric product id"}),
-        );
+        ));
     };
     if !config.external_book_service {
-        return json_response(StatusCode::OK, &Book::comedy_of_errors(id));
+        return Ok(json_response(StatusCode::OK, &Book::comedy_of_errors(id)));
     }
-    match fetch_external(&ctx, id).await {
-        Ok(book) => json_response(StatusCode::OK, &book),
-        // The original answers 400 with the exception's message.
-        Err(message) => json_response(StatusCode::BAD_REQUEST, &json!({ "error": message })),
-    }
+    let book = fetch_external(&ctx, id).await?;
+    Ok(json_response(StatusCode::OK, &book))
 }
 
 #[tracing::instrument(name = "fetch book", skip_all)]
-async fn fetch_external(ctx: &RequestContext, id: i64) -> Result<Book, String> {
+async fn fetch_external(ctx: &RequestContext, id: i64) -> Result<Book, LookupError> {
     let reply = ctx
         .get(Upstream::Books, format!("/books/v1/volumes?q=isbn:{EXTERNAL_ISBN}"))
         .timeout(EXTERNAL_TIMEOUT)
         .send()
-        .await
-        .map_err(|err| err.to_string())?;
+        .await?;
     Book::from_google_books(id, &reply.body)
 }
 

@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bookinfo_common::{RequestContext, Upstream, UpstreamError};
+use bookinfo_details::book::Book;
+use bookinfo_reviews::body::Reviews;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::Config;
@@ -30,7 +33,7 @@ impl Backend {
 
     /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
     #[tracing::instrument(name = "fetch details", skip_all)]
-    pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
+    pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Book, UpstreamError> {
         let path = format!("/details/{id}");
         self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1).await
     }
@@ -38,13 +41,14 @@ impl Backend {
     /// `GET /reviews/{id}`, tried twice by default: the original keeps a deliberate retry that
     /// Istio's fault-injection and timeout tasks rely on.
     #[tracing::instrument(name = "fetch reviews", skip_all)]
-    pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
+    pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Reviews, UpstreamError> {
         let path = format!("/reviews/{id}");
         let config = &self.config;
         self.call(ctx, Upstream::Reviews, path, config.reviews_timeout, config.reviews_attempts).await
     }
 
-    /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews).
+    /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews). Ratings
+    /// answers whatever was posted for the product, so its body stays free-form JSON.
     #[tracing::instrument(name = "fetch ratings", skip_all)]
     pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/ratings/{id}");
@@ -60,21 +64,23 @@ impl Backend {
         }
     }
 
-    async fn call(
+    /// Calls `upstream` and reads its answer as the `T` it writes. An answer of another shape
+    /// is a failed call too.
+    async fn call<T: DeserializeOwned>(
         &self,
         ctx: &RequestContext,
         upstream: Upstream,
         path: String,
         timeout: Duration,
         attempts: u32,
-    ) -> Result<Value, UpstreamError> {
+    ) -> Result<T, UpstreamError> {
         let result = ctx
             .get(upstream, path)
             .timeout(timeout)
             .attempts(attempts)
             .send()
             .await
-            .and_then(|reply| reply.json::<Value>());
+            .and_then(|reply| reply.json::<T>());
         match &result {
             Ok(_) => self.metrics.record(upstream, 200),
             Err(err) => {

@@ -1,7 +1,10 @@
-//! The reviews JSON, byte for byte as the original builds it by string concatenation (its
-//! spacing included), with proper escaping of the configured strings.
+//! The reviews answer: [`Reviews`] is the wire format of `/reviews/{id}`, written by reviews
+//! byte for byte as the original builds it by string concatenation (its spacing included, with
+//! proper escaping of the configured strings), and read by productpage through serde.
 
 use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
 
 /// The two fixed reviews: reviewer and text.
 pub const REVIEWS: [(&str, &str); 2] = [
@@ -33,35 +36,114 @@ pub struct Origin {
     pub clustername: String,
 }
 
-/// The reviews of product `id`, with a rating per reviewer when `ratings` is given.
-pub fn render(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> String {
-    let mut out = String::with_capacity(512);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        out,
-        r#"{{"id": "{id}","podname": {},"clustername": {},"reviews": ["#,
-        quote(&origin.podname),
-        quote(&origin.clustername)
-    );
-    for (i, (reviewer, text)) in REVIEWS.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+/// The answer of `/reviews/{id}`. Its serde form (field names and order) is what productpage
+/// reads and passes on; [`Reviews::to_json`] is the exact text reviews answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reviews {
+    /// The product id, as a string (as the original writes it).
+    pub id: String,
+    /// The pod that answered.
+    pub podname: String,
+    /// Its cluster, or the string `null`.
+    pub clustername: String,
+    /// The reviews, in order.
+    pub reviews: Vec<Review>,
+}
+
+/// One review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// Who wrote it.
+    pub reviewer: String,
+    /// What they wrote.
+    pub text: String,
+    /// Its rating: absent in v1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<Rating>,
+}
+
+/// The rating of one review (v2, v3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Rating {
+    /// The reviewer's stars, in the configured colour.
+    Stars {
+        /// How many.
+        stars: i64,
+        /// `STAR_COLOR`.
+        color: String,
+    },
+    /// Ratings did not answer for this reviewer.
+    Error {
+        /// Why, for people ([`RATINGS_UNAVAILABLE`]).
+        error: String,
+    },
+}
+
+impl Reviews {
+    /// The reviews of product `id`, with a rating per reviewer when `ratings` is given.
+    pub fn new(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> Self {
+        let reviews = REVIEWS
+            .iter()
+            .enumerate()
+            .map(|(i, (reviewer, text))| Review {
+                reviewer: (*reviewer).to_owned(),
+                text: (*text).to_owned(),
+                rating: ratings.map(|(stars, color)| match stars[i] {
+                    Stars::Count(stars) => Rating::Stars { stars, color: color.to_owned() },
+                    Stars::Unavailable => Rating::Error { error: RATINGS_UNAVAILABLE.to_owned() },
+                }),
+            })
+            .collect();
+        Self {
+            id: id.to_string(),
+            podname: origin.podname.clone(),
+            clustername: origin.clustername.clone(),
+            reviews,
         }
-        let _ = write!(out, r#"{{  "reviewer": "{reviewer}",  "text": "{text}""#);
-        if let Some((stars, color)) = ratings {
-            match stars[i] {
-                Stars::Count(n) => {
-                    let _ = write!(out, r#", "rating": {{"stars": {n}, "color": {}}}"#, quote(color));
-                }
-                Stars::Unavailable => {
-                    let _ = write!(out, r#", "rating": {{"error": "{RATINGS_UNAVAILABLE}"}}"#);
-                }
-            }
-        }
-        out.push('}');
     }
-    out.push_str("]}");
-    out
+
+    /// The answer as the original writes it.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(512);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            r#"{{"id": {},"podname": {},"clustername": {},"reviews": ["#,
+            quote(&self.id),
+            quote(&self.podname),
+            quote(&self.clustername)
+        );
+        for (i, review) in self.reviews.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                r#"{{  "reviewer": {},  "text": {}"#,
+                quote(&review.reviewer),
+                quote(&review.text)
+            );
+            match &review.rating {
+                Some(Rating::Stars { stars, color }) => {
+                    let _ = write!(out, r#", "rating": {{"stars": {stars}, "color": {}}}"#, quote(color));
+                }
+                Some(Rating::Error { error }) => {
+                    let _ = write!(out, r#", "rating": {{"error": {}}}"#, quote(error));
+                }
+                None => {}
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
+    }
+}
+
+/// The reviews of product `id` as the original writes them, with a rating per reviewer when
+/// `ratings` is given.
+pub fn render(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> String {
+    Reviews::new(id, origin, ratings).to_json()
 }
 
 /// A JSON string literal of `text`.
@@ -100,10 +182,47 @@ mod tests {
     }
 
     #[test]
+    fn what_reviews_writes_reads_back_as_the_same_answer() {
+        let all = [Stars::Count(5), Stars::Unavailable];
+        for ratings in [None, Some((&all, "red")), Some((&[Stars::Count(0), Stars::Count(-3)], "a\"b"))] {
+            let written = Reviews::new(3, &origin(), ratings);
+            let read: Reviews = serde_json::from_str(&written.to_json()).unwrap();
+            assert_eq!(read, written);
+            assert_eq!(read.to_json(), written.to_json());
+        }
+    }
+
+    #[test]
     fn configured_strings_are_escaped() {
         let origin = Origin { podname: "a\"b".into(), clustername: "c\\d".into() };
         let parsed: serde_json::Value = serde_json::from_str(&render(1, &origin, None)).unwrap();
         assert_eq!(parsed["podname"], "a\"b");
         assert_eq!(parsed["clustername"], "c\\d");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the configured strings and the stars: what reviews writes, productpage reads
+        /// back as the same answer.
+        #[test]
+        fn any_answer_round_trips(
+            podname in ".{0,40}",
+            clustername in ".{0,40}",
+            color in ".{0,20}",
+            stars in proptest::option::of((any::<i64>(), any::<bool>())),
+        ) {
+            let origin = Origin { podname, clustername };
+            let pair = stars.map(|(n, unavailable)| {
+                [Stars::Count(n), if unavailable { Stars::Unavailable } else { Stars::Count(n) }]
+            });
+            let written = Reviews::new(0, &origin, pair.as_ref().map(|p| (p, color.as_str())));
+            let read: Reviews = serde_json::from_str(&written.to_json()).unwrap();
+            prop_assert_eq!(read, written);
+        }
     }
 }

@@ -8,7 +8,8 @@ use futures_util::future::join_all;
 use nix::sys::signal::Signal;
 
 use crate::helpers::{
-    Canned, Capture, TestApp, answer, client, get, spawn_details, spawn_productpage, spawn_reviews,
+    Canned, Capture, TestApp, answer, client, details_body, get, reviews_body, spawn_details,
+    spawn_productpage, spawn_reviews,
 };
 use crate::otlp::Receiver;
 use crate::process::Served;
@@ -67,8 +68,8 @@ async fn an_upstream_that_hangs_costs_the_page_its_timeout_and_no_more() {
 #[actix_web::test]
 async fn sigterm_under_load_completes_the_requests_in_flight_and_flushes_their_spans() {
     let receiver = Receiver::http();
-    let details = Capture::start(Canned::json(r#"{"id":0}"#).after(Duration::from_millis(500)));
-    let reviews = Capture::start(Canned::json(r#"{"podname":"r","clustername":"null","reviews":[]}"#));
+    let details = Capture::start(Canned::json(&details_body()).after(Duration::from_millis(500)));
+    let reviews = Capture::start(Canned::json(&reviews_body()));
     let (details_port, reviews_port) =
         (details.app.addr.port().to_string(), reviews.app.addr.port().to_string());
     let productpage = Served::start(

@@ -165,6 +165,17 @@ impl Canned {
     }
 }
 
+/// What details answers for product 0: the body of a details stand-in.
+pub fn details_body() -> String {
+    serde_json::to_string(&bookinfo_details::book::Book::comedy_of_errors(0)).expect("a book")
+}
+
+/// What reviews v1 answers for product 0: the body of a reviews stand-in.
+pub fn reviews_body() -> String {
+    let origin = bookinfo_reviews::body::Origin { podname: "reviews-v1".into(), clustername: "null".into() };
+    bookinfo_reviews::body::render(0, &origin, None)
+}
+
 /// A stand-in upstream on an ephemeral port: records every request and answers `canned`.
 pub struct Capture {
     pub app: TestApp,

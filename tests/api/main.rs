@@ -23,3 +23,4 @@ mod trace_store;
 mod traces;
 mod tracing_e2e;
 mod wait;
+mod wire;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{Canned, Capture, answer, client};
+use crate::helpers::{Canned, Capture, answer, client, details_body};
 use crate::otlp::{Received, Receiver};
 use crate::process::Served;
 
@@ -46,7 +46,7 @@ impl Harness {
     }
 
     pub async fn with_receiver(mode: &str, env: &[(&str, &str)], receiver: Receiver) -> Self {
-        Self::with(mode, env, receiver, Canned::json(r#"{"id":0,"publisher":"PublisherA"}"#)).await
+        Self::with(mode, env, receiver, Canned::json(&details_body())).await
     }
 
     /// With details answering `details`.

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    Answer, Canned, Capture, Env, answer, assert_matches_reference, client, get, reference, spawn_details,
-    spawn_productpage, spawn_ratings, spawn_reviews, spawn_stack,
+    Answer, Canned, Capture, Env, answer, assert_matches_reference, client, details_body, get, reference,
+    reviews_body, spawn_details, spawn_productpage, spawn_ratings, spawn_reviews, spawn_stack,
 };
 
 const STAR: &str = "glyphicon glyphicon-star";
@@ -250,7 +250,7 @@ async fn the_session_cookie_is_http_only_and_same_site_lax_and_so_is_its_removal
 
 #[actix_web::test]
 async fn a_tampered_unsigned_or_foreign_session_cookie_means_signed_out() {
-    let details = Capture::start(Canned::json(r#"{"id":0}"#));
+    let details = Capture::start(Canned::json(&details_body()));
     let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
     let cookie = session_cookie(&login(&productpage, "username=jason", None).await);
     let elsewhere = spawn_productpage(None, None, None, &[]);
@@ -328,8 +328,8 @@ async fn login_refuses_other_methods_and_an_absurdly_long_name() {
 
 #[actix_web::test]
 async fn the_session_user_goes_upstream_as_end_user_and_a_client_end_user_never_does() {
-    let details = Capture::start(Canned::json(r#"{"id":0}"#));
-    let reviews = Capture::start(Canned::json(r#"{"podname":"r","clustername":"null","reviews":[]}"#));
+    let details = Capture::start(Canned::json(&details_body()));
+    let reviews = Capture::start(Canned::json(&reviews_body()));
     let productpage = spawn_productpage(Some(&details.app), Some(&reviews.app), None, &[]);
     // Anonymous, with a forged end-user: nothing is sent on.
     let forged = client().get(productpage.url("/productpage")).insert_header(("end-user", "jason"));
@@ -350,7 +350,7 @@ async fn the_session_user_goes_upstream_as_end_user_and_a_client_end_user_never_
 #[actix_web::test]
 async fn tracing_headers_reach_reviews_and_ratings_unchanged() {
     // The vector of the original's own unit test (tests/unit/test_productpage.py).
-    let reviews = Capture::start(Canned::json("{}"));
+    let reviews = Capture::start(Canned::json(&reviews_body()));
     let ratings = Capture::start(Canned::json("{}"));
     let productpage = spawn_productpage(None, Some(&reviews.app), Some(&ratings.app), &[]);
     for (path, request_id) in [
@@ -385,7 +385,7 @@ async fn tracing_headers_reach_reviews_and_ratings_unchanged() {
 
 #[actix_web::test]
 async fn repeated_headers_are_forwarded_in_order() {
-    let details = Capture::start(Canned::json("{}"));
+    let details = Capture::start(Canned::json(&details_body()));
     let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
     let request = client()
         .get(productpage.url("/api/v1/products/0"))
@@ -397,7 +397,7 @@ async fn repeated_headers_are_forwarded_in_order() {
 
 #[actix_web::test]
 async fn upstream_connections_are_reused_across_requests() {
-    let details = Capture::start(Canned::json("{}"));
+    let details = Capture::start(Canned::json(&details_body()));
     let productpage = spawn_productpage(Some(&details.app), None, None, &[]);
     for _ in 0..3 {
         assert_eq!(get(&productpage.url("/api/v1/products/0")).await.status, 200);
