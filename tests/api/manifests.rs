@@ -3,8 +3,8 @@
 //! against the Kubernetes and Istio schemas; the Dockerfile against the README and the workspace.
 //!
 //! The tools (`kubectl`, `kubernetes-validate`, Python's `jsonschema`) are installed by
-//! `.ci/run`, which sets `BOOKINFO_REQUIRE_TOOLS=1`; elsewhere a missing tool skips its part
-//! with a note.
+//! `.ci/run`, which sets `BOOKINFO_REQUIRE_TOOLS=1` so that a missing one fails; elsewhere it
+//! skips its part with a `SKIPPED:` line (see `helpers::skip`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,25 +12,27 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::helpers::skip;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// One of Istio's files in `../shared/reference`; without it, that part of the test is skipped.
 fn reference(path: &str) -> Option<PathBuf> {
     let path = root().join("../shared/reference").join(path);
     if path.exists() {
         return Some(path);
     }
-    eprintln!("note: {} not found; skipping the comparison with Istio's files", path.display());
+    skip(&format!("no comparison with Istio's files: {} not found", path.display()));
     None
 }
 
-/// Whether `program` can run; without it, fail under CI and skip elsewhere.
+/// Whether `program` can run; without it, that part of the test is skipped.
 fn tool(program: &str, probe: &[&str]) -> bool {
     let found = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var_os("BOOKINFO_REQUIRE_TOOLS").is_none(), "{program} is required here");
-        eprintln!("note: {program} not found; skipping");
+        skip(&format!("`{program} {}` does not run", probe.join(" ")));
     }
     found
 }
