@@ -22,5 +22,7 @@ mod stack;
 mod trace_store;
 mod traces;
 mod tracing_e2e;
+mod viewer;
 mod wait;
+mod webdriver;
 mod wire;

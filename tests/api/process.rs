@@ -22,7 +22,12 @@ impl Proc {
     /// Starts `bookinfo args...` with only `env` (and `RUST_LOG=info`) in its environment. Its
     /// runs' trace files go to a directory of the tests', never the user's.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bookinfo"))
+        Self::start_program(env!("CARGO_BIN_EXE_bookinfo"), args, env)
+    }
+
+    /// Starts `program args...` as [`start`](Self::start) starts `bookinfo`.
+    pub fn start_program(program: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .env_clear()
             .env("RUST_LOG", "info")

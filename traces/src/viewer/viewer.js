@@ -62,9 +62,9 @@ function failure(error) {
 async function refreshStats() {
   try {
     const { store } = await getJson("/api/bookinfo/stats");
-    const mib = (b) => (b / 1048576).toFixed(1);
+    const size = (b) => (b >= 1048576 ? `${(b / 1048576).toFixed(1)} MiB` : `${Math.ceil(b / 1024)} KiB`);
     document.getElementById("stats").textContent =
-      `${store.traces} traces, ${store.spans} spans held (${mib(store.bytes)} of ${mib(store.limit)} MiB)`;
+      `${store.traces} traces, ${store.spans} spans held (${size(store.bytes)} of ${size(store.limit)})`;
   } catch (_) {
     document.getElementById("stats").textContent = "";
   }
