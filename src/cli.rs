@@ -1,9 +1,19 @@
-//! The command line: `bookinfo up` (the default), `bookinfo serve <service>`.
+//! The command line: `bookinfo up` (the default), `bookinfo serve <service>`, `bookinfo
+//! traces ...`, `bookinfo curl ...`.
+//!
+//! The vocabulary is the libraries' own (services, tracing modes, reviews versions, mesh
+//! tracers); the variables a flag falls back to are read here, so that a bad value is reported
+//! against the variable, with exit code 64, and a bad flag against the flag, with 2.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use bookinfo_common::config::{ConfigError, Env, Source};
+use bookinfo_common::{Service, TracingMode};
+use bookinfo_mesh::envoy::Tracer;
+use bookinfo_reviews::ReviewsVersion;
+use clap::{Args, Parser, Subcommand};
 
 /// Istio's Bookinfo sample in Rust: four services in one binary.
 #[derive(Debug, Parser)]
@@ -32,7 +42,7 @@ pub enum Command {
     /// Run one service, as in a container.
     #[command(disable_version_flag = true)]
     Serve(ServeArgs),
-    /// Print traces as trees, or compare two: from the local stack's file or from Jaeger.
+    /// Print traces as trees, compare two, or serve the viewer over a saved file.
     Traces(TracesArgs),
     /// A plain-HTTP subset of curl: what the image runs when called as `curl`.
     #[command(disable_help_flag = true, disable_version_flag = true)]
@@ -41,36 +51,121 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run PROGRAM in place of this process, stopping when the stack that started it dies
+    /// (how `bookinfo up` starts Envoy).
+    #[command(hide = true)]
+    Exec {
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 /// Options of `bookinfo up`.
 #[derive(Debug, Clone, Args)]
 pub struct UpArgs {
-    /// First of six consecutive ports: productpage, details, reviews v1, v2, v3, ratings.
-    /// 0 lets every service pick a free port.
-    #[arg(long, env = "BOOKINFO_BASE_PORT", default_value_t = 9080)]
-    pub base_port: u16,
+    /// First of the public ports: productpage (or the gateway, with --mesh), details, reviews
+    /// v1, v2, v3, ratings; 0 picks free ones [env: BOOKINFO_BASE_PORT] [default: 9080].
+    #[arg(long, value_name = "PORT")]
+    pub base_port: Option<u16>,
 
     /// Address the services listen on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub host: IpAddr,
 
-    /// Tracing mode of every service.
-    #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
-    pub tracing: Tracing,
+    /// Tracing mode of every service [env: BOOKINFO_TRACING] [default: otel].
+    #[arg(long, value_enum, ignore_case = true)]
+    pub tracing: Option<TracingMode>,
 
-    /// Istio YAML files (VirtualService, DestinationRule) applied to the services' calls, as
-    /// the sidecars would; without them, calls to reviews spread over v1, v2 and v3.
-    #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
+    /// Istio YAML files (VirtualService, DestinationRule, Gateway), comma-separated: applied to
+    /// the services' calls by the services themselves, or by the sidecars with --mesh; without
+    /// them, calls to reviews spread over v1, v2 and v3 [env: BOOKINFO_ROUTES].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
+
+    /// The mesh: Envoy sidecars and an ingress gateway.
+    #[command(flatten)]
+    pub mesh: MeshArgs,
 
     /// The trace store: its ports, its memory, its file.
     #[command(flatten)]
     pub store: StoreArgs,
 
+    /// Do not restart a service (or sidecar) that dies; it is reported, and the rest of the
+    /// stack keeps serving without it.
+    #[arg(long)]
+    pub no_restarts: bool,
+
+    /// Log level of the services (their access log is `info`); RUST_LOG, when set, wins.
+    #[arg(long, value_name = "LEVEL", default_value = "warn", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+
     /// The program started for each service (default: this one).
     #[arg(long, hide = true)]
     pub exe: Option<PathBuf>,
+}
+
+impl UpArgs {
+    /// `--base-port`, or `BOOKINFO_BASE_PORT`, or 9080.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_BASE_PORT` that is not a port.
+    pub fn base_port(&self) -> Result<u16, ConfigError> {
+        flag_or_env(self.base_port, BASE_PORT, "a port number")
+            .map(|p| p.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
+    }
+
+    /// `--tracing`, or `BOOKINFO_TRACING`, or `otel`.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_TRACING` that is not a mode.
+    pub fn tracing(&self) -> Result<TracingMode, ConfigError> {
+        tracing_mode(self.tracing)
+    }
+
+    /// `--routes`, or `BOOKINFO_ROUTES`.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_ROUTES` with an empty file name.
+    pub fn routes(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        routes(&self.routes)
+    }
+}
+
+/// `BOOKINFO_BASE_PORT`: `--base-port`'s variable.
+pub const BASE_PORT: &str = "BOOKINFO_BASE_PORT";
+
+/// The local mesh (`bookinfo up --mesh`).
+#[derive(Debug, Clone, Args)]
+pub struct MeshArgs {
+    /// Put an Envoy sidecar beside every service and an ingress gateway in front, configured as
+    /// istiod would: the sidecars make the trace, and route as the --routes files say.
+    #[arg(long)]
+    pub mesh: bool,
+
+    /// The sidecars' tracer: Istio's zipkin (B3), zipkin-w3c (B3 and W3C) or otel (W3C, OTLP)
+    /// provider.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Tracer::Zipkin, requires = "mesh")]
+    pub mesh_tracer: Tracer,
+
+    /// Share of requests the gateway traces, 0-100 (Istio's randomSamplingPercentage).
+    #[arg(long, value_name = "PERCENT", default_value_t = 100.0, value_parser = percent, requires = "mesh")]
+    pub mesh_sampling: f64,
+
+    /// Run the application twice behind one gateway, in namespaces bookinfo-propagate and
+    /// bookinfo-otel (as the two Kubernetes overlays), by host (propagate.bookinfo.local,
+    /// otel.bookinfo.local) and by port; --tracing does not apply.
+    #[arg(long, requires = "mesh")]
+    pub compare: bool,
+
+    /// The Envoy binary [env: BOOKINFO_ENVOY] [default: envoy on PATH].
+    #[arg(long, value_name = "PATH", requires = "mesh")]
+    pub envoy: Option<PathBuf>,
+
+    /// Envoy's log level (its logs are shown, prefixed, at warning and above by default).
+    #[arg(long, value_name = "LEVEL", default_value = "warning", requires = "mesh",
+          value_parser = ["trace", "debug", "info", "warning", "error", "critical", "off"])]
+    pub mesh_log: String,
 }
 
 /// The local stack's trace store (`bookinfo up`).
@@ -193,7 +288,7 @@ pub struct TraceSource {
     #[arg(long, value_name = "URL")]
     pub jaeger: Option<String>,
     /// How far back to search Jaeger.
-    #[arg(long, default_value = "1h", value_parser = crate::traces::parse_lookback)]
+    #[arg(long, default_value = "1h", value_parser = bookinfo_common::config::parse_duration)]
     pub lookback: std::time::Duration,
 }
 
@@ -220,95 +315,106 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The service to run.
-    #[arg(value_enum)]
+    #[arg(value_enum, ignore_case = true)]
     pub service: Service,
 
-    /// Port to listen on.
-    #[arg(long, env = "PORT", default_value_t = bookinfo_common::config::DEFAULT_PORT)]
-    pub port: u16,
+    /// Port to listen on [env: PORT] [default: 9080].
+    #[arg(long)]
+    pub port: Option<u16>,
 
-    /// Address to listen on [default: every IPv6 and IPv4 address].
-    #[arg(long, env = "BOOKINFO_HOST")]
+    /// Address to listen on [env: BOOKINFO_HOST] [default: every IPv6 and IPv4 address].
+    #[arg(long)]
     pub host: Option<IpAddr>,
 
-    /// Tracing mode.
-    #[arg(long, env = "BOOKINFO_TRACING", value_enum, default_value_t = Tracing::Otel)]
-    pub tracing: Tracing,
+    /// Tracing mode [env: BOOKINFO_TRACING] [default: otel].
+    #[arg(long, value_enum, ignore_case = true)]
+    pub tracing: Option<TracingMode>,
 
-    /// Istio YAML files (VirtualService, DestinationRule) applied to outbound calls, where no
-    /// sidecar does it.
-    #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
+    /// Istio YAML files (VirtualService, DestinationRule), comma-separated, applied to
+    /// outbound calls where no sidecar does it [env: BOOKINFO_ROUTES].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
 
     /// reviews only: the version whose defaults apply (ENABLE_RATINGS, STAR_COLOR); the
     /// variables still win.
-    #[arg(long, value_enum, default_value_t = Version::V1)]
-    pub version: Version,
+    #[arg(long, value_enum, ignore_case = true, default_value_t = ReviewsVersion::V1)]
+    pub version: ReviewsVersion,
 }
 
-/// A Bookinfo service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Service {
-    /// The web page and API.
-    Productpage,
-    /// Book details.
-    Details,
-    /// Book reviews (v1, v2, v3).
-    Reviews,
-    /// Star ratings.
-    Ratings,
-}
+impl ServeArgs {
+    /// `--port`, or `PORT`, or 9080.
+    ///
+    /// # Errors
+    /// A `PORT` that is not a port.
+    pub fn port(&self) -> Result<u16, ConfigError> {
+        let port = flag_or_env(self.port, bookinfo_common::config::PORT, "a port number")?;
+        Ok(port.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
+    }
 
-impl Service {
-    /// The service's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Productpage => "productpage",
-            Service::Details => "details",
-            Service::Reviews => "reviews",
-            Service::Ratings => "ratings",
-        }
+    /// `--host`, or `BOOKINFO_HOST`; `None` for every address.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_HOST` that is not an address.
+    pub fn host(&self) -> Result<Option<IpAddr>, ConfigError> {
+        flag_or_env(self.host, bookinfo_common::config::HOST, "an IP address")
+    }
+
+    /// `--tracing`, or `BOOKINFO_TRACING`, or `otel`.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_TRACING` that is not a mode.
+    pub fn tracing(&self) -> Result<TracingMode, ConfigError> {
+        tracing_mode(self.tracing)
+    }
+
+    /// `--routes`, or `BOOKINFO_ROUTES`.
+    ///
+    /// # Errors
+    /// A `BOOKINFO_ROUTES` with an empty file name.
+    pub fn routes(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        routes(&self.routes)
     }
 }
 
-/// A tracing mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Tracing {
-    /// Forward the tracing headers only; the mesh's sidecars make the trace.
-    Propagate,
-    /// Instrument with OpenTelemetry; the app's spans nest inside the sidecars'.
-    #[default]
-    Otel,
-}
-
-impl From<Tracing> for bookinfo_common::TracingMode {
-    fn from(tracing: Tracing) -> Self {
-        match tracing {
-            Tracing::Propagate => Self::Propagate,
-            Tracing::Otel => Self::Otel,
-        }
+/// The flag's value, or the variable's, parsed; a bad variable is a [`ConfigError`] naming it.
+fn flag_or_env<T: FromStr>(flag: Option<T>, name: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+    match flag {
+        Some(value) => Ok(Some(value)),
+        None => Env
+            .get(name)
+            .map(|value| value.trim().parse().map_err(|_| ConfigError::new(name, &value, expected)))
+            .transpose(),
     }
 }
 
-/// A reviews version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Version {
-    /// No ratings.
-    V1,
-    /// Black stars.
-    V2,
-    /// Red stars.
-    V3,
+fn tracing_mode(flag: Option<TracingMode>) -> Result<TracingMode, ConfigError> {
+    let expected = "propagate, otel or none";
+    Ok(flag_or_env(flag, bookinfo_common::propagation::BOOKINFO_TRACING, expected)?.unwrap_or_default())
 }
 
-impl From<Version> for bookinfo_reviews::ReviewsVersion {
-    fn from(version: Version) -> Self {
-        match version {
-            Version::V1 => Self::V1,
-            Version::V2 => Self::V2,
-            Version::V3 => Self::V3,
-        }
+fn routes(flag: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+    if !flag.is_empty() {
+        return Ok(flag.to_vec());
     }
+    let name = bookinfo_common::routing::BOOKINFO_ROUTES;
+    let Some(list) = Env.get(name) else { return Ok(Vec::new()) };
+    list.split(',')
+        .map(|f| file_name(f).map_err(|_| ConfigError::new(name, &list, "file names, comma-separated")))
+        .collect()
+}
+
+/// One file name of a comma-separated list, spaces around it trimmed.
+fn file_name(text: &str) -> Result<PathBuf, String> {
+    let text = text.trim();
+    if text.is_empty() { Err("an empty file name in the list".to_owned()) } else { Ok(PathBuf::from(text)) }
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| format!("{text:?} is not a percentage from 0 to 100"))
 }
 
 #[cfg(test)]
@@ -328,23 +434,43 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else {
             panic!("not serve: {cli:?}");
         };
-        assert_eq!((args.service, args.port, args.version), (Service::Reviews, 0, Version::V3));
-        assert_eq!(args.tracing, Tracing::Otel, "otel is the default");
+        assert_eq!((args.service, args.port, args.version), (Service::Reviews, Some(0), ReviewsVersion::V3));
+        assert_eq!(args.tracing, None, "the variable, or otel, decides later");
     }
 
     #[test]
     fn no_command_means_up_with_its_options() {
         let cli = Cli::try_parse_from(["bookinfo", "--base-port", "0"]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.up.base_port, 0);
+        assert_eq!(cli.up.base_port, Some(0));
     }
 
     #[test]
-    fn the_tracing_mode_is_propagate_or_otel() {
-        let cli = Cli::try_parse_from(["bookinfo", "serve", "ratings", "--tracing", "propagate"]).unwrap();
+    fn the_tracing_mode_is_propagate_otel_or_none_in_any_case() {
+        let cli = Cli::try_parse_from(["bookinfo", "serve", "ratings", "--tracing", "PROPAGATE"]).unwrap();
         let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
-        assert_eq!(args.tracing, Tracing::Propagate);
+        assert_eq!(args.tracing, Some(TracingMode::Propagate));
         assert!(Cli::try_parse_from(["bookinfo", "--tracing", "zipkin"]).is_err());
+        assert_eq!(
+            Cli::try_parse_from(["bookinfo", "--tracing", "none"]).unwrap().up.tracing,
+            Some(TracingMode::None)
+        );
+    }
+
+    #[test]
+    fn routes_are_trimmed_and_empty_names_refused() {
+        let cli = Cli::try_parse_from(["bookinfo", "--routes", "a.yaml, b.yaml"]).unwrap();
+        assert_eq!(cli.up.routes, [PathBuf::from("a.yaml"), PathBuf::from("b.yaml")]);
+        assert!(Cli::try_parse_from(["bookinfo", "--routes", "a.yaml,,b.yaml"]).is_err());
+    }
+
+    #[test]
+    fn mesh_options_need_the_mesh() {
+        let cli = Cli::try_parse_from(["bookinfo", "--mesh", "--mesh-tracer", "otel", "--compare"]).unwrap();
+        assert!(cli.up.mesh.mesh && cli.up.mesh.compare);
+        assert_eq!(cli.up.mesh.mesh_tracer, Tracer::Otel);
+        assert!(Cli::try_parse_from(["bookinfo", "--compare"]).is_err());
+        assert!(Cli::try_parse_from(["bookinfo", "--mesh", "--mesh-sampling", "101"]).is_err());
     }
 
     #[test]

@@ -14,7 +14,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// Routing files cannot be used.
     #[error(transparent)]
-    Routes(#[from] bookinfo_common::router::RouteError),
+    Routes(#[from] bookinfo_mesh::RouteError),
+    /// Something this command needs is missing or cannot be used (Envoy for `--mesh`, say).
+    #[error("{0}")]
+    Setup(String),
     /// The service cannot listen.
     #[error(transparent)]
     Bind(#[from] BindError),
@@ -36,7 +39,7 @@ impl Error {
     /// 64 (`EX_USAGE`) for configuration mistakes, 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Routes(_) => ExitCode::from(64),
+            Error::Config(_) | Error::Routes(_) | Error::Setup(_) => ExitCode::from(64),
             Error::Quiet => ExitCode::SUCCESS,
             _ => ExitCode::FAILURE,
         }

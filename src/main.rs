@@ -1,20 +1,12 @@
-//! `bookinfo`: Istio's Bookinfo sample in Rust. `bookinfo up` (plain `cargo run`) starts the
-//! whole stack locally; `bookinfo serve <service>` runs one service, as in a container.
+//! `bookinfo`: Istio's Bookinfo sample in Rust (see the library for what each command does).
 #![forbid(unsafe_code)]
-
-mod cli;
-mod curl;
-mod error;
-mod serve;
-mod traces;
-mod up;
 
 use std::process::ExitCode;
 
+use bookinfo::cli::{Cli, Command};
+use bookinfo::error::Error;
+use bookinfo::{curl, serve, traces, up};
 use clap::Parser;
-
-use crate::cli::{Cli, Command};
-use crate::error::Error;
 
 fn main() -> ExitCode {
     // The image links `curl` to this binary: under that name it is curl.
@@ -25,14 +17,19 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Up(cli.up));
-    let result = actix_web::rt::System::new().block_on(async move {
-        match command {
-            Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Traces(args) => traces::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Curl { args } => Ok(curl::run(args).await),
-        }
-    });
+    let result = match command {
+        // Becomes another program: nothing to start first.
+        Command::Exec { command } => Err(serve::exec(&command)),
+        command => actix_web::rt::System::new().block_on(async move {
+            match command {
+                Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+                Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+                Command::Traces(args) => traces::run(args).await.map(|()| ExitCode::SUCCESS),
+                Command::Curl { args } => Ok(curl::run(args).await),
+                Command::Exec { .. } => Ok(ExitCode::FAILURE),
+            }
+        }),
+    };
     match result {
         Ok(code) => code,
         Err(Error::Quiet) => ExitCode::SUCCESS,

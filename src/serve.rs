@@ -1,18 +1,19 @@
-//! `bookinfo serve <service>`: one service, as in a container.
+//! `bookinfo serve <service>`: one service, as in a container; and [`Configured`], the wiring
+//! of one service that `bookinfo serve` and the in-process tests share.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::web::ServiceConfig;
-use bookinfo_common::Upstreams;
-use bookinfo_common::config::{self, Env, Source};
-use bookinfo_common::router::{self, RouteTable};
+use bookinfo_common::config::{self, ConfigError, Env, Source};
 use bookinfo_common::server::{self, ServerOptions};
 use bookinfo_common::telemetry::{self, Identity};
+use bookinfo_common::{Service, Upstreams};
+use bookinfo_mesh::Routing;
+use bookinfo_reviews::ReviewsVersion;
 
-use crate::cli::{ServeArgs, Service};
+use crate::cli::ServeArgs;
 use crate::error::Error;
 
 /// Set by `bookinfo up` on its children: the parent's process id. A child whose parent dies
@@ -23,104 +24,155 @@ pub const STACK_PARENT: &str = "BOOKINFO_STACK_PARENT";
 /// `listening on http://ADDR`; `bookinfo up` waits for it.
 pub const READY: &str = "bookinfo: ready:";
 
+/// Most worker threads a service may be given (actix refuses more).
+const MAX_WORKERS: usize = 512;
+
+/// One service, its configuration read and checked.
+#[derive(Debug, Clone)]
+pub enum Configured {
+    /// productpage.
+    Productpage(bookinfo_productpage::Config),
+    /// details.
+    Details(bookinfo_details::Config),
+    /// reviews.
+    Reviews(bookinfo_reviews::Config),
+    /// ratings.
+    Ratings(bookinfo_ratings::Config),
+}
+
+impl Configured {
+    /// `service`'s configuration from `source` (reviews with `version`'s defaults).
+    ///
+    /// # Errors
+    /// A variable that cannot be used.
+    pub fn from_source(
+        service: Service,
+        version: ReviewsVersion,
+        source: &(impl Source + ?Sized),
+    ) -> Result<Self, ConfigError> {
+        Ok(match service {
+            Service::Productpage => {
+                Configured::Productpage(bookinfo_productpage::Config::from_source(source)?)
+            }
+            Service::Details => Configured::Details(bookinfo_details::Config::from_source(source)?),
+            Service::Reviews => Configured::Reviews(bookinfo_reviews::Config::from_source(source, version)?),
+            Service::Ratings => Configured::Ratings(bookinfo_ratings::Config::from_source(source)?),
+        })
+    }
+
+    /// Which service it is.
+    pub fn service(&self) -> Service {
+        match self {
+            Configured::Productpage(_) => Service::Productpage,
+            Configured::Details(_) => Service::Details,
+            Configured::Reviews(_) => Service::Reviews,
+            Configured::Ratings(_) => Service::Ratings,
+        }
+    }
+
+    /// Its telemetry identity; `SERVICE_VERSION`, which the original images set, wins.
+    pub fn identity(&self, source: &(impl Source + ?Sized)) -> Identity {
+        let version = match self {
+            Configured::Productpage(_) => "v1".to_owned(),
+            Configured::Details(c) => (if c.external_book_service { "v2" } else { "v1" }).to_owned(),
+            Configured::Reviews(c) => c.version().to_string(),
+            Configured::Ratings(c) => c.version.clone(),
+        };
+        Identity {
+            service: self.service().name(),
+            version: source.get(config::SERVICE_VERSION).unwrap_or(version),
+        }
+    }
+
+    /// Serves it on `listener`.
+    ///
+    /// # Errors
+    /// The server cannot start.
+    pub fn run(
+        &self,
+        listener: TcpListener,
+        options: &ServerOptions,
+        upstreams: Arc<Upstreams>,
+    ) -> std::io::Result<Server> {
+        match self {
+            Configured::Productpage(c) => {
+                server::run(listener, options, upstreams, bookinfo_productpage::configure(c))
+            }
+            Configured::Details(c) => {
+                server::run(listener, options, upstreams, bookinfo_details::configure(c))
+            }
+            Configured::Reviews(c) => {
+                server::run(listener, options, upstreams, bookinfo_reviews::configure(c))
+            }
+            Configured::Ratings(c) => {
+                server::run(listener, options, upstreams, bookinfo_ratings::configure(c))
+            }
+        }
+    }
+}
+
 /// Runs one service until SIGINT or SIGTERM, then flushes its spans.
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     follow_parent()?;
+    // Everything is read and checked before anything starts, so a mistake stops the service at
+    // once, with no telemetry to tear down.
+    let (port, host, mode) = (args.port()?, args.host()?, args.tracing()?);
     let upstreams = Arc::new(Upstreams::from_source(&Env)?);
-    let workers = Env
-        .get(config::WORKERS)
-        .map(|_| Env.parse_or(config::WORKERS, 1, "a number of threads"))
-        .transpose()?;
-    // Each service's configuration is read before anything starts, so a mistake stops it at once.
-    let (identity, server) = match args.service {
-        Service::Productpage => {
-            let config = bookinfo_productpage::Config::from_source(&Env)?;
-            let identity = identity(args.service, "v1".to_owned());
-            (identity, Configured::Productpage(config))
-        }
-        Service::Details => {
-            let config = bookinfo_details::Config::from_source(&Env)?;
-            let version = if config.external_book_service { "v2" } else { "v1" };
-            (identity(args.service, version.to_owned()), Configured::Details(config))
-        }
-        Service::Reviews => {
-            let config = bookinfo_reviews::Config::from_source(&Env, args.version.into())?;
-            (identity(args.service, config.version().to_string()), Configured::Reviews(config))
-        }
-        Service::Ratings => {
-            let config = bookinfo_ratings::Config::from_source(&Env)?;
-            (identity(args.service, config.version.clone()), Configured::Ratings(config))
-        }
-    };
-    let telemetry = telemetry::init(&identity, args.tracing.into(), &Env);
-    let routes = routes(&args.routes)?;
+    let workers = workers(&Env)?;
+    let configured = Configured::from_source(args.service, args.version, &Env)?;
+    let routes = routes(&args.routes()?)?;
+    let listener = server::bind(host, port)?;
+    let addr: SocketAddr = listener.local_addr()?;
+
+    let telemetry = telemetry::init(&configured.identity(&Env), mode, &Env);
     let options = ServerOptions { tracing: telemetry.tracing(), routes, workers, ..ServerOptions::default() };
-    let running = match server {
-        Configured::Productpage(c) => start(&args, &options, upstreams, bookinfo_productpage::configure(&c)),
-        Configured::Details(c) => start(&args, &options, upstreams, bookinfo_details::configure(&c)),
-        Configured::Reviews(c) => start(&args, &options, upstreams, bookinfo_reviews::configure(&c)),
-        Configured::Ratings(c) => start(&args, &options, upstreams, bookinfo_ratings::configure(&c)),
-    };
-    let result = match running {
-        Ok(server) => server.await.map_err(Error::from),
-        Err(err) => Err(err),
+    let result = match configured.run(listener, &options, upstreams) {
+        Ok(server) => {
+            println!("{READY} {} listening on http://{addr}", args.service.name());
+            server.await.map_err(Error::from)
+        }
+        Err(err) => Err(err.into()),
     };
     tracing::info!(service = args.service.name(), "stopped");
     telemetry.shutdown().await;
     result
 }
 
-/// The routing table of `files`, if any. Under `bookinfo up`, which reports what the files ask
-/// for that is not applied locally, the notes are only logged at debug level.
-fn routes(files: &[PathBuf]) -> Result<Option<Arc<RouteTable>>, Error> {
+/// `BOOKINFO_WORKERS`, if set: 1 to 512.
+fn workers(source: &(impl Source + ?Sized)) -> Result<Option<usize>, ConfigError> {
+    let Some(value) = source.get(config::WORKERS) else { return Ok(None) };
+    let expected = format!("a number of threads from 1 to {MAX_WORKERS}");
+    match value.trim().parse::<usize>() {
+        Ok(n @ 1..=MAX_WORKERS) => Ok(Some(n)),
+        _ => Err(ConfigError::new(config::WORKERS, &value, &expected)),
+    }
+}
+
+/// The routing of `files`, if any. Under `bookinfo up`, which reports its warnings, they are
+/// only logged at debug level.
+fn routes(files: &[PathBuf]) -> Result<Option<Arc<dyn bookinfo_common::routing::Router>>, Error> {
     if files.is_empty() {
         return Ok(None);
     }
-    let (table, notes) = router::load(files)?;
+    let routing = Routing::load(files)?;
     let under_stack = Env.get(STACK_PARENT).is_some();
-    for note in &notes {
+    for warning in &routing.warnings {
         if under_stack {
-            tracing::debug!("routes: {note}");
+            tracing::debug!("routes: {warning}");
         } else {
-            tracing::warn!("routes: {note}");
+            tracing::warn!("routes: {warning}");
         }
     }
+    if !routing.gateway.is_empty() && !under_stack {
+        tracing::warn!("routes: the gateway's rules apply at an ingress gateway only (bookinfo up --mesh)");
+    }
     tracing::info!(files = ?files, "routes: outbound calls follow these Istio rules");
-    Ok(Some(Arc::new(table)))
+    Ok(Some(Arc::new(routing)))
 }
 
-/// A service's configuration, read and checked.
-enum Configured {
-    Productpage(bookinfo_productpage::Config),
-    Details(bookinfo_details::Config),
-    Reviews(bookinfo_reviews::Config),
-    Ratings(bookinfo_ratings::Config),
-}
-
-/// The service's telemetry identity; `SERVICE_VERSION`, which the original images set, wins.
-fn identity(service: Service, version: String) -> Identity {
-    Identity { service: service.name(), version: Env.get(config::SERVICE_VERSION).unwrap_or(version) }
-}
-
-fn start<F>(
-    args: &ServeArgs,
-    options: &ServerOptions,
-    upstreams: Arc<Upstreams>,
-    configure: F,
-) -> Result<Server, Error>
-where
-    F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
-{
-    let listener = server::bind(args.host, args.port)?;
-    let addr: SocketAddr = listener.local_addr()?;
-    let server = server::run(listener, options, upstreams, configure)?;
-    println!("{READY} {} listening on http://{addr}", args.service.name());
-    Ok(server)
-}
-
-/// Under `bookinfo up`, asks the kernel to send SIGTERM when the parent dies, and stops at once
-/// if it already has.
-fn follow_parent() -> Result<(), Error> {
+/// Under `bookinfo up`, asks the kernel to stop this process when the parent dies, and stops
+/// at once if it already has.
+pub fn follow_parent() -> Result<(), Error> {
     if Env.get(STACK_PARENT).is_none() {
         return Ok(());
     }
@@ -131,4 +183,44 @@ fn follow_parent() -> Result<(), Error> {
         return Err(Error::Stack(format!("the stack (process {parent}) is gone")));
     }
     Ok(())
+}
+
+/// `bookinfo exec PROGRAM ARGS...`: becomes PROGRAM (same process), killed when the stack that
+/// started it dies, even by SIGKILL: the kernel's parent-death signal survives the exec.
+pub fn exec(command: &[String]) -> Error {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = command.split_first() else {
+        return Error::Stack("exec: no program".to_owned());
+    };
+    if Env.get(STACK_PARENT).is_some() {
+        let parent: i32 = match Env.parse_or(STACK_PARENT, 0, "a process id") {
+            Ok(parent) => parent,
+            Err(err) => return err.into(),
+        };
+        #[cfg(target_os = "linux")]
+        if let Err(err) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+            return Error::Io(err.into());
+        }
+        if nix::unistd::getppid().as_raw() != parent {
+            return Error::Stack(format!("the stack (process {parent}) is gone"));
+        }
+    }
+    // Only returns on failure.
+    let err = std::process::Command::new(program).args(args).exec();
+    Error::Stack(format!("cannot start {program}: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_between_one_and_the_limit() {
+        assert_eq!(workers(&[("BOOKINFO_WORKERS", "4")]), Ok(Some(4)));
+        assert_eq!(workers(&[("X", "4")]), Ok(None));
+        for bad in ["0", "513", "many", "-1"] {
+            let err = workers(&[("BOOKINFO_WORKERS", bad)]).unwrap_err();
+            assert_eq!(err.name, "BOOKINFO_WORKERS", "{bad}");
+        }
+    }
 }

@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bookinfo_traces::file::{self, FileTraces};
 use bookinfo_traces::jaeger::Jaeger;
@@ -189,34 +188,9 @@ async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory:
     Ok(())
 }
 
-/// `30s`, `15m`, `1h`, `2d`, or a bare number of seconds.
-pub fn parse_lookback(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let invalid = || format!("{text:?} is not a duration such as 30m or 1h");
-    let number: u64 = number.parse().map_err(|_| invalid())?;
-    let seconds: u64 = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(invalid()),
-    };
-    number.checked_mul(seconds).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lookbacks_parse() {
-        assert_eq!(parse_lookback("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_lookback("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_lookback("soon").is_err());
-        assert!(parse_lookback("1y").is_err());
-        assert!(parse_lookback("18446744073709551615d").is_err());
-    }
 
     #[test]
     fn trace_references_are_ids_or_latest() {

@@ -28,8 +28,8 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation::ForwardedHeaders;
-use crate::router::{Decision, RouteTable};
+use crate::propagation::{ForwardedHeaders, TRACE_CONTEXT_HEADERS, WRITABLE_CONTEXT_HEADERS};
+use crate::routing::{Decision, Router};
 use crate::telemetry::Tracing;
 use crate::upstream::{Upstream, Upstreams};
 
@@ -45,13 +45,13 @@ pub struct UpstreamClient {
     http: awc::Client,
     upstreams: Arc<Upstreams>,
     tracing: Tracing,
-    routes: Option<Arc<RouteTable>>,
+    routes: Option<Arc<dyn Router>>,
 }
 
 impl UpstreamClient {
     /// A client for `upstreams`, tracing calls as `tracing` says and routing them by `routes`
     /// (Istio rules, for the local stack). Connections are pooled and reused across requests.
-    pub fn new(upstreams: Arc<Upstreams>, tracing: Tracing, routes: Option<Arc<RouteTable>>) -> Self {
+    pub fn new(upstreams: Arc<Upstreams>, tracing: Tracing, routes: Option<Arc<dyn Router>>) -> Self {
         let http = awc::Client::builder()
             // Only forwarded headers go out: no awc `User-Agent` or `Date` of our own.
             .no_default_headers()
@@ -96,13 +96,20 @@ impl RequestContext {
             .app_data::<Data<UpstreamClient>>()
             .cloned()
             .ok_or_else(|| actix_web::error::ErrorInternalServerError("no upstream client configured"))?;
-        // In otel mode the propagators write their headers afresh for every call. The edge
-        // rule, where there is one, has already been applied to the inbound headers.
-        let forwarded = match client.tracing.propagators() {
-            None => ForwardedHeaders::capture(req.headers()),
-            Some(propagators) => {
-                ForwardedHeaders::capture_except(req.headers(), |name| propagators.owns(name))
-            }
+        // In otel mode the propagators write their headers afresh for every call, and no
+        // received context of a format it can write goes on stale; `none` forwards no context.
+        // The edge rule, where there is one, has already been applied to the inbound headers.
+        let forwarded = match &client.tracing {
+            Tracing::Propagate => ForwardedHeaders::capture(req.headers()),
+            // With no propagator at all (`OTEL_PROPAGATORS=none`) nothing is written, so what was
+            // received goes on, as in propagate mode.
+            Tracing::Otel(propagators) => ForwardedHeaders::capture_except(req.headers(), |name| {
+                propagators.owns(name)
+                    || (!propagators.kinds().is_empty() && WRITABLE_CONTEXT_HEADERS.contains(&name.as_str()))
+            }),
+            Tracing::None => ForwardedHeaders::capture_except(req.headers(), |name| {
+                TRACE_CONTEXT_HEADERS.contains(&name.as_str())
+            }),
         };
         Ok(Self { client, forwarded })
     }
@@ -200,7 +207,7 @@ impl Call<'_> {
         result
     }
 
-    /// Sends the call where `decision` says, with its faults and deadline.
+    /// Sends the call where `decision` says, with its faults, retries and deadline.
     async fn exchange(
         &self,
         headers: HeaderMap,
@@ -208,21 +215,10 @@ impl Call<'_> {
         span: &tracing::Span,
     ) -> Result<Reply, UpstreamError> {
         let upstream = self.upstream;
-        let client = &self.ctx.client;
-        let Some(base) = client.upstreams.endpoint(upstream).choose(decision.version.as_deref()) else {
-            // A subset with no pods: Envoy answers 503 "no healthy upstream".
-            return Err(UpstreamError::Status { upstream, status: StatusCode::SERVICE_UNAVAILABLE });
-        };
-        if decision.no_route {
-            return Err(UpstreamError::Status { upstream, status: StatusCode::NOT_FOUND });
+        if let Some(status) = decision.refusal {
+            // What the proxy answers for no route (404) or an unknown subset (503).
+            return Err(UpstreamError::Status { upstream, status });
         }
-        let url = format!("{base}{}", self.path);
-        let mut request = client.http.get(&url);
-        // The call's headers move in whole: the client adds none of its own.
-        *request.headers_mut() = headers;
-        span.record("url.full", url.as_str());
-        span.record("server.address", request.get_uri().host());
-        span.record("server.port", request.get_uri().port_u16().map(i64::from));
         let exchange = async {
             if let Some(delay) = decision.delay {
                 actix_web::rt::time::sleep(delay).await;
@@ -230,15 +226,39 @@ impl Call<'_> {
             if let Some(status) = decision.abort {
                 return Ok(Reply { upstream, status, body: Bytes::new() });
             }
-            let mut response =
-                request.send().await.map_err(|source| UpstreamError::Connect { upstream, source })?;
-            let status = response.status();
-            let body = response
-                .body()
-                .limit(MAX_BODY)
-                .await
-                .map_err(|source| UpstreamError::Body { upstream, source })?;
-            Ok::<_, UpstreamError>(Reply { upstream, status, body })
+            // A route's retries happen where a sidecar's would: inside this one call.
+            let retry = &decision.retries;
+            let mut headers = headers;
+            let mut tries = 0;
+            loop {
+                // The headers move into the last try; only a try that may be retried copies them.
+                let these =
+                    if tries < retry.attempts { headers.clone() } else { std::mem::take(&mut headers) };
+                let outcome = self.try_once(these, decision.version.as_deref(), span, tries == 0);
+                let outcome = match retry.per_try_timeout {
+                    Some(limit) => actix_web::rt::time::timeout(limit, outcome).await.unwrap_or(Ok(Reply {
+                        upstream,
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        body: Bytes::new(),
+                    })),
+                    None => outcome.await,
+                };
+                let again = tries < retry.attempts
+                    && match &outcome {
+                        Err(UpstreamError::Connect { .. }) => true,
+                        Ok(reply) => {
+                            let status = reply.status.as_u16();
+                            retry.statuses.contains(&status)
+                                || (retry.server_errors && reply.status.is_server_error())
+                        }
+                        Err(_) => false,
+                    };
+                if !again {
+                    return outcome;
+                }
+                tries += 1;
+                tracing::debug!(%upstream, tries, "retrying, as the route says");
+            }
         };
         // A route timeout shorter than the caller's ends the call as Envoy does, with a 504.
         let (deadline, by_route) = match decision.timeout {
@@ -254,6 +274,41 @@ impl Call<'_> {
             Ok(Ok(reply)) if reply.status == StatusCode::OK => Ok(reply),
             Ok(Ok(reply)) => Err(UpstreamError::Status { upstream, status: reply.status }),
         }
+    }
+
+    /// One request to a pod of `version` (any, for `None`); the first try records where it
+    /// went on the span.
+    async fn try_once(
+        &self,
+        headers: HeaderMap,
+        version: Option<&str>,
+        span: &tracing::Span,
+        first: bool,
+    ) -> Result<Reply, UpstreamError> {
+        let upstream = self.upstream;
+        let client = &self.ctx.client;
+        let Some(base) = client.upstreams.endpoint(upstream).choose(version) else {
+            // A subset with no pods: Envoy answers 503 "no healthy upstream".
+            return Ok(Reply { upstream, status: StatusCode::SERVICE_UNAVAILABLE, body: Bytes::new() });
+        };
+        let url = format!("{base}{}", self.path);
+        let mut request = client.http.get(&url);
+        // The call's headers go as they are: the client adds none of its own.
+        *request.headers_mut() = headers;
+        if first {
+            span.record("url.full", url.as_str());
+            span.record("server.address", request.get_uri().host());
+            span.record("server.port", request.get_uri().port_u16().map(i64::from));
+        }
+        let mut response =
+            request.send().await.map_err(|source| UpstreamError::Connect { upstream, source })?;
+        let status = response.status();
+        let body = response
+            .body()
+            .limit(MAX_BODY)
+            .await
+            .map_err(|source| UpstreamError::Body { upstream, source })?;
+        Ok(Reply { upstream, status, body })
     }
 }
 

@@ -59,16 +59,17 @@ pub trait Source {
         }
     }
 
-    /// `name` parsed as a duration (`3s`, `2500ms`, `2.5s`; a bare number is seconds), or
-    /// `default` when unset.
+    /// `name` parsed as a request deadline ([`parse_duration`], a day at most), or `default`
+    /// when unset.
     ///
     /// # Errors
-    /// A value that is not a duration gives a [`ConfigError`].
+    /// A value that is not such a duration gives a [`ConfigError`].
     fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(value) => parse_duration(&value)
-                .ok_or_else(|| ConfigError::new(name, &value, "a duration such as 3s or 2500ms")),
+            Some(value) => parse_duration(&value).ok().filter(|d| *d <= MAX_DEADLINE).ok_or_else(|| {
+                ConfigError::new(name, &value, "a duration of a day at most, such as 3s or 2500ms")
+            }),
         }
     }
 }
@@ -120,20 +121,48 @@ impl ConfigError {
     }
 }
 
-/// Parses `3s`, `2.5s`, `2500ms` or a bare number of seconds. Negative, non-finite and absurdly
-/// large values are rejected.
-pub fn parse_duration(text: &str) -> Option<Duration> {
+/// The longest request deadline a variable may set: a day is far beyond any sensible one.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(86_400);
+
+/// The one duration grammar of the project (variables, flags, Istio's YAML): a number with a
+/// unit, `ns`, `us` (`µs`), `ms`, `s`, `m`, `h` or `d`, fractions allowed, several in a row as
+/// Go writes them (`1m30s`); a bare number is seconds. `3s`, `2.5s`, `2500ms`, `1h`, `2d`, `90`.
+///
+/// # Errors
+/// Anything else (no number, an unknown unit, a negative value, a duration past what a
+/// [`Duration`] holds), with a message saying what is expected.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = text.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (text, 1.0)
-    };
-    let seconds = number.trim().parse::<f64>().ok()? * scale;
-    // A day is far beyond any sensible request timeout; it also keeps the conversion exact.
-    (seconds.is_finite() && (0.0..=86_400.0).contains(&seconds)).then(|| Duration::from_secs_f64(seconds))
+    let invalid = || format!("{text:?} is not a duration such as 3s, 2500ms, 1m30s or 2d");
+    if text.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|_| invalid());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_end);
+        let seconds_per: f64 = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return Err(invalid()),
+        };
+        let number: f64 = number.parse().map_err(|_| invalid())?;
+        let part = Duration::try_from_secs_f64(number * seconds_per).map_err(|_| invalid())?;
+        total = total.checked_add(part).ok_or_else(invalid)?;
+        rest = next;
+    }
+    Ok(total)
 }
 
 /// The Java `Boolean.valueOf` reading the original services use: true only for `true`, in any
@@ -147,19 +176,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_accept_seconds_milliseconds_and_fractions() {
-        assert_eq!(parse_duration("3s"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2500ms"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_duration("2.5s"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_duration(" 10 "), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+    fn durations_accept_units_fractions_and_go_style_runs() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("2500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration(" 10 "), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("10µs"), Ok(Duration::from_micros(10)));
     }
 
     #[test]
     fn durations_reject_garbage_negative_and_huge_values() {
-        for bad in ["", "s", "abc", "-1s", "NaN", "inf", "1e12", "3 minutes"] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        for bad in [
+            "",
+            "s",
+            "abc",
+            "-1s",
+            "NaN",
+            "inf",
+            "1e400",
+            "3 minutes",
+            "1y",
+            "18446744073709551615d",
+            "1..5s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        let source = [("BOOKINFO_REVIEWS_TIMEOUT", "2d")];
+        assert!(source.duration_or(REVIEWS_TIMEOUT, Duration::ZERO).is_err(), "a deadline is a day at most");
     }
 
     #[test]

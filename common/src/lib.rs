@@ -11,9 +11,10 @@
 //! - [`client`]: the outbound HTTP client ([`client::RequestContext`]) handlers call through.
 //! - [`edge`]: productpage's rule: it alone names the user (`end-user`, baggage `user`).
 //! - [`server`]: listening sockets and the shared `actix-web` wiring.
+//! - [`service`]: the services, by name.
 //! - [`middleware`]: per request, the SERVER span (`otel` mode) and the access log.
 //! - [`respond`]: small response builders.
-//! - [`router`]: Istio VirtualService/DestinationRule routing of outbound calls (local stack).
+//! - [`routing`]: the decision a [`routing::Router`] makes for each outbound call.
 //! - [`telemetry`]: logging and the OpenTelemetry SDK, from the standard `OTEL_*` variables.
 #![warn(missing_docs)]
 
@@ -23,13 +24,15 @@ pub mod edge;
 pub mod middleware;
 pub mod propagation;
 pub mod respond;
-pub mod router;
+pub mod routing;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod upstream;
 
 pub use client::{Reply, RequestContext, UpstreamClient, UpstreamError};
 pub use config::{ConfigError, Source};
 pub use propagation::TracingMode;
+pub use service::Service;
 pub use telemetry::Tracing;
 pub use upstream::{Upstream, Upstreams};

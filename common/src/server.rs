@@ -20,7 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::client::UpstreamClient;
 use crate::edge;
 use crate::middleware::observe;
-use crate::router::RouteTable;
+use crate::routing::Router;
 use crate::telemetry::Tracing;
 use crate::upstream::Upstreams;
 
@@ -86,7 +86,7 @@ pub struct ServerOptions {
     /// How requests are traced.
     pub tracing: Tracing,
     /// Istio rules applied to outbound calls (the local stack), if any.
-    pub routes: Option<Arc<RouteTable>>,
+    pub routes: Option<Arc<dyn Router>>,
     /// Worker threads; `None` is one per CPU core.
     pub workers: Option<usize>,
     /// Whether SIGINT/SIGTERM stop the server (true for a real process, false in tests that

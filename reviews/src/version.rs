@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A reviews version, as baked into the original images' environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum ReviewsVersion {
     /// No ratings.
     V1,

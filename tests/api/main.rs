@@ -6,6 +6,7 @@
 mod bad_input;
 mod curl;
 mod details;
+mod envoy_mesh;
 mod faults;
 mod helpers;
 mod manifests;

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Canned, Capture};
-use crate::mesh::{Harness, SPAN, TRACE, envoy_b3, find};
+use crate::mesh::{Harness, REQUEST_ID, SPAN, TRACE, envoy_b3, find};
 use crate::otlp::Receiver;
 
 fn b3_single(sampled: &str) -> Vec<(&'static str, String)> {
@@ -36,13 +36,16 @@ async fn otel_propagators_choose_what_is_read_and_written() {
     assert!(b3.starts_with(&format!("{TRACE}-")) && b3.ends_with("-1"), "{b3}");
     assert_eq!((details.get("x-b3-traceid"), details.get("traceparent")), (None, None));
 
-    // tracecontext only: Envoy's B3 is not read (a new trace) and is passed on untouched.
+    // tracecontext only: Envoy's B3 is not read (a new trace), and not passed on either: each
+    // call is a new span, so a received context would be stale, and the next hop could take
+    // its parent from it.
     let harness = Harness::start("otel", &[("OTEL_PROPAGATORS", "tracecontext")]).await;
     harness.page(&envoy_b3("1")).await;
     let [details, _] = harness.upstream_requests();
     harness.stop().await;
     assert!(!details.get("traceparent").unwrap().contains(TRACE));
-    assert_eq!(details.get("x-b3-spanid"), Some(SPAN));
+    assert_eq!((details.get("x-b3-spanid"), details.get("x-b3-traceid")), (None, None));
+    assert_eq!(details.get("x-request-id"), Some(REQUEST_ID), "the rest of the allowlist still goes");
 
     // jaeger: uber-trace-id in and out.
     let harness = Harness::start("otel", &[("OTEL_PROPAGATORS", "jaeger")]).await;

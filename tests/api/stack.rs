@@ -76,9 +76,15 @@ impl Up {
             .lines()
             .filter_map(|line| {
                 let words: Vec<&str> = line.split_whitespace().collect();
-                let [name, url, "(pid", pid] = words[..] else { return None };
+                // "  name  http://ADDR  (pid N)", or under the mesh "  name  http://ADDR  (app ADDR)"
+                // (a sidecar's public address, then the application's own).
+                let (name, url, pid) = match words[..] {
+                    [name, url, "(pid", pid] => (name, url, pid.trim_end_matches(')').parse().ok()?),
+                    [name, url, "(app", _] => (name, url, 0),
+                    _ => return None,
+                };
                 let addr = url.strip_prefix("http://")?.trim_end_matches("/productpage").parse().ok()?;
-                Some((name.to_owned(), addr, pid.trim_end_matches(')').parse().ok()?))
+                Some((name.to_owned(), addr, pid))
             })
             .collect();
         let store = Store::from_banner(&proc.output());
@@ -154,14 +160,46 @@ async fn children_stop_when_the_stack_is_killed() {
 }
 
 #[actix_web::test]
-async fn a_child_that_dies_is_reported_with_its_status_and_the_rest_stop() {
-    let mut up = Up::start(&[], &[]).await;
+async fn a_child_that_dies_is_reported_the_page_degrades_and_it_comes_back_after_a_back_off() {
+    let routes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/routes.yaml");
+    let mut up = Up::start(&["--routes", routes.to_str().unwrap()], &[]).await;
+    let page = format!("http://{}/productpage", up.addr("productpage"));
+    let ratings = up.addr("ratings");
     kill(Pid::from_raw(up.pid("ratings")), Signal::SIGKILL).unwrap();
-    let status = up.proc.wait(Duration::from_secs(30)).await;
-    assert_eq!(status.code(), Some(1));
-    let output = up.proc.output();
-    assert!(output.contains("ratings exited unexpectedly (signal: 9 (SIGKILL))"), "{output}");
-    assert!(all_gone(&up.pids(), Duration::from_secs(1)).await);
+    up.proc
+        .wait_for(Duration::from_secs(5), |l| {
+            l.contains("bookinfo: ratings exited (signal: 9 (SIGKILL)); restarting it in 10s").then_some(())
+        })
+        .await;
+    // Meanwhile the page degrades exactly as the original's does.
+    let degraded = get(&page).await;
+    assert_eq!(degraded.status, 200);
+    assert!(degraded.body.contains("Ratings service is currently unavailable"), "{}", degraded.body);
+    up.proc
+        .wait_for(Duration::from_secs(20), |l| {
+            l.starts_with("bookinfo: ratings is running again (pid ").then_some(())
+        })
+        .await;
+    assert_eq!(get(&format!("http://{ratings}/ratings/0")).await.status, 200, "on the same port as before");
+    assert!(!get(&page).await.body.contains("Ratings service is currently unavailable"));
+    up.proc.signal(Signal::SIGTERM);
+    assert!(up.proc.wait(Duration::from_secs(30)).await.success());
+}
+
+#[actix_web::test]
+async fn with_no_restarts_a_dead_child_stays_down_and_the_rest_keeps_serving() {
+    let mut up = Up::start(&["--no-restarts"], &[]).await;
+    kill(Pid::from_raw(up.pid("details")), Signal::SIGKILL).unwrap();
+    up.proc
+        .wait_for(Duration::from_secs(5), |l| {
+            l.contains("bookinfo: details exited (signal: 9 (SIGKILL)); not restarted").then_some(())
+        })
+        .await;
+    let page = get(&format!("http://{}/productpage", up.addr("productpage"))).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Error fetching product details"), "{}", page.body);
+    up.proc.signal(Signal::SIGTERM);
+    assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
 }
 
 #[actix_web::test]

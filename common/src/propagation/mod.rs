@@ -26,25 +26,31 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 pub use self::carriers::{HeaderExtractor, HeaderInjector};
 pub use self::propagators::{PropagatorKind, Propagators};
 
-/// `BOOKINFO_TRACING`: the tracing mode of a service, `propagate` or `otel` (the default).
+/// `BOOKINFO_TRACING`: the tracing mode of a service, `propagate`, `otel` (the default) or
+/// `none`.
 pub const BOOKINFO_TRACING: &str = "BOOKINFO_TRACING";
 
-/// How a service takes part in a trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+/// How a service takes part in traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TracingMode {
-    /// Forward the tracing headers only; no OpenTelemetry SDK, no spans.
+    /// Forward the tracing headers only; no OpenTelemetry SDK, no spans: the mesh's sidecars
+    /// make the trace.
     Propagate,
-    /// Instrument with OpenTelemetry: spans nested inside the sidecars' spans.
+    /// Instrument with OpenTelemetry: the application's spans nest inside the sidecars'.
     #[default]
     Otel,
+    /// Forward no tracing header at all (the rest of the allowlist still goes): the
+    /// counter-example, where a mesh trace falls apart at every hop. Never a default.
+    None,
 }
 
 impl TracingMode {
-    /// `propagate` or `otel`.
+    /// `propagate`, `otel` or `none`.
     pub fn as_str(self) -> &'static str {
         match self {
             TracingMode::Propagate => "propagate",
             TracingMode::Otel => "otel",
+            TracingMode::None => "none",
         }
     }
 }
@@ -59,10 +65,11 @@ impl FromStr for TracingMode {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim() {
+        match text.trim().to_ascii_lowercase().as_str() {
             "propagate" => Ok(TracingMode::Propagate),
             "otel" => Ok(TracingMode::Otel),
-            other => Err(format!("unknown tracing mode {other:?}: expected propagate or otel")),
+            "none" => Ok(TracingMode::None),
+            other => Err(format!("unknown tracing mode {other:?}: expected propagate, otel or none")),
         }
     }
 }
@@ -104,6 +111,40 @@ pub const FORWARDED_HEADERS: [HeaderName; 22] = [
     HeaderName::from_static("cookie"),
     HeaderName::from_static("authorization"),
     HeaderName::from_static("jwt"),
+];
+
+/// The headers of the allowlist that carry a trace context: `none` forwards none of them.
+pub const TRACE_CONTEXT_HEADERS: [&str; 15] = [
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-ot-span-context",
+    "x-cloud-trace-context",
+    "grpc-trace-bin",
+    "sw8",
+    "x-datadog-trace-id",
+    "x-datadog-parent-id",
+    "x-datadog-sampling-priority",
+];
+
+/// The trace contexts `otel` mode can write itself (W3C trace context, B3, Jaeger): it never
+/// forwards them as received, even those its propagators do not write. Each call is a new span,
+/// so a received context would be stale, and the next hop could take its parent from it.
+pub const WRITABLE_CONTEXT_HEADERS: [&str; 9] = [
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
 ];
 
 /// The allowlisted headers of one inbound request, ready to be sent on.
@@ -202,7 +243,9 @@ mod tests {
     fn modes_parse_and_print() {
         assert_eq!("otel".parse::<TracingMode>(), Ok(TracingMode::Otel));
         assert_eq!("propagate".parse::<TracingMode>(), Ok(TracingMode::Propagate));
-        assert!("zipkin".parse::<TracingMode>().unwrap_err().contains("propagate or otel"));
+        assert!("zipkin".parse::<TracingMode>().unwrap_err().contains("propagate, otel or none"));
+        assert_eq!("OTEL".parse::<TracingMode>(), Ok(TracingMode::Otel));
+        assert_eq!("none".parse::<TracingMode>(), Ok(TracingMode::None));
         assert_eq!(TracingMode::default().to_string(), "otel");
     }
 

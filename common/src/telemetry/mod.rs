@@ -56,6 +56,8 @@ pub enum Tracing {
     Propagate,
     /// Extract with, and inject through, these propagators; a span per request and per call.
     Otel(Arc<Propagators>),
+    /// Forward no trace context at all; no spans.
+    None,
 }
 
 impl Tracing {
@@ -64,14 +66,15 @@ impl Tracing {
         match self {
             Tracing::Propagate => TracingMode::Propagate,
             Tracing::Otel(_) => TracingMode::Otel,
+            Tracing::None => TracingMode::None,
         }
     }
 
     /// The propagators, in `otel` mode.
     pub fn propagators(&self) -> Option<&Propagators> {
         match self {
-            Tracing::Propagate => None,
             Tracing::Otel(propagators) => Some(propagators),
+            Tracing::Propagate | Tracing::None => None,
         }
     }
 }
@@ -140,6 +143,9 @@ pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Siz
             "tracing: otel"
         );
         Tracing::Otel(Arc::new(Propagators::new(&settings.propagators)))
+    } else if mode == TracingMode::None {
+        tracing::info!("tracing: none (no trace context is forwarded, no spans)");
+        Tracing::None
     } else {
         if mode == TracingMode::Otel {
             tracing::info!("tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)");

@@ -1,13 +1,13 @@
-//! The parts of Istio's `networking.istio.io` resources that local routing reads, as serde
-//! types. Fields this project does not act on are collected in `other`, so loading can say
-//! which ones it ignores instead of dropping them silently.
+//! The parts of Istio's `networking.istio.io` resources this project acts on, as serde types.
+//! Every other field is collected in `other`, so that loading can refuse it by name (with its
+//! file and place) instead of dropping it silently.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Unknown fields, by name.
+/// Fields this project does not act on, by name.
 pub type Other = BTreeMap<String, Value>;
 
 /// `metadata`.
@@ -15,9 +15,14 @@ pub type Other = BTreeMap<String, Value>;
 pub struct Metadata {
     /// The resource's name.
     pub name: String,
+    /// Its namespace, if the file says.
+    pub namespace: Option<String>,
+    /// Labels, annotations and the rest: not acted on, and harmless.
+    #[serde(flatten)]
+    pub rest: Other,
 }
 
-/// A `VirtualService` (its `spec`).
+/// A `VirtualService`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct VirtualService {
     /// The resource's metadata.
@@ -60,7 +65,9 @@ pub struct HttpRoute {
     pub fault: Option<Fault>,
     /// Deadline of a routed request, such as `0.5s`.
     pub timeout: Option<String>,
-    /// Everything else (`retries`, `rewrite`, `mirror`, `headers`, ...).
+    /// Retries (without them, Istio's default: 2 retries on connection failures).
+    pub retries: Option<Retries>,
+    /// Everything else (`rewrite`, `mirror`, `headers`, `corsPolicy`, ...).
     #[serde(flatten)]
     pub other: Other,
 }
@@ -119,9 +126,18 @@ pub struct Destination {
     pub host: String,
     /// The subset (a DestinationRule's).
     pub subset: Option<String>,
-    /// Everything else (`port`).
+    /// The port (every Bookinfo service has one, 9080).
+    pub port: Option<PortSelector>,
+    /// Everything else.
     #[serde(flatten)]
     pub other: Other,
+}
+
+/// `port: {number: 9080}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PortSelector {
+    /// The port number.
+    pub number: u32,
 }
 
 /// Fault injection.
@@ -131,6 +147,9 @@ pub struct Fault {
     pub delay: Option<Delay>,
     /// Answer an error instead of forwarding.
     pub abort: Option<Abort>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: Other,
 }
 
 /// A delay fault.
@@ -153,7 +172,7 @@ pub struct Delay {
 #[serde(rename_all = "camelCase")]
 pub struct Abort {
     /// The status to answer.
-    pub http_status: Option<u16>,
+    pub http_status: Option<i64>,
     /// Share of requests, 0-100.
     pub percentage: Option<Percent>,
     /// Everything else (`grpcStatus`, `http2Error`).
@@ -166,6 +185,21 @@ pub struct Abort {
 pub struct Percent {
     /// 0 to 100.
     pub value: f64,
+}
+
+/// `retries`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retries {
+    /// Retries at most (0 turns retrying off).
+    pub attempts: Option<i64>,
+    /// Deadline of each try.
+    pub per_try_timeout: Option<String>,
+    /// Envoy's retry conditions, comma-separated (status codes allowed).
+    pub retry_on: Option<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: Other,
 }
 
 /// A `DestinationRule`.
@@ -186,20 +220,96 @@ pub struct DestinationRuleSpec {
     /// Named subsets.
     #[serde(default)]
     pub subsets: Vec<Subset>,
-    /// Everything else (`trafficPolicy`, `exportTo`).
+    /// Load balancing (the rest is refused).
+    pub traffic_policy: Option<TrafficPolicy>,
+    /// Everything else (`exportTo`, ...).
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `trafficPolicy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficPolicy {
+    /// `loadBalancer: {simple: RANDOM}`.
+    pub load_balancer: Option<LoadBalancer>,
+    /// Everything else (`tls`, `connectionPool`, `outlierDetection`, ...).
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `loadBalancer`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadBalancer {
+    /// `ROUND_ROBIN`, `RANDOM`, `LEAST_REQUEST` (`LEAST_CONN`).
+    pub simple: Option<String>,
+    /// Everything else (`consistentHash`, ...).
     #[serde(flatten)]
     pub other: Other,
 }
 
 /// A named subset of a service's pods.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Subset {
     /// Its name, as routes refer to it.
     pub name: String,
     /// Pod labels, `version` among them.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Everything else (`trafficPolicy`).
+    /// Load balancing of this subset.
+    pub traffic_policy: Option<TrafficPolicy>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// A `Gateway`: the ingress gateway's servers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Gateway {
+    /// The resource's metadata.
+    pub metadata: Metadata,
+    /// The spec.
+    pub spec: GatewaySpec,
+}
+
+/// `Gateway.spec`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewaySpec {
+    /// Which gateway pods (the ingress gateway, `istio: ingressgateway`).
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    /// Its listeners.
+    #[serde(default)]
+    pub servers: Vec<Server>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// One server of a gateway.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    /// Its port.
+    pub port: Option<GatewayPort>,
+    /// The hosts it serves (`*` for any).
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Everything else (`tls`, ...).
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `port: {number: 8080, name: http, protocol: HTTP}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayPort {
+    /// The port of the gateway's pod.
+    pub number: Option<u32>,
+    /// Its name.
+    pub name: Option<String>,
+    /// `HTTP` (the only one taken here).
+    pub protocol: Option<String>,
+    /// Everything else.
     #[serde(flatten)]
     pub other: Other,
 }

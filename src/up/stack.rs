@@ -1,0 +1,225 @@
+//! The stack's workloads, and what each is started with: its command line and its variables,
+//! named by the constants of the crates that read them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use bookinfo_common::config::{HOST, HOSTNAME, PORT, SERVICE_VERSION, WORKERS};
+use bookinfo_common::propagation::BOOKINFO_TRACING;
+use bookinfo_common::routing::BOOKINFO_ROUTES;
+use bookinfo_common::telemetry::settings::{
+    OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_PROPAGATORS,
+    OTEL_SERVICE_NAME,
+};
+use bookinfo_common::upstream::{SERVICES_DOMAIN, Upstream};
+use bookinfo_common::{Service, TracingMode};
+use bookinfo_reviews::{ENABLE_RATINGS, ReviewsVersion, STAR_COLOR};
+
+use super::child::{Ready, Spec};
+
+/// One workload of the stack: a Kubernetes Deployment's pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    /// The pod's name, reported as `HOSTNAME` (reviews shows it on the page).
+    pub pod: &'static str,
+    /// The service it runs.
+    pub service: Service,
+    /// Its version (reviews' decides its defaults).
+    pub version: ReviewsVersion,
+    /// Its public port's offset from `--base-port`.
+    pub offset: u16,
+}
+
+/// The stack, in start order: every service after the ones it calls.
+pub const STACK: [Instance; 6] = [
+    Instance { pod: "ratings", service: Service::Ratings, version: ReviewsVersion::V1, offset: 5 },
+    Instance { pod: "details", service: Service::Details, version: ReviewsVersion::V1, offset: 1 },
+    Instance { pod: "reviews-v1", service: Service::Reviews, version: ReviewsVersion::V1, offset: 2 },
+    Instance { pod: "reviews-v2", service: Service::Reviews, version: ReviewsVersion::V2, offset: 3 },
+    Instance { pod: "reviews-v3", service: Service::Reviews, version: ReviewsVersion::V3, offset: 4 },
+    Instance { pod: "productpage", service: Service::Productpage, version: ReviewsVersion::V1, offset: 0 },
+];
+
+/// The services `service` calls.
+pub fn upstreams_of(service: Service) -> &'static [Upstream] {
+    match service {
+        Service::Productpage => &[Upstream::Details, Upstream::Reviews, Upstream::Ratings],
+        Service::Reviews => &[Upstream::Ratings],
+        Service::Details | Service::Ratings => &[],
+    }
+}
+
+/// Variables a child must not inherit from the shell: `up` sets what each child needs, and
+/// each service has a telemetry identity of its own.
+pub fn scrubbed() -> Vec<&'static str> {
+    let mut names =
+        vec![OTEL_SERVICE_NAME, BOOKINFO_ROUTES, SERVICES_DOMAIN, ENABLE_RATINGS, STAR_COLOR, PORT, HOST];
+    for upstream in [Upstream::Details, Upstream::Reviews, Upstream::Ratings] {
+        names.extend(upstream.address_vars().into_iter().flatten());
+    }
+    names
+}
+
+/// What every service of one stack shares.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// The program (this one).
+    pub exe: PathBuf,
+    /// The address the services listen on.
+    pub host: IpAddr,
+    /// Where the services send their spans, when the stack receives them.
+    pub otlp: Option<String>,
+    /// `RUST_LOG` for the services, unless the shell sets it.
+    pub log_level: String,
+    /// Worker threads per service, when set.
+    pub workers: Option<String>,
+}
+
+/// A service's child: `bookinfo serve` with its variables.
+#[derive(Debug, Clone)]
+pub struct App<'a> {
+    /// The workload.
+    pub instance: Instance,
+    /// Its name in output.
+    pub name: String,
+    /// Its port (0: any free one).
+    pub port: u16,
+    /// Its tracing mode.
+    pub mode: TracingMode,
+    /// Where each upstream is reached.
+    pub upstreams: Vec<(Upstream, SocketAddr)>,
+    /// Per-version addresses of reviews (productpage, without a mesh to spread its calls).
+    pub reviews_subsets: Vec<(ReviewsVersion, SocketAddr)>,
+    /// Routing files the service applies itself (none under the mesh).
+    pub routes: &'a [PathBuf],
+    /// `OTEL_PROPAGATORS` to set (the mesh's tracer decides).
+    pub propagators: Option<&'static str>,
+}
+
+impl App<'_> {
+    /// The child's spec.
+    pub fn spec(&self, common: &Common) -> Spec {
+        let instance = self.instance;
+        let mut env: Vec<(String, String)> =
+            vec![(BOOKINFO_TRACING.into(), self.mode.to_string()), (HOSTNAME.into(), instance.pod.into())];
+        if std::env::var_os("RUST_LOG").is_none() {
+            env.push(("RUST_LOG".into(), common.log_level.clone()));
+        }
+        if let Some(workers) = &common.workers {
+            env.push((WORKERS.into(), workers.clone()));
+        }
+        if !self.routes.is_empty() && !upstreams_of(instance.service).is_empty() {
+            let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
+            env.push((BOOKINFO_ROUTES.into(), files.join(",")));
+        }
+        if let Some(endpoint) = &common.otlp {
+            env.push((OTEL_EXPORTER_OTLP_ENDPOINT.into(), endpoint.clone()));
+            env.push((OTEL_EXPORTER_OTLP_PROTOCOL.into(), "http/protobuf".into()));
+            if std::env::var_os(OTEL_BSP_SCHEDULE_DELAY).is_none() {
+                // Traces show up as soon as they are done, not five seconds later.
+                env.push((OTEL_BSP_SCHEDULE_DELAY.into(), "200".into()));
+            }
+        }
+        if let Some(propagators) = self.propagators {
+            env.push((OTEL_PROPAGATORS.into(), propagators.into()));
+        }
+        for (upstream, addr) in &self.upstreams {
+            if let Some([host_var, port_var, _]) = upstream.address_vars() {
+                let addr = reachable(*addr);
+                env.push((host_var.into(), addr.ip().to_string()));
+                env.push((port_var.into(), addr.port().to_string()));
+            }
+        }
+        if !self.reviews_subsets.is_empty()
+            && let Some([_, _, subsets_var]) = Upstream::Reviews.address_vars()
+        {
+            let list: Vec<String> = self
+                .reviews_subsets
+                .iter()
+                .map(|(v, addr)| format!("{v}=http://{}", reachable(*addr)))
+                .collect();
+            env.push((subsets_var.into(), list.join(",")));
+        }
+        let mut scrub = scrubbed();
+        if instance.service != Service::Ratings {
+            // It selects ratings' fault modes; elsewhere it would only mislabel the service.
+            scrub.push(SERVICE_VERSION);
+        }
+        if self.propagators.is_none() && !matches!(self.mode, TracingMode::Otel) {
+            scrub.push(OTEL_PROPAGATORS);
+        }
+        let mut args = vec![
+            "serve".to_owned(),
+            instance.service.name().to_owned(),
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--host".to_owned(),
+            common.host.to_string(),
+        ];
+        if instance.service == Service::Reviews {
+            args.extend(["--version".to_owned(), instance.version.to_string()]);
+        }
+        Spec { name: self.name.clone(), program: common.exe.clone(), args, env, scrub, ready: Ready::Line }
+    }
+}
+
+/// Where to reach a listener: a wildcard address is reached on loopback.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
+        _ => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_addresses_are_reached_on_loopback() {
+        assert_eq!(reachable("0.0.0.0:1".parse().unwrap()), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(reachable("[::]:1".parse().unwrap()), "[::1]:1".parse().unwrap());
+    }
+
+    #[test]
+    fn the_stack_starts_every_service_after_its_upstreams() {
+        let position = |name: &str| STACK.iter().position(|i| i.pod == name).unwrap();
+        assert!(position("ratings") < position("reviews-v2"));
+        assert!(position("details") < position("productpage"));
+        assert!(position("reviews-v3") < position("productpage"));
+        let mut offsets: Vec<_> = STACK.iter().map(|i| i.offset).collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, [0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn a_child_is_told_where_its_upstreams_are_in_the_services_own_variables() {
+        let common = Common {
+            exe: "bookinfo".into(),
+            host: Ipv4Addr::LOCALHOST.into(),
+            otlp: Some("http://127.0.0.1:4318".into()),
+            log_level: "warn".into(),
+            workers: None,
+        };
+        let app = App {
+            instance: STACK[5],
+            name: "productpage".into(),
+            port: 0,
+            mode: TracingMode::Otel,
+            upstreams: vec![(Upstream::Details, "0.0.0.0:9081".parse().unwrap())],
+            reviews_subsets: vec![(ReviewsVersion::V2, "127.0.0.1:9083".parse().unwrap())],
+            routes: &[],
+            propagators: Some("tracecontext,baggage"),
+        };
+        let spec = app.spec(&common);
+        let var = |name: &str| spec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(var("DETAILS_HOSTNAME"), Some("127.0.0.1"));
+        assert_eq!(var("DETAILS_SERVICE_PORT"), Some("9081"));
+        assert_eq!(var("BOOKINFO_REVIEWS_SUBSETS"), Some("v2=http://127.0.0.1:9083"));
+        assert_eq!(var("OTEL_PROPAGATORS"), Some("tracecontext,baggage"));
+        assert_eq!(var("BOOKINFO_TRACING"), Some("otel"));
+        assert!(spec.scrub.contains(&"REVIEWS_HOSTNAME") && spec.scrub.contains(&"SERVICE_VERSION"));
+        assert_eq!(spec.args, ["serve", "productpage", "--port", "0", "--host", "127.0.0.1"]);
+    }
+}
