@@ -43,10 +43,10 @@ impl Spec {
     /// Makes the port it bound (`--port 0`: a free one) its port from now on: a restarted
     /// service must be found where it was.
     pub fn pin_port(&mut self, addr: Option<SocketAddr>) {
-        if let (Some(addr), Some(at)) = (addr, self.args.iter().position(|a| a == "--port")) {
-            if let Some(port) = self.args.get_mut(at + 1) {
-                *port = addr.port().to_string();
-            }
+        if let (Some(addr), Some(at)) = (addr, self.args.iter().position(|a| a == "--port"))
+            && let Some(port) = self.args.get_mut(at + 1)
+        {
+            *port = addr.port().to_string();
         }
     }
 }
