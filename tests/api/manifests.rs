@@ -232,6 +232,53 @@ fn both_overlays_run_side_by_side_each_in_its_mode() {
     }
 }
 
+#[actix_web::test]
+async fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_mesh_does() {
+    use bookinfo_mesh::envoy::Tracer;
+    // Which overlay goes with which Telemetry file: the one the overlay's comments name.
+    let pairs = [
+        ("overlays/otel", Tracer::Otel),
+        ("overlays/otel", Tracer::ZipkinW3c),
+        ("overlays/otel-b3", Tracer::Zipkin),
+    ];
+    for (overlay, tracer) in pairs {
+        let Some((_, objects)) = render(overlay) else { return };
+        let config = of_kind(&objects, "ConfigMap");
+        assert_eq!(config.len(), 1, "{overlay}");
+        assert_eq!(
+            config[0]["data"]["OTEL_PROPAGATORS"],
+            tracer.app_propagators(),
+            "{overlay} under {tracer}"
+        );
+        assert_eq!(config[0]["data"]["BOOKINFO_TRACING"], "otel");
+        let telemetry = parse_file(&root().join(format!("k8s/istio/telemetry-{tracer}.yaml")));
+        let tracing = &telemetry[0]["spec"]["tracing"][0];
+        assert_eq!(tracing["providers"][0]["name"], tracer.as_str());
+        assert_eq!(
+            tracing["customTags"]["baggage"]["header"]["name"], "baggage",
+            "the local mesh tags it too"
+        );
+        let overlay_text =
+            std::fs::read_to_string(root().join("k8s").join(overlay).join("kustomization.yaml")).unwrap();
+        let named_here = overlay_text.contains(&format!("telemetry-{tracer}.yaml"))
+            || std::fs::read_to_string(root().join("k8s/overlays/otel/kustomization.yaml"))
+                .unwrap()
+                .contains(&format!("`{tracer}`"));
+        assert!(named_here, "{overlay} says it goes with telemetry-{tracer}.yaml");
+    }
+    // The providers themselves: mesh-config.yaml defines each, with the trace context option
+    // the local mesh renders.
+    let mesh_config = parse_file(&root().join("k8s/istio/mesh-config.yaml"));
+    let providers = mesh_config[0]["spec"]["meshConfig"]["extensionProviders"].as_array().unwrap();
+    for tracer in Tracer::ALL {
+        let provider =
+            providers.iter().find(|p| p["name"] == tracer.as_str()).unwrap_or_else(|| panic!("{tracer}"));
+        let w3c = provider["zipkin"]["traceContextOption"] == "USE_B3_WITH_W3C_PROPAGATION";
+        assert_eq!(w3c, tracer == Tracer::ZipkinW3c, "{tracer}");
+        assert_eq!(provider.get("opentelemetry").is_some(), tracer == Tracer::Otel, "{tracer}");
+    }
+}
+
 /// (service, subset) pairs routed to by the VirtualServices in `files`.
 fn routed_subsets(files: &[PathBuf]) -> Vec<(String, String, String)> {
     let mut routed = Vec::new();
@@ -317,7 +364,7 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
     if !tool("kubernetes-validate", &["--version"]) {
         return;
     }
-    for dir in ["base", "overlays/propagate", "overlays/otel"] {
+    for dir in ["base", "overlays/propagate", "overlays/otel", "overlays/otel-b3"] {
         let Some((text, _)) = render(dir) else { return };
         let file = std::env::temp_dir().join(format!(
             "bookinfo-{}-{}.yaml",

@@ -43,7 +43,8 @@ impl Tracer {
     pub fn app_propagators(self) -> &'static str {
         match self {
             Tracer::Zipkin => "b3multi,baggage",
-            Tracer::ZipkinW3c => "tracecontext,b3multi,baggage",
+            // Envoy reads B3 first, then W3C, and writes both: either alone would do.
+            Tracer::ZipkinW3c => "tracecontext,baggage",
             Tracer::Otel => "tracecontext,baggage",
         }
     }
