@@ -306,7 +306,13 @@ async fn start_mesh(
         }
     });
     banner.push_str(&format!("Envoy configuration: {}\n", dir.display()));
-    banner.push_str(&tracing_lines(if single { mode } else { TracingMode::Otel }, Some(tracer)));
+    if single {
+        banner.push_str(&tracing_lines(mode, Some(tracer)));
+    } else {
+        banner.push_str(&format!(
+            "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, the sidecars through Istio's {tracer} provider.\n"
+        ));
+    }
     if !single {
         banner.push_str(
             "Compare a request of each: bookinfo traces compare latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel\n",
