@@ -35,16 +35,16 @@ async fn a_killed_upstream_degrades_the_page_and_it_recovers_when_the_upstream_r
     }
 
     let _back = Served::start_at("details", port, &[], &[]).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let answer = get(&page).await;
-        assert_eq!(answer.status, 200);
-        if answer.body.contains("Book Details") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the page did not recover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::wait::eventually(
+        Duration::from_secs(5),
+        || "the page recovered".to_owned(),
+        || async {
+            let answer = get(&page).await;
+            assert_eq!(answer.status, 200);
+            answer.body.contains("Book Details").then_some(())
+        },
+    )
+    .await;
 }
 
 #[actix_web::test]

@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::web::{self, ServiceConfig};
+use actix_web::web;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
-use bookinfo_common::Upstreams;
+use bookinfo::serve::Configured;
 use bookinfo_common::server::{self, ServerOptions};
+use bookinfo_common::{Service, Upstreams};
+use bookinfo_reviews::ReviewsVersion;
 
 /// A running service.
 #[derive(Debug, Clone)]
@@ -45,28 +47,26 @@ fn source(env: &Env) -> HashMap<String, String> {
     env.iter().cloned().collect()
 }
 
-/// Starts a service built by `configure` with `env` for its upstreams.
-pub fn spawn<F>(env: &Env, configure: F) -> TestApp
-where
-    F: Fn(&mut ServiceConfig) + Send + Clone + 'static,
-{
+/// Starts `service` (reviews as `version`) in this process, configured from `env` by the same
+/// wiring as `bookinfo serve` (`bookinfo::serve::Configured`), on an ephemeral port.
+pub fn spawn(service: Service, version: ReviewsVersion, env: &Env) -> TestApp {
+    let source = source(env);
+    let configured = Configured::from_source(service, version, &source).expect("configuration");
     let listener = server::bind(Some(Ipv4Addr::LOCALHOST.into()), 0).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let upstreams = Arc::new(Upstreams::from_source(&source(env)).expect("upstreams"));
+    let upstreams = Arc::new(Upstreams::from_source(&source).expect("upstreams"));
     let options = ServerOptions { workers: Some(1), handle_signals: false, ..ServerOptions::default() };
-    let server = server::run(listener, &options, upstreams, configure).expect("run");
+    let server = configured.run(listener, &options, upstreams).expect("run");
     actix_web::rt::spawn(server);
     TestApp { addr }
 }
 
 pub fn spawn_details(env: &Env) -> TestApp {
-    let config = bookinfo_details::Config::from_source(&source(env)).expect("details config");
-    spawn(env, bookinfo_details::configure(&config))
+    spawn(Service::Details, ReviewsVersion::V1, env)
 }
 
 pub fn spawn_ratings(env: &Env) -> TestApp {
-    let config = bookinfo_ratings::Config::from_source(&source(env)).expect("ratings config");
-    spawn(env, bookinfo_ratings::configure(&config))
+    spawn(Service::Ratings, ReviewsVersion::V1, env)
 }
 
 /// reviews `version` named `reviews-<version>`, calling `ratings` if given.
@@ -76,9 +76,7 @@ pub fn spawn_reviews(version: &str, ratings: Option<&TestApp>, extra: &[(&str, &
         env.extend(ratings.as_upstream("RATINGS"));
     }
     env.extend(self::env(extra));
-    let version = version.parse().expect("version");
-    let config = bookinfo_reviews::Config::from_source(&source(&env), version).expect("reviews config");
-    spawn(&env, bookinfo_reviews::configure(&config))
+    spawn(Service::Reviews, version.parse().expect("version"), &env)
 }
 
 /// productpage calling the given upstreams (a dead port for those not given).
@@ -94,8 +92,7 @@ pub fn spawn_productpage(
         env.extend(app.unwrap_or(&dead).as_upstream(prefix));
     }
     env.extend(self::env(extra));
-    let config = bookinfo_productpage::Config::from_source(&source(&env)).expect("productpage config");
-    spawn(&env, bookinfo_productpage::configure(&config))
+    spawn(Service::Productpage, ReviewsVersion::V1, &env)
 }
 
 /// An address where nothing listens: connections are refused.

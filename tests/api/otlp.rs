@@ -169,16 +169,7 @@ impl Receiver {
         within: Duration,
         matches: impl Fn(&Received) -> bool,
     ) -> Option<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(found) = self.spans().into_iter().find(|s| matches(s)) {
-                return Some(found);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::wait::poll(within, || async { self.spans().into_iter().find(|s| matches(s)) }).await
     }
 
     /// The spans of trace `trace_id`, once `ready` says they are all there (or after `within`).
@@ -188,14 +179,13 @@ impl Receiver {
         within: Duration,
         ready: impl Fn(&[Received]) -> bool,
     ) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let spans: Vec<_> = self.spans().into_iter().filter(|s| s.trace_id() == trace_id).collect();
-            if ready(&spans) || tokio::time::Instant::now() >= deadline {
-                return spans;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let of_trace = || self.spans().into_iter().filter(|s| s.trace_id() == trace_id).collect::<Vec<_>>();
+        let whole = crate::wait::poll(within, || async {
+            let spans = of_trace();
+            ready(&spans).then_some(spans)
+        })
+        .await;
+        whole.unwrap_or_else(of_trace)
     }
 }
 

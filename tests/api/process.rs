@@ -54,18 +54,12 @@ impl Proc {
 
     /// Waits until a printed line satisfies `find` and returns what it extracts.
     pub async fn wait_for<T>(&self, within: Duration, find: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            if let Some(found) = self.output().lines().find_map(&find) {
-                return found;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "not printed within {within:?}:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait::eventually(
+            within,
+            || format!("printed:\n{}", self.output()),
+            || async { self.output().lines().find_map(&find) },
+        )
+        .await
     }
 
     pub fn pid(&self) -> i32 {

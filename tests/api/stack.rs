@@ -110,14 +110,7 @@ fn is_gone(pid: i32) -> bool {
 
 /// Polls until every pid is gone, for up to `within`.
 async fn all_gone(pids: &[i32], within: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        if pids.iter().all(|pid| is_gone(*pid)) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
+    crate::wait::poll(within, || async { pids.iter().all(|pid| is_gone(*pid)).then_some(()) }).await.is_some()
 }
 
 #[actix_web::test]

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep};
 
-/// Polls `check` every 20 ms until it gives `Some`, for at most `within`; panics naming `what`
-/// (and the last thing `check` saw, through `what`) when it never does.
-pub async fn eventually<T, F, Fut>(within: Duration, what: impl Fn() -> String, mut check: F) -> T
+/// Polls `check` every 20 ms until it gives `Some`, for at most `within`.
+pub async fn poll<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -16,10 +15,24 @@ where
     let deadline = Instant::now() + within;
     loop {
         if let Some(found) = check().await {
-            return found;
+            return Some(found);
         }
-        assert!(Instant::now() < deadline, "not within {within:?}: {}", what());
+        if Instant::now() >= deadline {
+            return None;
+        }
         sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`poll`], panicking with `what` (which can tell what `check` last saw) when it never holds.
+pub async fn eventually<T, F, Fut>(within: Duration, what: impl Fn() -> String, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll(within, check).await {
+        Some(found) => found,
+        None => panic!("not within {within:?}: {}", what()),
     }
 }
 
