@@ -11,6 +11,7 @@ use bookinfo_common::server::{self, ServerOptions};
 use bookinfo_common::telemetry::{self, Identity};
 use bookinfo_common::{Service, Upstreams};
 use bookinfo_mesh::Routing;
+use bookinfo_productpage::session::{ROUTED_USERS, RoutedUsers};
 use bookinfo_reviews::ReviewsVersion;
 
 use crate::cli::ServeArgs;
@@ -119,8 +120,14 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     let (port, host, mode) = (args.port()?, args.host()?, args.tracing()?);
     let upstreams = Arc::new(Upstreams::from_source(&Env)?);
     let workers = workers(&Env)?;
-    let configured = Configured::from_source(args.service, args.version, &Env)?;
-    let routes = routes(&args.routes()?)?;
+    let mut configured = Configured::from_source(args.service, args.version, &Env)?;
+    let routing = routes(&args.routes()?)?;
+    if let (Configured::Productpage(config), Some(routing)) = (&mut configured, &routing)
+        && Env.get(ROUTED_USERS).is_none()
+    {
+        config.routed_users = RoutedUsers::new(routing.routed_users());
+    }
+    let routes = routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_common::routing::Router>);
     let listener = server::bind(host, port)?;
     let addr: SocketAddr = listener.local_addr()?;
 
@@ -150,7 +157,7 @@ fn workers(source: &(impl Source + ?Sized)) -> Result<Option<usize>, ConfigError
 
 /// The routing of `files`, if any. Under `bookinfo up`, which reports its warnings, they are
 /// only logged at debug level.
-fn routes(files: &[PathBuf]) -> Result<Option<Arc<dyn bookinfo_common::routing::Router>>, Error> {
+fn routes(files: &[PathBuf]) -> Result<Option<Routing>, Error> {
     if files.is_empty() {
         return Ok(None);
     }
@@ -167,7 +174,7 @@ fn routes(files: &[PathBuf]) -> Result<Option<Arc<dyn bookinfo_common::routing::
         tracing::warn!("routes: the gateway's rules apply at an ingress gateway only (bookinfo up --mesh)");
     }
     tracing::info!(files = ?files, "routes: outbound calls follow these Istio rules");
-    Ok(Some(Arc::new(routing)))
+    Ok(Some(routing))
 }
 
 /// Under `bookinfo up`, asks the kernel to stop this process when the parent dies, and stops

@@ -12,6 +12,8 @@ use std::time::Duration;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
+use bookinfo_common::propagation::baggage::{Baggage, USER};
+
 use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
 use crate::{RouteError, parse_duration};
 
@@ -301,6 +303,44 @@ impl Routing {
     /// Whether any mesh rule applies to `service`.
     pub fn covers(&self, service: &str) -> bool {
         self.services.contains_key(service)
+    }
+
+    /// The signed-in users some rule tells apart, by the `end-user` header or the `user`
+    /// baggage member productpage sends for them: what the page can suggest signing in as.
+    ///
+    /// Candidates are the words written in the rules' own matchers, each kept only if the
+    /// matcher accepts the headers productpage sends for that user; a matcher that accepts
+    /// any user (a presence test, `.+`) names nobody.
+    pub fn routed_users(&self) -> Vec<String> {
+        let rules = self.services.values().flatten().chain(self.gateway.iter().map(|g| &g.rule));
+        let mut users = BTreeSet::new();
+        for condition in rules.flat_map(|r| &r.matches).flat_map(|m| &m.conditions) {
+            let Condition::Header { name, matcher, negate: false } = condition else { continue };
+            let sent: fn(&str) -> Option<String> = match name.as_str() {
+                "end-user" => |user| Some(user.to_owned()),
+                "baggage" => |user| {
+                    let mut baggage = Baggage::default();
+                    baggage.set_user(Some(user));
+                    baggage.to_header()
+                },
+                _ => continue,
+            };
+            // Accepting a name written nowhere means accepting everybody.
+            if sent("no-such-user-0").is_some_and(|value| matcher.matches(&value)) {
+                continue;
+            }
+            let written = match matcher {
+                Matcher::Exact(text) | Matcher::Prefix(text) | Matcher::Regex { source: text, .. } => text,
+                Matcher::Present => continue,
+            };
+            let words = written.split(|c: char| !(c.is_alphanumeric() || "_.-".contains(c)));
+            for word in words.filter(|w| !w.is_empty() && *w != USER) {
+                if sent(word).is_some_and(|value| matcher.matches(&value)) {
+                    users.insert(word.to_owned());
+                }
+            }
+        }
+        users.into_iter().collect()
     }
 
     /// The `version` label of `subset` of `service`, if a DestinationRule defines it.

@@ -330,6 +330,29 @@ fn istios_own_networking_samples_load_or_say_what_they_need() {
     let routing = routing(&[DESTINATION_RULES, &test_v2]);
     assert_eq!(version(&routing, "reviews", &[("end-user", "jason")]).as_deref(), Some("v2"));
     assert_eq!(version(&routing, "reviews", &[("end-user", "eve")]).as_deref(), Some("v1"));
+    assert_eq!(routing.routed_users(), ["jason"]);
+}
+
+#[test]
+fn the_users_routing_tells_apart_are_those_its_matchers_accept() {
+    assert_eq!(routing(&[DESTINATION_RULES, REVIEWS_BAGGAGE, RATINGS_DELAY]).routed_users(), ["jason"]);
+    assert!(routing(&[DESTINATION_RULES]).routed_users().is_empty());
+    let vs = |header: &str, matcher: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: r}}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{{headers: {{{header}: {matcher}}}}}]\n    route: [{{destination: {{host: reviews}}}}]"
+        )
+    };
+    let users = |header: &str, matcher: &str| routing(&[&vs(header, matcher)]).routed_users();
+    assert_eq!(users("end-user", "{exact: eve}"), ["eve"]);
+    assert_eq!(users("end-user", "{regex: '(mallory|eve)'}"), ["eve", "mallory"]);
+    assert_eq!(users("baggage", "{regex: '(.*,)?user=(trent|peggy)(,.*)?'}"), ["peggy", "trent"]);
+    assert_eq!(users("baggage", "{exact: user=victor}"), ["victor"]);
+    // Matchers that name no one: any value, another member, another header.
+    assert!(users("end-user", "{regex: '.+'}").is_empty());
+    assert!(users("baggage", "{regex: '(.*,)?canary=v3(,.*)?'}").is_empty());
+    assert!(users("x-user", "{exact: jason}").is_empty());
+    let without = vs("end-user", "{exact: jason}").replace("match: [{headers:", "match: [{withoutHeaders:");
+    assert!(routing(&[&without]).routed_users().is_empty());
 }
 
 mod properties {

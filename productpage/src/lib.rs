@@ -27,7 +27,7 @@ use bookinfo_common::server::get_or_head;
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
-use crate::session::SessionKey;
+use crate::session::{RoutedUsers, SessionKey};
 
 /// `FLOOD_FACTOR`: extra reviews calls per page view (the original's `productpage-v-flooding`).
 pub const FLOOD_FACTOR: &str = "FLOOD_FACTOR";
@@ -47,6 +47,8 @@ pub struct Config {
     pub flood_factor: u32,
     /// Signs the session cookie (random unless `BOOKINFO_SESSION_KEY` is set).
     pub session_key: SessionKey,
+    /// Whom the sign-in form suggests (`BOOKINFO_ROUTED_USERS`; nobody by default).
+    pub routed_users: RoutedUsers,
 }
 
 impl Default for Config {
@@ -58,16 +60,19 @@ impl Default for Config {
             ratings_timeout: Duration::from_secs(3),
             flood_factor: 0,
             session_key: SessionKey::random(),
+            routed_users: RoutedUsers::default(),
         }
     }
 }
 
 impl Config {
     /// Reads `BOOKINFO_DETAILS_TIMEOUT`, `BOOKINFO_REVIEWS_TIMEOUT`, `BOOKINFO_REVIEWS_ATTEMPTS`,
-    /// `BOOKINFO_RATINGS_TIMEOUT`, `FLOOD_FACTOR` and `BOOKINFO_SESSION_KEY`.
+    /// `BOOKINFO_RATINGS_TIMEOUT`, `FLOOD_FACTOR`, `BOOKINFO_SESSION_KEY` and
+    /// `BOOKINFO_ROUTED_USERS`.
     ///
     /// # Errors
-    /// A value that is not a duration or a count, or a session key that is too short.
+    /// A value that is not a duration or a count, a session key that is too short, a routed
+    /// user's name that is too long.
     pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
         let default = Self::default();
         Ok(Self {
@@ -79,6 +84,7 @@ impl Config {
             ratings_timeout: source.duration_or(config::RATINGS_TIMEOUT, default.ratings_timeout)?,
             flood_factor: source.parse_or(FLOOD_FACTOR, default.flood_factor, "a number of calls")?,
             session_key: SessionKey::from_source(source)?,
+            routed_users: RoutedUsers::from_source(source)?,
         })
     }
 }
@@ -88,10 +94,12 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
     let backend = Data::new(Backend::new(config.clone(), Arc::new(Metrics::default())));
     let edge = Data::new(Edge::new(session::user_of));
     let session_key = Data::new(config.session_key.clone());
+    let routed_users = Data::new(config.routed_users.clone());
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(backend.clone())
             .app_data(edge.clone())
             .app_data(session_key.clone())
+            .app_data(routed_users.clone())
             .service(read_only("/", page::index))
             .service(read_only("/index.html", page::index))
             .service(read_only("/health", health))

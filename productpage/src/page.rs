@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::backend::Backend;
 use crate::product::{PRODUCTS, Product};
-use crate::session::Session;
+use crate::session::{RoutedUsers, Session};
 
 /// Shown when details fails.
 pub const DETAILS_UNAVAILABLE: &str = "Sorry, product details are currently unavailable for this book.";
@@ -23,13 +23,19 @@ pub const REVIEWS_UNAVAILABLE: &str = "Sorry, product reviews are currently unav
 #[template(path = "productpage.html")]
 pub struct ProductPage {
     user: Option<String>,
+    routed_users: Data<RoutedUsers>,
     product: &'static Product,
     details: Result<BookView, &'static str>,
     reviews: Result<ReviewsView, &'static str>,
 }
 
 /// `GET /productpage`: always 200; a failed upstream shows its error section instead.
-pub async fn product_page(ctx: RequestContext, session: Session, backend: Data<Backend>) -> HttpResponse {
+pub async fn product_page(
+    ctx: RequestContext,
+    session: Session,
+    routed_users: Data<RoutedUsers>,
+    backend: Data<Backend>,
+) -> HttpResponse {
     let product = &PRODUCTS[0];
     let id = product.id.to_string();
     // details and reviews are independent: ask both at once.
@@ -39,6 +45,7 @@ pub async fn product_page(ctx: RequestContext, session: Session, backend: Data<B
     });
     let page = ProductPage {
         user: signed_in(&session),
+        routed_users,
         product,
         details: details.map(|book| BookView::from(&book)).map_err(|_| DETAILS_UNAVAILABLE),
         reviews: reviews.map(ReviewsView::from).map_err(|_| REVIEWS_UNAVAILABLE),
@@ -177,6 +184,7 @@ fn css_color(color: Option<&str>) -> String {
 #[template(path = "index.html")]
 pub struct IndexPage {
     user: Option<String>,
+    routed_users: Data<RoutedUsers>,
     services: Vec<ServiceRow>,
 }
 
@@ -188,10 +196,15 @@ pub struct ServiceRow {
 }
 
 /// `GET /` and `GET /index.html`: the services and where this productpage finds them.
-pub async fn index(session: Session, client: Data<UpstreamClient>) -> HttpResponse {
+pub async fn index(
+    session: Session,
+    routed_users: Data<RoutedUsers>,
+    client: Data<UpstreamClient>,
+) -> HttpResponse {
     let address = |u: Upstream| client.upstreams().endpoint(u).base().to_owned();
     html(&IndexPage {
         user: signed_in(&session),
+        routed_users,
         services: vec![
             ServiceRow { name: "details", address: address(Upstream::Details), calls: "" },
             ServiceRow { name: "reviews", address: address(Upstream::Reviews), calls: "ratings (v2, v3)" },

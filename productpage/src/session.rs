@@ -37,6 +37,11 @@ pub const MAX_USER_LEN: usize = 256;
 /// replicas do not share them).
 pub const SESSION_KEY: &str = "BOOKINFO_SESSION_KEY";
 
+/// `BOOKINFO_ROUTED_USERS`: the users the loaded routing tells apart, comma-separated; the
+/// sign-in form suggests signing in as one of them. Unset or empty: nothing routes by user, and
+/// the form suggests nobody. `bookinfo up` sets it from its routing files.
+pub const ROUTED_USERS: &str = "BOOKINFO_ROUTED_USERS";
+
 /// Shortest `BOOKINFO_SESSION_KEY` accepted, in bytes: the size of the HMAC-SHA256 output.
 pub const MIN_KEY_LEN: usize = 32;
 
@@ -115,6 +120,37 @@ impl SessionKey {
 impl fmt::Debug for SessionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionKey(..)")
+    }
+}
+
+/// The users routing tells apart, whom the sign-in form suggests (see [`ROUTED_USERS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutedUsers(Vec<String>);
+
+impl RoutedUsers {
+    /// These users, in this order.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        Self(names.into_iter().collect())
+    }
+
+    /// `BOOKINFO_ROUTED_USERS`, each name trimmed, empty ones skipped.
+    ///
+    /// # Errors
+    /// A name longer than [`MAX_USER_LEN`]: nobody could sign in as it.
+    pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
+        let Some(list) = source.get(ROUTED_USERS) else { return Ok(Self::default()) };
+        let names: Vec<String> =
+            list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+        if names.iter().any(|name| name.len() > MAX_USER_LEN) {
+            let expected = format!("user names of at most {MAX_USER_LEN} bytes, comma-separated");
+            return Err(ConfigError::new(ROUTED_USERS, &list, &expected));
+        }
+        Ok(Self(names))
+    }
+
+    /// The names, possibly none.
+    pub fn names(&self) -> &[String] {
+        &self.0
     }
 }
 

@@ -79,6 +79,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         otlp: sink.as_ref().and_then(|s| s.otlp).map(|addr| format!("http://{addr}")),
         log_level: args.log_level.clone(),
         workers: Env.get(bookinfo_common::config::WORKERS),
+        routed_users: routing.routed_users(),
     };
     let mut signals = Signals::new()?;
     let mut supervisor = Supervisor::new(!args.no_restarts);

@@ -13,6 +13,7 @@ use bookinfo_common::telemetry::settings::{
 };
 use bookinfo_common::upstream::{SERVICES_DOMAIN, Upstream};
 use bookinfo_common::{Service, TracingMode};
+use bookinfo_productpage::session::ROUTED_USERS;
 use bookinfo_reviews::{ENABLE_RATINGS, ReviewsVersion, STAR_COLOR};
 
 use super::child::{Ready, Spec};
@@ -73,6 +74,8 @@ pub struct Common {
     pub log_level: String,
     /// Worker threads per service, when set.
     pub workers: Option<String>,
+    /// The users the routing tells apart, for productpage's sign-in form.
+    pub routed_users: Vec<String>,
 }
 
 /// A service's child: `bookinfo serve` with its variables.
@@ -107,6 +110,10 @@ impl App<'_> {
         }
         if let Some(workers) = &common.workers {
             env.push((WORKERS.into(), workers.clone()));
+        }
+        if instance.service == Service::Productpage {
+            // Always set: under `up` the routing files decide, whatever the shell says.
+            env.push((ROUTED_USERS.into(), common.routed_users.join(",")));
         }
         if !self.routes.is_empty() && !upstreams_of(instance.service).is_empty() {
             let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
@@ -201,6 +208,7 @@ mod tests {
             otlp: Some("http://127.0.0.1:4318".into()),
             log_level: "warn".into(),
             workers: None,
+            routed_users: vec!["jason".into()],
         };
         let app = App {
             instance: STACK[5],
@@ -218,6 +226,7 @@ mod tests {
         assert_eq!(var("DETAILS_SERVICE_PORT"), Some("9081"));
         assert_eq!(var("BOOKINFO_REVIEWS_SUBSETS"), Some("v2=http://127.0.0.1:9083"));
         assert_eq!(var("OTEL_PROPAGATORS"), Some("tracecontext,baggage"));
+        assert_eq!(var("BOOKINFO_ROUTED_USERS"), Some("jason"));
         assert_eq!(var("BOOKINFO_TRACING"), Some("otel"));
         assert!(spec.scrub.contains(&"REVIEWS_HOSTNAME") && spec.scrub.contains(&"SERVICE_VERSION"));
         assert_eq!(spec.args, ["serve", "productpage", "--port", "0", "--host", "127.0.0.1"]);

@@ -209,6 +209,34 @@ async fn sign_in_without_a_referer_redirects_to_the_page_and_sets_the_session() 
 }
 
 #[actix_web::test]
+async fn the_sign_in_form_suggests_only_the_users_routing_tells_apart() {
+    let hint = |page: &Answer| {
+        let start = page.body.find("<p class=\"hint\">").expect("the form's hint");
+        let end = start + page.body[start..].find("</p>").expect("its end");
+        page.body[start..end].split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let nobody = spawn_productpage(None, None, None, &[]);
+    for path in ["/productpage", "/"] {
+        let page = get(&nobody.url(path)).await;
+        assert_eq!(
+            hint(&page),
+            "<p class=\"hint\">Any user name and password will do: Bookinfo checks neither."
+        );
+    }
+    let routed = spawn_productpage(None, None, None, &[("BOOKINFO_ROUTED_USERS", " jason,,<eve> , amy")]);
+    for path in ["/productpage", "/"] {
+        let page = get(&routed.url(path)).await;
+        assert!(
+            hint(&page).ends_with(
+                "Sign in as <b>jason</b>, <b>&#60;eve&#62;</b> or <b>amy</b> to see user-based routing at work."
+            ),
+            "{}",
+            hint(&page)
+        );
+    }
+}
+
+#[actix_web::test]
 async fn sign_in_and_out_return_to_a_referer_of_this_site_only() {
     let productpage = spawn_productpage(None, None, None, &[]);
     let own = productpage.url("/productpage?u=normal");

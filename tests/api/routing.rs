@@ -48,6 +48,8 @@ async fn baggage_routes_reviews(mode: &str) {
         [("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
     let mut up = Up::start(&["--tracing", mode, "--routes", &routes], &env).await;
     let page = format!("http://{}/productpage", up.addr("productpage"));
+    let form = crate::helpers::get(&page).await.body;
+    assert!(form.contains("Sign in as <b>jason</b> to see"), "{mode}: the form names the routed user");
     let jason = login(&page, "jason").await;
 
     assert_eq!(pages(&page, &[("cookie", &jason)], 50).await, ["v2"; 50], "{mode}: jason");

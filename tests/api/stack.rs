@@ -127,6 +127,7 @@ async fn up_serves_the_page_spreads_reviews_and_stops_every_child_on_sigterm() {
         let page = get(&page_url).await;
         assert_eq!(page.status, 200);
         assert!(page.body.contains("Book Details"));
+        assert!(!page.body.contains("Sign in as"), "no routing by user is loaded, nobody to suggest");
         for version in ["v1", "v2", "v3"] {
             if page.body.contains(&format!("Reviews served by: reviews-{version}")) {
                 versions.insert(version);
