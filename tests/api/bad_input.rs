@@ -118,3 +118,32 @@ async fn no_html_answer_carries_client_input_unescaped() {
     assert_eq!(api.header("content-type"), Some("application/json"));
     assert!(api.json().is_object());
 }
+
+#[actix_web::test]
+async fn a_malformed_request_is_logged_only_when_debug_is_asked_for() {
+    for (rust_log, logged) in [("info", false), ("warn,bookinfo=debug", false), ("debug", true)] {
+        let mut proc = crate::process::Proc::start(
+            &["serve", "ratings", "--port", "0", "--host", "127.0.0.1"],
+            &[("RUST_LOG", rust_log)],
+        );
+        let addr: SocketAddr = proc
+            .wait_for(Duration::from_secs(30), |l| {
+                l.strip_prefix("bookinfo: ready: ratings listening on http://")?.parse().ok()
+            })
+            .await;
+        for _ in 0..3 {
+            let status = raw_async(addr, b"GET / HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n".to_vec()).await;
+            assert_eq!(status, "HTTP/1.1 400 Bad Request");
+        }
+        // The service lives on.
+        assert_eq!(get(&format!("http://{addr}/health")).await.status, 200);
+        proc.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(proc.wait(Duration::from_secs(30)).await.success());
+        let output = proc.output();
+        assert_eq!(
+            output.matches("request parse error").count(),
+            if logged { 3 } else { 0 },
+            "{rust_log}: {output}"
+        );
+    }
+}

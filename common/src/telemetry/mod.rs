@@ -248,7 +248,7 @@ fn sampler(kind: SamplerKind) -> Sampler {
 /// of this project's crates also go to the tracer provider (never the SDK's, the exporter's
 /// or the HTTP stack's own events, which would feed back into export).
 fn install_subscriber(provider: Option<&SdkTracerProvider>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(true)
         .with_ansi(io::stdout().is_terminal())
@@ -267,6 +267,26 @@ fn install_subscriber(provider: Option<&SdkTracerProvider>) {
     });
     // A second call (tests) finds a subscriber installed already; the first one stays.
     let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+}
+
+/// Where actix-http reports each request it cannot parse, at ERROR level. The client gets its
+/// 400; the log only hears of it when asked for debug, or else any client could flood it.
+const PARSE_ERRORS: &str = "actix_http::h1::dispatcher";
+
+/// `RUST_LOG`'s filter (`info` when unset or invalid), quiet about malformed requests unless it
+/// asks for `debug` or more everywhere, or names actix-http itself.
+fn log_filter(rust_log: Option<&str>) -> EnvFilter {
+    let spec = rust_log.unwrap_or("info");
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("info"));
+    let verbose =
+        spec.split(',').any(|d| matches!(d.trim().to_ascii_lowercase().as_str(), "debug" | "trace"));
+    if verbose || spec.contains("actix_http") {
+        return filter;
+    }
+    match format!("{PARSE_ERRORS}=off").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
 }
 
 /// Logging only, for programs and tests that trace nothing.
