@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bookinfo_common::TracingMode;
+use bookinfo_common::telemetry::settings::OTEL_PROPAGATORS;
 use bookinfo_common::upstream::Upstream;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
@@ -218,7 +219,7 @@ pub async fn start(
 /// `OTEL_PROPAGATORS` of an application in `mode` under `tracer`: in `otel` mode, the formats
 /// the sidecars write, unless the shell says otherwise (to show what goes wrong, say).
 fn propagators(mode: TracingMode, tracer: Tracer) -> Option<&'static str> {
-    let set_by_hand = std::env::var_os("OTEL_PROPAGATORS").is_some_and(|v| !v.is_empty());
+    let set_by_hand = std::env::var_os(OTEL_PROPAGATORS).is_some_and(|v| !v.is_empty());
     (mode == TracingMode::Otel && !set_by_hand).then(|| tracer.app_propagators())
 }
 
