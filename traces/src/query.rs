@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::{HttpResponse, Responder, ResponseError};
+use bookinfo_common::config::parse_duration;
 use serde::Serialize;
 use serde_json::json;
 
@@ -121,9 +122,8 @@ impl Search {
         let duration = |name: &str| -> Result<Option<Duration>, String> {
             get(name)
                 .map(|text| {
-                    go_duration(text).ok_or_else(|| {
-                        format!("malformed parameter {name}: {text:?} is not a duration such as 10ms")
-                    })
+                    // Jaeger takes Go durations (`300ms`, `2h45m`): the project's one grammar.
+                    parse_duration(text).map_err(|err| format!("malformed parameter {name}: {err}"))
                 })
                 .transpose()
         };
@@ -154,33 +154,6 @@ impl Search {
         };
         (self.since..=self.until).contains(&start) && trace.spans.iter().any(spans_match)
     }
-}
-
-/// A Go duration (`300ms`, `1.5s`, `2h45m`), as Jaeger takes them.
-fn go_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_end..];
-    }
-    Duration::try_from_secs_f64(total).ok()
 }
 
 /// `{"result": <OTLP JSON of spans>}`, what Jaeger's API answers, written without a JSON
@@ -361,13 +334,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations_read_as_jaeger_reads_them() {
-        assert_eq!(go_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(go_duration("2h45m"), Some(Duration::from_secs(2 * 3600 + 45 * 60)));
-        assert_eq!(go_duration("10µs"), Some(Duration::from_micros(10)));
-        for bad in ["", "10", "1y", "ms", "1e400s"] {
-            assert_eq!(go_duration(bad), None, "{bad}");
+    fn durations_read_as_jaeger_writes_them() {
+        let min =
+            |text: &str| Search::parse(&HashMap::from([("query.duration_min".to_owned(), text.to_owned())]));
+        assert_eq!(min("300ms").unwrap().min, Some(Duration::from_millis(300)));
+        assert_eq!(min("2h45m").unwrap().min, Some(Duration::from_secs(2 * 3600 + 45 * 60)));
+        assert_eq!(min("10µs").unwrap().min, Some(Duration::from_micros(10)));
+        for bad in ["1y", "ms", "1e400s", "-1s"] {
+            let err = min(bad).err().unwrap();
+            assert!(err.starts_with("malformed parameter query.duration_min: "), "{err}");
         }
     }
 
