@@ -245,7 +245,7 @@ fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
 
 /// An Envoy child: started through `bookinfo exec`, so the kernel stops it with the stack.
 fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: SocketAddr) -> Spec {
-    let args = vec![
+    let mut args = vec![
         "exec".to_owned(),
         options.envoy.path.display().to_string(),
         "-c".to_owned(),
@@ -258,6 +258,10 @@ fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: S
         "--log-format".to_owned(),
         "[%l] %v".to_owned(),
     ];
+    if options.log_level == "warning" {
+        // Envoy acknowledges the stop signal `up` sends with a warning: no news to the user.
+        args.extend(["--component-log-level".to_owned(), "main:error".to_owned()]);
+    }
     Spec {
         name,
         program: common.exe.clone(),

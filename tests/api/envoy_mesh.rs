@@ -416,4 +416,9 @@ async fn the_mesh_is_ready_quickly_and_nothing_outlives_up_even_killed() {
     up.proc.signal(Signal::SIGINT);
     assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
     assert!(gone(&children));
+    assert!(
+        !up.proc.output().contains("caught ENVOY_SIG"),
+        "Envoy's goodbyes are no news: {}",
+        up.proc.output()
+    );
 }
