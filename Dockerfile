@@ -17,7 +17,8 @@ COPY details/Cargo.toml details/
 COPY reviews/Cargo.toml reviews/
 COPY ratings/Cargo.toml ratings/
 COPY traces/Cargo.toml traces/
-RUN for crate in common productpage details reviews ratings traces; do \
+COPY bench/ceiling/Cargo.toml bench/ceiling/
+RUN for crate in common productpage details reviews ratings traces bench/ceiling; do \
         mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
     done \
  && mkdir -p src && echo 'fn main() {}' > src/main.rs \
@@ -27,7 +28,7 @@ RUN for crate in common productpage details reviews ratings traces; do \
 # rebuilds the project's own crates.
 COPY . .
 RUN touch src/main.rs common/src/lib.rs productpage/src/lib.rs details/src/lib.rs reviews/src/lib.rs ratings/src/lib.rs \
-        traces/src/lib.rs \
+        traces/src/lib.rs bench/ceiling/src/lib.rs \
  && cargo build --release --locked --bin bookinfo \
  && mkdir /out \
  && cp target/release/bookinfo /out/bookinfo \
