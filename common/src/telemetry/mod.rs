@@ -12,7 +12,9 @@
 
 mod baggage_attributes;
 pub mod console;
+mod events;
 pub mod settings;
+pub mod spans;
 
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use self::baggage_attributes::BaggageAttributes;
 use self::console::ConsoleExporter;
 use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
+pub use self::spans::Otel;
 use crate::config::Source;
 use crate::propagation::{Propagators, TracingMode};
 
@@ -54,8 +57,8 @@ pub struct Identity {
 pub enum Tracing {
     /// Copy the forwarded headers verbatim; no spans.
     Propagate,
-    /// Extract with, and inject through, these propagators; a span per request and per call.
-    Otel(Arc<Propagators>),
+    /// Extract with, and inject through, the propagators; a span per request and per call.
+    Otel(Arc<Otel>),
 }
 
 impl Tracing {
@@ -69,9 +72,14 @@ impl Tracing {
 
     /// The propagators, in `otel` mode.
     pub fn propagators(&self) -> Option<&Propagators> {
+        self.otel().map(Otel::propagators)
+    }
+
+    /// The spans to make, in `otel` mode.
+    pub fn otel(&self) -> Option<&Otel> {
         match self {
             Tracing::Propagate => None,
-            Tracing::Otel(propagators) => Some(propagators),
+            Tracing::Otel(otel) => Some(otel),
         }
     }
 }
@@ -121,34 +129,47 @@ pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Siz
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let tracing = if otel {
-        let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
-        let exporters: Vec<_> = settings
-            .exporters
-            .iter()
-            .map(|kind| match kind {
-                ExporterKind::Otlp => format!("otlp {:?} {}", settings.protocol, settings.endpoint),
-                ExporterKind::Console => "console".to_owned(),
-            })
-            .collect();
-        tracing::info!(
-            service = identity.service,
-            version = %identity.version,
-            propagators = %propagators.join(","),
-            exporters = %if exporters.is_empty() { "none".to_owned() } else { exporters.join(", ") },
-            sampler = ?settings.sampler,
-            "tracing: otel"
-        );
-        Tracing::Otel(Arc::new(Propagators::new(&settings.propagators)))
-    } else {
-        if mode == TracingMode::Otel {
-            tracing::info!("tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)");
-        } else {
-            tracing::info!("tracing: propagate (headers are forwarded, no spans)");
+    let tracing = match provider.as_ref().filter(|_| otel) {
+        Some(provider) => {
+            let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
+            let exporters: Vec<_> = settings
+                .exporters
+                .iter()
+                .map(|kind| match kind {
+                    ExporterKind::Otlp => format!("otlp {:?} {}", settings.protocol, settings.endpoint),
+                    ExporterKind::Console => "console".to_owned(),
+                })
+                .collect();
+            tracing::info!(
+                service = identity.service,
+                version = %identity.version,
+                propagators = %propagators.join(","),
+                exporters = %if exporters.is_empty() { "none".to_owned() } else { exporters.join(", ") },
+                sampler = ?settings.sampler,
+                fetch_spans = settings.fetch_spans,
+                "tracing: otel"
+            );
+            let propagators = Propagators::new(&settings.propagators);
+            Tracing::Otel(Arc::new(Otel::new(propagators, tracer(provider), settings.fetch_spans)))
         }
-        Tracing::Propagate
+        None => {
+            if mode == TracingMode::Otel {
+                tracing::info!(
+                    "tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)"
+                );
+            } else {
+                tracing::info!("tracing: propagate (headers are forwarded, no spans)");
+            }
+            Tracing::Propagate
+        }
     };
     Telemetry { tracing, provider, runtime }
+}
+
+/// The tracer of this project's spans: the request's and the calls' (made directly) and the
+/// application's own (through the bridge) share its scope.
+fn tracer(provider: &SdkTracerProvider) -> opentelemetry_sdk::trace::SdkTracer {
+    provider.tracer("bookinfo")
 }
 
 fn provider(
@@ -249,7 +270,7 @@ fn install_subscriber(provider: Option<&SdkTracerProvider>) {
         .with_filter(filter);
     let otel = provider.map(|provider| {
         tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("bookinfo"))
+            .with_tracer(tracer(provider))
             .with_location(false)
             .with_threads(false)
             .with_target(false)
@@ -257,10 +278,17 @@ fn install_subscriber(provider: Option<&SdkTracerProvider>) {
             // Spans find their parents through the tracing span tree; putting each entered
             // span's context in OpenTelemetry's thread-local on every poll only costs time.
             .with_context_activation(false)
-            .with_filter(Targets::new().with_target("bookinfo", Level::INFO))
+            .with_filter(ours())
     });
+    // Events outside any `tracing` span go to the request's span, as the bridge does inside one.
+    let events = provider.map(|_| events::OnCurrentSpan.with_filter(ours()));
     // A second call (tests) finds a subscriber installed already; the first one stays.
-    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).with(events).try_init();
+}
+
+/// This project's own spans and events, which alone become OpenTelemetry data.
+fn ours() -> Targets {
+    Targets::new().with_target("bookinfo", Level::INFO)
 }
 
 /// Logging only, for programs and tests that trace nothing.
