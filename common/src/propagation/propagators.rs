@@ -3,11 +3,11 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName};
 use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
 
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry_propagator_b3::B3Encoding;
 
-use super::b3::B3;
+use super::b3::{B3, B3Encoding};
 use super::baggage::BaggagePropagator;
 use super::carriers::{HeaderExtractor, HeaderInjector};
 use super::jaeger::{JaegerPropagator, UBER_TRACE_ID};
@@ -72,10 +72,10 @@ impl PropagatorKind {
 
     fn propagator(self) -> Box<dyn TextMapPropagator + Send + Sync> {
         match self {
-            PropagatorKind::TraceContext => Box::new(W3cTraceContext::default()),
+            PropagatorKind::TraceContext => Box::new(W3cTraceContext),
             PropagatorKind::Baggage => Box::new(BaggagePropagator),
-            PropagatorKind::B3 => Box::new(B3::new(B3Encoding::SingleHeader)),
-            PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::MultipleHeader)),
+            PropagatorKind::B3 => Box::new(B3::new(B3Encoding::Single)),
+            PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::Multiple)),
             PropagatorKind::Jaeger => Box::new(JaegerPropagator),
         }
     }
@@ -84,16 +84,33 @@ impl PropagatorKind {
 /// The configured propagators, read in order (the last one that finds a context wins) and all
 /// written.
 pub struct Propagators {
+    /// Every kind, in order: all of them write.
     composite: TextMapCompositePropagator,
+    /// The kinds that read a span context, last first.
+    span_readers: Vec<Box<dyn TextMapPropagator + Send + Sync>>,
+    /// The kinds that read something else (baggage), in order.
+    other_readers: Vec<Box<dyn TextMapPropagator + Send + Sync>>,
     kinds: Vec<PropagatorKind>,
+    /// Every header the kinds read or write, once each.
+    owned: Vec<&'static str>,
 }
 
 impl Propagators {
     /// A composite of `kinds`; none reads and writes nothing.
     pub fn new(kinds: &[PropagatorKind]) -> Self {
+        let mut owned: Vec<&'static str> = Vec::new();
+        for header in kinds.iter().flat_map(|kind| kind.headers()) {
+            if !owned.contains(header) {
+                owned.push(header);
+            }
+        }
+        let reads_span = |kind: &&PropagatorKind| **kind != PropagatorKind::Baggage;
         Self {
             composite: TextMapCompositePropagator::new(kinds.iter().map(|kind| kind.propagator()).collect()),
+            span_readers: kinds.iter().rev().filter(reads_span).map(|kind| kind.propagator()).collect(),
+            other_readers: kinds.iter().filter(|k| !reads_span(k)).map(|kind| kind.propagator()).collect(),
             kinds: kinds.to_vec(),
+            owned,
         }
     }
 
@@ -105,7 +122,25 @@ impl Propagators {
     /// The context of an inbound request: remote span and baggage, or an empty context when
     /// its headers hold none (or hold garbage).
     pub fn extract(&self, headers: &HeaderMap) -> Context {
-        self.composite.extract_with_context(&Context::new(), &HeaderExtractor(headers))
+        let extractor = HeaderExtractor::new(headers);
+        if extractor.is_empty() {
+            // A request from outside the mesh: nothing to read.
+            return Context::new();
+        }
+        // The last kind that finds a span context wins: reading from the last one and stopping
+        // at the first found gives the same context as reading all in order, and a request
+        // carrying both W3C and B3 (as every hop of this stack sends) is parsed once.
+        let empty = Context::new();
+        let mut cx = self
+            .span_readers
+            .iter()
+            .map(|reader| reader.extract_with_context(&empty, &extractor))
+            .find(|cx| cx.span().span_context().is_valid())
+            .unwrap_or(empty);
+        for reader in &self.other_readers {
+            cx = reader.extract_with_context(&cx, &extractor);
+        }
+        cx
     }
 
     /// Writes `cx` onto an outbound request's headers.
@@ -116,7 +151,7 @@ impl Propagators {
     /// Whether `name` is written by these propagators (and so not copied from the inbound
     /// request).
     pub fn owns(&self, name: &HeaderName) -> bool {
-        self.kinds.iter().any(|kind| kind.headers().contains(&name.as_str()))
+        self.owned.contains(&name.as_str())
     }
 }
 
@@ -206,6 +241,41 @@ mod tests {
         let cx = propagators.extract(&headers(&[("b3", &huge), ("baggage", &huge)]));
         assert!(!cx.span().span_context().is_valid());
         assert_eq!(cx.baggage().len(), 0, "over-long baggage is dropped");
+    }
+
+    #[test]
+    fn the_last_kind_with_a_context_wins_and_baggage_is_read_beside_it() {
+        let other_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let inbound = [
+            ("traceparent", format!("00-{TRACE}-{SPAN}-01")),
+            ("x-b3-traceid", other_trace.to_owned()),
+            ("x-b3-spanid", SPAN.to_owned()),
+            ("x-b3-sampled", "0".to_owned()),
+            ("baggage", "user=jason".to_owned()),
+        ];
+        let inbound: Vec<(&'static str, &str)> = inbound.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (kinds, winner) in [
+            (
+                vec![PropagatorKind::TraceContext, PropagatorKind::Baggage, PropagatorKind::B3Multi],
+                other_trace,
+            ),
+            (vec![PropagatorKind::B3Multi, PropagatorKind::Baggage, PropagatorKind::TraceContext], TRACE),
+            (vec![PropagatorKind::Baggage, PropagatorKind::TraceContext], TRACE),
+        ] {
+            let propagators = Propagators::new(&kinds);
+            let cx = propagators.extract(&headers(&inbound));
+            assert_eq!(cx.span().span_context().trace_id().to_string(), winner, "{kinds:?}");
+            assert_eq!(cx.baggage().get("user").map(|v| v.as_str().to_owned()).as_deref(), Some("jason"));
+            // The same as the SDK's composite reading every kind in order.
+            let all = TextMapCompositePropagator::new(kinds.iter().map(|k| k.propagator()).collect());
+            let expected =
+                all.extract_with_context(&Context::new(), &HeaderExtractor::new(&headers(&inbound)));
+            assert_eq!(cx.span().span_context(), expected.span().span_context(), "{kinds:?}");
+        }
+        // A malformed last kind does not hide a good earlier one.
+        let cx = Propagators::new(&PropagatorKind::DEFAULT)
+            .extract(&headers(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01")), ("x-b3-traceid", "zz")]));
+        assert_eq!(cx.span().span_context().trace_id().to_string(), TRACE);
     }
 
     #[test]
