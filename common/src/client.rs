@@ -193,10 +193,10 @@ impl Call<'_> {
             headers.append(name.clone(), value.clone());
         }
         let span = client.tracing.otel().map(|otel| {
-            let attributes = vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("peer.service", upstream.name()),
-            ];
+            // Room for what is known later (where the call goes, how it ended): no regrowth.
+            let mut attributes = Vec::with_capacity(7);
+            attributes.push(KeyValue::new("http.request.method", "GET"));
+            attributes.push(KeyValue::new("peer.service", upstream.name()));
             // Semantic conventions: a client span is named after its method alone.
             let cx = otel.start("GET", SpanKind::Client, attributes, &current_parent());
             otel.propagators().inject(&cx, &mut headers);
@@ -236,15 +236,11 @@ impl Call<'_> {
         *request.headers_mut() = headers;
         if let Some(cx) = span {
             // Where the call goes is known once routing has chosen.
-            let span = cx.span();
             let uri = request.get_uri();
-            span.set_attribute(KeyValue::new("url.full", url.clone()));
-            if let Some(host) = uri.host() {
-                span.set_attribute(KeyValue::new("server.address", host.to_owned()));
-            }
-            if let Some(port) = uri.port_u16() {
-                span.set_attribute(KeyValue::new("server.port", i64::from(port)));
-            }
+            let address = uri.host().map(|host| KeyValue::new("server.address", host.to_owned()));
+            let port = uri.port_u16().map(|port| KeyValue::new("server.port", i64::from(port)));
+            let place = [Some(KeyValue::new("url.full", url.clone())), address, port];
+            cx.span().set_attributes(place.into_iter().flatten());
         }
         let exchange = async {
             if let Some(delay) = decision.delay {
@@ -288,9 +284,6 @@ fn end(cx: &Context, result: &Result<Reply, UpstreamError>) {
         Err(UpstreamError::Status { status, .. }) => Some(*status),
         Err(_) => None,
     };
-    if let Some(status) = status {
-        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
-    }
     let error_type = match result {
         Ok(_) => None,
         Err(UpstreamError::Status { status, .. }) => {
@@ -301,10 +294,12 @@ fn end(cx: &Context, result: &Result<Reply, UpstreamError>) {
         Err(UpstreamError::Body { .. }) => Some("body".to_owned()),
         Err(UpstreamError::Decode { .. }) => Some("decode".to_owned()),
     };
-    if let Some(error_type) = error_type {
+    let status = status.map(|s| KeyValue::new("http.response.status_code", i64::from(s.as_u16())));
+    if error_type.is_some() {
         span.set_status(Status::error(""));
-        span.set_attribute(KeyValue::new("error.type", error_type));
     }
+    let error_type = error_type.map(|e| KeyValue::new("error.type", e));
+    span.set_attributes([status, error_type].into_iter().flatten());
     span.end();
 }
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
@@ -29,7 +30,7 @@ pub async fn observe(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let route = req.match_pattern().map(|pattern| route_template(&pattern));
-    let request_id = header(&req, X_REQUEST_ID.as_str()).unwrap_or("-").to_owned();
+    let request_id = header(&req, &X_REQUEST_ID).unwrap_or("-").to_owned();
     let tracing = req.app_data::<Data<Tracing>>().map(|t| t.get_ref().clone());
 
     let (response, ids) = match tracing.as_ref().and_then(Tracing::otel) {
@@ -72,20 +73,21 @@ fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_i
         Some(route) => format!("{} {route}", req.method()),
         None => req.method().as_str().to_owned(),
     };
-    let info = req.connection_info();
-    let (address, port) = split_host(info.host());
-    let mut attributes = Vec::with_capacity(9);
+    let (host, scheme) = host_and_scheme(req);
+    let (address, port) = split_host(&host);
+    // Room for the status and the error type, set at the end: no regrowth.
+    let mut attributes = Vec::with_capacity(10);
     attributes.push(KeyValue::new("http.request.method", method_value(req.method())));
     if let Some(route) = route {
         attributes.push(KeyValue::new("http.route", route.to_owned()));
     }
     attributes.push(KeyValue::new("url.path", req.path().to_owned()));
-    attributes.push(KeyValue::new("url.scheme", static_or_owned(info.scheme(), &["http", "https"])));
+    attributes.push(KeyValue::new("url.scheme", static_or_owned(&scheme, &["http", "https"])));
     attributes.push(KeyValue::new("server.address", address.to_owned()));
     if let Some(port) = port {
         attributes.push(KeyValue::new("server.port", port));
     }
-    if let Some(agent) = header(req, "user-agent") {
+    if let Some(agent) = header(req, &header::USER_AGENT) {
         attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
     if request_id != "-" {
@@ -94,13 +96,35 @@ fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_i
     otel.start(name, SpanKind::Server, attributes, &parent)
 }
 
+/// The host (with its port, if any) and scheme the request was sent to, as actix-web's
+/// `ConnectionInfo` resolves them (`X-Forwarded-Host`/`-Proto`, `Host`, the server's own)
+/// without building one, which also formats the peer's address, for nothing here; with a
+/// `Forwarded` header, actix-web reads it.
+fn host_and_scheme(req: &ServiceRequest) -> (String, String) {
+    if req.headers().contains_key(header::FORWARDED) {
+        let info = req.connection_info();
+        return (info.host().to_owned(), info.scheme().to_owned());
+    }
+    let first = |name| header(req, name).and_then(|v| v.split(',').next()).map(str::trim);
+    let scheme = first(&X_FORWARDED_PROTO)
+        .or_else(|| req.uri().scheme_str())
+        .unwrap_or(if req.app_config().secure() { "https" } else { "http" });
+    let host = first(&X_FORWARDED_HOST)
+        .or_else(|| header(req, &header::HOST))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| req.app_config().host());
+    (host.to_owned(), scheme.to_owned())
+}
+
 /// Records the answer's status and ends the span; a server error (5xx) marks it as failed.
 fn end(cx: &Context, status: StatusCode) {
     let span = cx.span();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(status.as_u16())));
+    let code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
         span.set_status(Status::error(""));
-        span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+        span.set_attributes([code, KeyValue::new("error.type", status.as_str().to_owned())]);
+    } else {
+        span.set_attribute(code);
     }
     span.end();
 }
@@ -134,7 +158,10 @@ fn ids(cx: &Context) -> Option<(TraceId, SpanId)> {
     context.is_valid().then(|| (context.trace_id(), context.span_id()))
 }
 
-fn header<'a>(req: &'a ServiceRequest, name: &str) -> Option<&'a str> {
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+fn header<'a>(req: &'a ServiceRequest, name: &HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|value| value.to_str().ok())
 }
 
