@@ -13,6 +13,7 @@
 mod baggage_attributes;
 pub mod console;
 mod events;
+pub mod otlp;
 pub mod settings;
 pub mod spans;
 
@@ -129,7 +130,7 @@ pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Siz
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let tracing = match provider.as_ref().filter(|_| otel) {
+    let tracing = match provider.as_ref() {
         Some(provider) => {
             let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
             let exporters: Vec<_> = settings
@@ -194,7 +195,13 @@ fn provider(
             ExporterKind::Console => {
                 builder = builder.with_span_processor(batch(ConsoleExporter::default(), settings))
             }
-            ExporterKind::Otlp => match otlp(settings, &mut runtime) {
+            ExporterKind::Otlp if settings.protocol == Protocol::HttpProtobuf => {
+                match otlp::HttpExporter::new(&settings.endpoint, settings.export_timeout) {
+                    Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
+                    Err(err) => warnings.push(format!("spans are not exported: {err}")),
+                }
+            }
+            ExporterKind::Otlp => match grpc(settings, &mut runtime) {
                 Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
                 Err(err) => warnings.push(format!("spans are not exported: {err}")),
             },
@@ -203,37 +210,28 @@ fn provider(
     (Some(builder.build()), runtime)
 }
 
-/// The OTLP exporter. gRPC's client needs a Tokio runtime that keeps running while it exports
-/// and at shutdown; a small one of its own serves, apart from the server's.
-fn otlp(
+/// The OTLP/gRPC exporter (OTLP/HTTP is [`otlp::HttpExporter`]). gRPC's client needs a Tokio
+/// runtime that keeps running while it exports and at shutdown; a small one of its own serves,
+/// apart from the server's.
+fn grpc(
     settings: &Settings,
     runtime: &mut Option<tokio::runtime::Runtime>,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    let built = match settings.protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-grpc")
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
+    let built = {
+        let _entered = rt.enter();
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
             .with_endpoint(&settings.endpoint)
             .with_timeout(settings.export_timeout)
-            .build(),
-        Protocol::Grpc => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("otlp-grpc")
-                .enable_all()
-                .build()
-                .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
-            let built = {
-                let _entered = rt.enter();
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(&settings.endpoint)
-                    .with_timeout(settings.export_timeout)
-                    .build()
-            };
-            *runtime = Some(rt);
-            built
-        }
+            .build()
     };
+    *runtime = Some(rt);
     built.map_err(|err| format!("OTLP exporter for {}: {err}", settings.endpoint))
 }
 
