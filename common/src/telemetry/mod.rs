@@ -185,28 +185,29 @@ fn provider(
     if settings.service_name.is_none() {
         resource = resource.with_service_name(identity.service);
     }
-    let mut builder = SdkTracerProvider::builder()
-        .with_resource(resource.build())
-        .with_sampler(sampler(settings.sampler))
-        .with_span_processor(BaggageAttributes::new(settings.baggage_attributes.clone()));
     let mut runtime = None;
+    let mut exports = Vec::new();
     for kind in &settings.exporters {
         match kind {
-            ExporterKind::Console => {
-                builder = builder.with_span_processor(batch(ConsoleExporter::default(), settings))
-            }
+            ExporterKind::Console => exports.push(batch(ConsoleExporter::default(), settings)),
             ExporterKind::Otlp if settings.protocol == Protocol::HttpProtobuf => {
                 match otlp::HttpExporter::new(&settings.endpoint, settings.export_timeout) {
-                    Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
+                    Ok(exporter) => exports.push(batch(exporter, settings)),
                     Err(err) => warnings.push(format!("spans are not exported: {err}")),
                 }
             }
             ExporterKind::Otlp => match grpc(settings, &mut runtime) {
-                Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
+                Ok(exporter) => exports.push(batch(exporter, settings)),
                 Err(err) => warnings.push(format!("spans are not exported: {err}")),
             },
         }
     }
+    // One processor: the SDK hands each of several a copy of every span that ends.
+    let processor = BaggageAttributes::new(settings.baggage_attributes.clone(), exports);
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource.build())
+        .with_sampler(sampler(settings.sampler))
+        .with_span_processor(processor);
     (Some(builder.build()), runtime)
 }
 

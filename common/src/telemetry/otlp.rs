@@ -280,9 +280,10 @@ fn key_value_len(field: u32, key: &str, value: &Value) -> usize {
 }
 
 fn key_value(out: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    put_delimited(out, field, key_value_body_len(key, value));
+    let value_len = any_value_len(value);
+    put_delimited(out, field, optional_bytes_len(1, key.as_bytes()) + delimited_len(2, value_len));
     put_optional_bytes(out, 1, key.as_bytes());
-    put_delimited(out, 2, any_value_len(value));
+    put_delimited(out, 2, value_len);
     put_any_value(out, value);
 }
 
