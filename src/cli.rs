@@ -64,6 +64,13 @@ pub struct UpArgs {
     #[arg(long, env = "BOOKINFO_ROUTES", value_delimiter = ',', num_args = 1..)]
     pub routes: Vec<PathBuf>,
 
+    /// HTTP worker threads of each service (its BOOKINFO_WORKERS). One serves a machine of
+    /// a few cores best: six services of one worker each already keep every core busy, and
+    /// more only switch between threads (see docs/performance.md).
+    #[arg(long, env = "BOOKINFO_WORKERS", value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+
     /// The trace store: its ports, its memory, its file.
     #[command(flatten)]
     pub store: StoreArgs,

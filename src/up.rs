@@ -103,7 +103,8 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
 
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<Exit>();
     let sink_endpoint = sink.as_ref().and_then(|sink| sink.otlp).map(|addr| format!("http://{addr}"));
-    let mut stack = Stack { tracing: args.tracing, routes, sink_endpoint, ..Stack::default() };
+    let mut stack =
+        Stack { tracing: args.tracing, routes, sink_endpoint, workers: args.workers, ..Stack::default() };
     let started = match stack.start(&exe, &args, &exits_tx).await {
         Ok(()) => stack.wait_healthy().await,
         Err(err) => Err(err),
@@ -239,6 +240,7 @@ struct Stack {
     tracing: Tracing,
     routes: Vec<PathBuf>,
     sink_endpoint: Option<String>,
+    workers: u16,
     running: Vec<Running>,
     exited: HashSet<&'static str>,
 }
@@ -266,7 +268,10 @@ impl Stack {
             Tracing::Propagate => "propagate",
             Tracing::Otel => "otel",
         };
-        let mut env = vec![("BOOKINFO_TRACING".to_owned(), mode.to_owned())];
+        let mut env = vec![
+            ("BOOKINFO_TRACING".to_owned(), mode.to_owned()),
+            (bookinfo_common::config::WORKERS.to_owned(), self.workers.to_string()),
+        ];
         if matches!(service, Service::Productpage | Service::Reviews) && !self.routes.is_empty() {
             let files: Vec<String> = self.routes.iter().map(|f| f.display().to_string()).collect();
             env.push(("BOOKINFO_ROUTES".to_owned(), files.join(",")));
