@@ -17,7 +17,7 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
-use super::w3c::push_hex;
+use super::carriers::{HeaderValues, push_hex};
 
 /// The debug flag (the crate's bit, kept so that a debug trace is passed on as one).
 const DEBUG: TraceFlags = TraceFlags::new(0x04);
@@ -56,56 +56,52 @@ impl B3 {
     }
 }
 
+/// Writes the headers of `encoding` for `context`.
+pub(super) fn write(encoding: B3Encoding, context: &SpanContext, values: &mut HeaderValues) {
+    let flags = context.trace_flags();
+    let decision = if flags & DEBUG == DEBUG {
+        Some("d")
+    } else if flags & DEFERRED == DEFERRED {
+        None
+    } else {
+        Some(if context.is_sampled() { "1" } else { "0" })
+    };
+    if !context.is_valid() {
+        // No trace to continue: only the decision goes on.
+        let sampled: &[u8] = if context.is_sampled() { b"1" } else { b"0" };
+        let name = if encoding == B3Encoding::Single { SINGLE } else { SAMPLED };
+        values.push(name, |out| out.extend_from_slice(sampled));
+        return;
+    }
+    let trace_id = context.trace_id().to_bytes();
+    let span_id = context.span_id().to_bytes();
+    match encoding {
+        B3Encoding::Single => values.push(SINGLE, |out| {
+            push_hex(out, &trace_id);
+            out.push(b'-');
+            push_hex(out, &span_id);
+            if let Some(decision) = decision {
+                out.push(b'-');
+                out.extend_from_slice(decision.as_bytes());
+            }
+        }),
+        B3Encoding::Multiple => {
+            values.push(TRACE_ID, |out| push_hex(out, &trace_id));
+            values.push(SPAN_ID, |out| push_hex(out, &span_id));
+            match decision {
+                Some("d") => values.push(FLAGS, |out| out.push(b'1')),
+                Some(decision) => values.push(SAMPLED, |out| out.extend_from_slice(decision.as_bytes())),
+                None => {}
+            }
+        }
+    }
+}
+
 impl TextMapPropagator for B3 {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        let span = cx.span();
-        let context = span.span_context();
-        let flags = context.trace_flags();
-        let debug = flags & DEBUG == DEBUG;
-        let decision = if debug {
-            Some("d")
-        } else if flags & DEFERRED == DEFERRED {
-            None
-        } else {
-            Some(if context.is_sampled() { "1" } else { "0" })
-        };
-        if !context.is_valid() {
-            // No trace to continue: only the decision goes on.
-            let sampled = if context.is_sampled() { "1" } else { "0" };
-            match self.encoding {
-                B3Encoding::Single => injector.set(SINGLE, sampled.to_owned()),
-                B3Encoding::Multiple => injector.set(SAMPLED, sampled.to_owned()),
-            }
-            return;
-        }
-        let trace_id = context.trace_id().to_bytes();
-        let span_id = context.span_id().to_bytes();
-        match self.encoding {
-            B3Encoding::Single => {
-                let mut value = String::with_capacity(51);
-                push_hex(&mut value, &trace_id);
-                value.push('-');
-                push_hex(&mut value, &span_id);
-                if let Some(decision) = decision {
-                    value.push('-');
-                    value.push_str(decision);
-                }
-                injector.set(SINGLE, value);
-            }
-            B3Encoding::Multiple => {
-                let mut value = String::with_capacity(32);
-                push_hex(&mut value, &trace_id);
-                injector.set(TRACE_ID, value);
-                let mut value = String::with_capacity(16);
-                push_hex(&mut value, &span_id);
-                injector.set(SPAN_ID, value);
-                match decision {
-                    Some("d") => injector.set(FLAGS, "1".to_owned()),
-                    Some(decision) => injector.set(SAMPLED, decision.to_owned()),
-                    None => {}
-                }
-            }
-        }
+        let mut values = HeaderValues::default();
+        write(self.encoding, cx.span().span_context(), &mut values);
+        values.into_injector(injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {

@@ -5,13 +5,13 @@ use actix_web::http::header::{HeaderMap, HeaderName};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
 
-use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::propagation::TextMapPropagator;
 
-use super::b3::{B3, B3Encoding};
+use super::b3::{self, B3, B3Encoding};
 use super::baggage::BaggagePropagator;
-use super::carriers::{HeaderExtractor, HeaderInjector};
-use super::jaeger::{JaegerPropagator, UBER_TRACE_ID};
-use super::w3c::W3cTraceContext;
+use super::carriers::{HeaderExtractor, HeaderInjector, HeaderValues};
+use super::jaeger::{self, JaegerPropagator, UBER_TRACE_ID};
+use super::w3c::{self, W3cTraceContext};
 
 /// One entry of `OTEL_PROPAGATORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,8 +84,6 @@ impl PropagatorKind {
 /// The configured propagators, read in order (the last one that finds a context wins) and all
 /// written.
 pub struct Propagators {
-    /// Every kind, in order: all of them write.
-    composite: TextMapCompositePropagator,
     /// The kinds that read a span context, last first.
     span_readers: Vec<Box<dyn TextMapPropagator + Send + Sync>>,
     /// The kinds that read something else (baggage), in order.
@@ -106,7 +104,6 @@ impl Propagators {
         }
         let reads_span = |kind: &&PropagatorKind| **kind != PropagatorKind::Baggage;
         Self {
-            composite: TextMapCompositePropagator::new(kinds.iter().map(|kind| kind.propagator()).collect()),
             span_readers: kinds.iter().rev().filter(reads_span).map(|kind| kind.propagator()).collect(),
             other_readers: kinds.iter().filter(|k| !reads_span(k)).map(|kind| kind.propagator()).collect(),
             kinds: kinds.to_vec(),
@@ -122,11 +119,7 @@ impl Propagators {
     /// The context of an inbound request: remote span and baggage, or an empty context when
     /// its headers hold none (or hold garbage).
     pub fn extract(&self, headers: &HeaderMap) -> Context {
-        let extractor = HeaderExtractor::new(headers);
-        if extractor.is_empty() {
-            // A request from outside the mesh: nothing to read.
-            return Context::new();
-        }
+        let extractor = HeaderExtractor(headers);
         // The last kind that finds a span context wins: reading from the last one and stopping
         // at the first found gives the same context as reading all in order, and a request
         // carrying both W3C and B3 (as every hop of this stack sends) is parsed once.
@@ -145,7 +138,24 @@ impl Propagators {
 
     /// Writes `cx` onto an outbound request's headers.
     pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
-        self.composite.inject_context(cx, &mut HeaderInjector(headers));
+        // What the composite would write, with every span-context header's value cut from one
+        // buffer; baggage goes through its propagator.
+        let span = cx.span();
+        let context = span.span_context();
+        let mut values = HeaderValues::default();
+        for kind in &self.kinds {
+            match kind {
+                PropagatorKind::TraceContext => w3c::write(context, &mut values),
+                PropagatorKind::B3 => b3::write(B3Encoding::Single, context, &mut values),
+                PropagatorKind::B3Multi => b3::write(B3Encoding::Multiple, context, &mut values),
+                PropagatorKind::Jaeger => jaeger::write(context, &mut values),
+                PropagatorKind::Baggage => {}
+            }
+        }
+        values.into_headers(headers);
+        if self.kinds.contains(&PropagatorKind::Baggage) {
+            BaggagePropagator.inject_context(cx, &mut HeaderInjector(headers));
+        }
     }
 
     /// Whether `name` is written by these propagators (and so not copied from the inbound
@@ -166,6 +176,7 @@ mod tests {
     use super::*;
     use actix_web::http::header::HeaderValue;
     use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::propagation::TextMapCompositePropagator;
     use opentelemetry::trace::TraceContextExt;
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
@@ -268,14 +279,47 @@ mod tests {
             assert_eq!(cx.baggage().get("user").map(|v| v.as_str().to_owned()).as_deref(), Some("jason"));
             // The same as the SDK's composite reading every kind in order.
             let all = TextMapCompositePropagator::new(kinds.iter().map(|k| k.propagator()).collect());
-            let expected =
-                all.extract_with_context(&Context::new(), &HeaderExtractor::new(&headers(&inbound)));
+            let expected = all.extract_with_context(&Context::new(), &HeaderExtractor(&headers(&inbound)));
             assert_eq!(cx.span().span_context(), expected.span().span_context(), "{kinds:?}");
         }
         // A malformed last kind does not hide a good earlier one.
         let cx = Propagators::new(&PropagatorKind::DEFAULT)
             .extract(&headers(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01")), ("x-b3-traceid", "zz")]));
         assert_eq!(cx.span().span_context().trace_id().to_string(), TRACE);
+    }
+
+    #[test]
+    fn the_headers_written_are_the_composites() {
+        let all = [
+            PropagatorKind::TraceContext,
+            PropagatorKind::Baggage,
+            PropagatorKind::B3,
+            PropagatorKind::B3Multi,
+            PropagatorKind::Jaeger,
+        ];
+        for (flags, state) in [("01", ""), ("00", "rojo=00f067aa0ba902b7")] {
+            let mut inbound =
+                vec![("traceparent", format!("00-{TRACE}-{SPAN}-{flags}")), ("baggage", "a=1".into())];
+            if !state.is_empty() {
+                inbound.push(("tracestate", state.to_owned()));
+            }
+            let inbound: Vec<(&'static str, &str)> = inbound.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let propagators = Propagators::new(&all);
+            let cx = propagators.extract(&headers(&inbound));
+            let mut ours = HeaderMap::new();
+            propagators.inject(&cx, &mut ours);
+            let mut composite = HeaderMap::new();
+            let each = TextMapCompositePropagator::new(all.iter().map(|k| k.propagator()).collect());
+            each.inject_context(&cx, &mut HeaderInjector(&mut composite));
+            let sorted = |map: &HeaderMap| {
+                let mut pairs: Vec<(String, String)> =
+                    map.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+                pairs.sort();
+                pairs
+            };
+            assert_eq!(sorted(&ours), sorted(&composite));
+            assert_eq!(ours.len(), if state.is_empty() { 7 } else { 8 }, "{ours:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,8 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
+use super::carriers::{HeaderValues, push_hex};
+
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
 
@@ -23,23 +25,28 @@ static FIELDS: LazyLock<[String; 2]> = LazyLock::new(|| [TRACEPARENT.to_owned(),
 #[derive(Debug, Default, Clone, Copy)]
 pub struct W3cTraceContext;
 
+/// Writes `traceparent` (and a `tracestate` that is not empty) for `context`.
+pub(super) fn write(context: &SpanContext, values: &mut HeaderValues) {
+    if !context.is_valid() {
+        return;
+    }
+    values.push(TRACEPARENT, |out| {
+        out.extend_from_slice(b"00-");
+        push_hex(out, &context.trace_id().to_bytes());
+        out.push(b'-');
+        push_hex(out, &context.span_id().to_bytes());
+        out.extend_from_slice(if context.is_sampled() { b"-01" } else { b"-00" });
+    });
+    if *context.trace_state() != TraceState::NONE {
+        values.push(TRACESTATE, |out| out.extend_from_slice(context.trace_state().header().as_bytes()));
+    }
+}
+
 impl TextMapPropagator for W3cTraceContext {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        let span = cx.span();
-        let context = span.span_context();
-        if !context.is_valid() {
-            return;
-        }
-        let mut value = String::with_capacity(55);
-        value.push_str("00-");
-        push_hex(&mut value, &context.trace_id().to_bytes());
-        value.push('-');
-        push_hex(&mut value, &context.span_id().to_bytes());
-        value.push_str(if context.is_sampled() { "-01" } else { "-00" });
-        injector.set(TRACEPARENT, value);
-        if *context.trace_state() != TraceState::NONE {
-            injector.set(TRACESTATE, context.trace_state().header());
-        }
+        let mut values = HeaderValues::default();
+        write(cx.span().span_context(), &mut values);
+        values.into_injector(injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
@@ -64,15 +71,6 @@ impl TextMapPropagator for W3cTraceContext {
 
     fn fields(&self) -> FieldIter<'_> {
         FieldIter::new(FIELDS.as_slice())
-    }
-}
-
-/// Appends `bytes` as lower-case hex.
-pub(super) fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
     }
 }
 
