@@ -18,7 +18,8 @@ COPY reviews/Cargo.toml reviews/
 COPY ratings/Cargo.toml ratings/
 COPY traces/Cargo.toml traces/
 COPY mesh/Cargo.toml mesh/
-RUN for crate in common productpage details reviews ratings traces mesh; do \
+COPY bench/ceiling/Cargo.toml bench/ceiling/
+RUN for crate in common productpage details reviews ratings traces mesh bench/ceiling; do \
         mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
     done \
  && mkdir -p src && echo 'fn main() {}' > src/main.rs \
@@ -28,7 +29,7 @@ RUN for crate in common productpage details reviews ratings traces mesh; do \
 # rebuilds the project's own crates.
 COPY . .
 RUN touch src/main.rs src/lib.rs common/src/lib.rs productpage/src/lib.rs details/src/lib.rs reviews/src/lib.rs ratings/src/lib.rs \
-        traces/src/lib.rs mesh/src/lib.rs \
+        traces/src/lib.rs mesh/src/lib.rs bench/ceiling/src/lib.rs \
  && cargo build --release --locked --bin bookinfo \
  && mkdir /out \
  && cp target/release/bookinfo /out/bookinfo \

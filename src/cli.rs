@@ -87,6 +87,13 @@ pub struct UpArgs {
     #[command(flatten)]
     pub mesh: MeshArgs,
 
+    /// HTTP worker threads of each service [env: BOOKINFO_WORKERS] [default: 1]. One serves a
+    /// machine of a few cores best: six services of one worker each already keep every core
+    /// busy, and more only switch between threads (docs/performance.md).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=crate::serve::MAX_WORKERS as i64))]
+    pub workers: Option<u16>,
+
     /// The trace store: its ports, its memory, its file.
     #[command(flatten)]
     pub store: StoreArgs,

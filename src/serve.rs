@@ -26,7 +26,7 @@ pub const STACK_PARENT: &str = "BOOKINFO_STACK_PARENT";
 pub const READY: &str = "bookinfo: ready:";
 
 /// Most worker threads a service may be given (actix refuses more).
-const MAX_WORKERS: usize = 512;
+pub const MAX_WORKERS: usize = 512;
 
 /// One service, its configuration read and checked.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
 }
 
 /// `BOOKINFO_WORKERS`, if set: 1 to 512.
-fn workers(source: &(impl Source + ?Sized)) -> Result<Option<usize>, ConfigError> {
+pub fn workers(source: &(impl Source + ?Sized)) -> Result<Option<usize>, ConfigError> {
     let Some(value) = source.get(config::WORKERS) else { return Ok(None) };
     let expected = format!("a number of threads from 1 to {MAX_WORKERS}");
     match value.trim().parse::<usize>() {

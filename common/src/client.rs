@@ -24,13 +24,13 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use awc::error::{PayloadError, SendRequestError};
-use tracing::Instrument;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
 
 use crate::propagation::{ForwardedHeaders, TRACE_CONTEXT_HEADERS, WRITABLE_CONTEXT_HEADERS};
 use crate::routing::{Decision, Router};
 use crate::telemetry::Tracing;
+use crate::telemetry::spans::current_parent;
 use crate::upstream::{Upstream, Upstreams};
 
 /// Largest upstream body read; Bookinfo's bodies are well under a kilobyte.
@@ -103,7 +103,8 @@ impl RequestContext {
             Tracing::Propagate => ForwardedHeaders::capture(req.headers()),
             // With no propagator at all (`OTEL_PROPAGATORS=none`) nothing is written, so what was
             // received goes on, as in propagate mode.
-            Tracing::Otel(propagators) => ForwardedHeaders::capture_except(req.headers(), |name| {
+            Tracing::Otel(otel) => ForwardedHeaders::capture_except(req.headers(), |name| {
+                let propagators = otel.propagators();
                 propagators.owns(name)
                     || (!propagators.kinds().is_empty() && WRITABLE_CONTEXT_HEADERS.contains(&name.as_str()))
             }),
@@ -117,6 +118,16 @@ impl RequestContext {
     /// The headers every outbound call of this request carries.
     pub fn forwarded(&self) -> &ForwardedHeaders {
         &self.forwarded
+    }
+
+    /// An INTERNAL span to wrap one of the handler's fetches in (`fetch details`), in `otel`
+    /// mode with `BOOKINFO_FETCH_SPANS=true`; otherwise no span, at no cost. The fetch's CLIENT
+    /// spans are its children.
+    pub fn fetch_span(&self, name: &'static str) -> tracing::Span {
+        match self.client.tracing.otel() {
+            Some(otel) if otel.fetch_spans() => tracing::info_span!("fetch", otel.name = name),
+            _ => tracing::Span::none(),
+        }
     }
 
     /// A `GET` of `path` (starting with `/`) on `upstream`.
@@ -189,21 +200,25 @@ impl Call<'_> {
         for (name, value) in self.ctx.forwarded.iter().chain(self.headers.iter().map(|(n, v)| (n, v))) {
             headers.append(name.clone(), value.clone());
         }
-        let span = match client.tracing.propagators() {
-            None => tracing::Span::none(),
-            Some(propagators) => {
-                let span = client_span(upstream);
-                propagators.inject(&span.context(), &mut headers);
-                span
-            }
-        };
+        let span = client.tracing.otel().map(|otel| {
+            // Room for what is known later (where the call goes, how it ended): no regrowth.
+            let mut attributes = Vec::with_capacity(7);
+            attributes.push(KeyValue::new("http.request.method", "GET"));
+            attributes.push(KeyValue::new("peer.service", upstream.name()));
+            // Semantic conventions: a client span is named after its method alone.
+            let cx = otel.start("GET", SpanKind::Client, attributes, &current_parent());
+            otel.propagators().inject(&cx, &mut headers);
+            cx
+        });
         // Local routing sees the call as a sidecar would: with every header it carries.
         let decision = match &client.routes {
             Some(routes) => routes.route(upstream.name(), "GET", &self.path, &headers),
             None => Decision::default(),
         };
-        let result = self.exchange(headers, &decision, &span).instrument(span.clone()).await;
-        record_outcome(&span, &result);
+        let result = self.exchange(headers, &decision, span.as_ref()).await;
+        if let Some(span) = &span {
+            end(span, &result);
+        }
         result
     }
 
@@ -212,7 +227,7 @@ impl Call<'_> {
         &self,
         headers: HeaderMap,
         decision: &Decision,
-        span: &tracing::Span,
+        span: Option<&Context>,
     ) -> Result<Reply, UpstreamError> {
         let upstream = self.upstream;
         if let Some(status) = decision.refusal {
@@ -282,7 +297,7 @@ impl Call<'_> {
         &self,
         headers: HeaderMap,
         version: Option<&str>,
-        span: &tracing::Span,
+        span: Option<&Context>,
         first: bool,
     ) -> Result<Reply, UpstreamError> {
         let upstream = self.upstream;
@@ -295,10 +310,12 @@ impl Call<'_> {
         let mut request = client.http.get(&url);
         // The call's headers go as they are: the client adds none of its own.
         *request.headers_mut() = headers;
-        if first {
-            span.record("url.full", url.as_str());
-            span.record("server.address", request.get_uri().host());
-            span.record("server.port", request.get_uri().port_u16().map(i64::from));
+        if let (Some(cx), true) = (span, first) {
+            let uri = request.get_uri();
+            let address = uri.host().map(|host| KeyValue::new("server.address", host.to_owned()));
+            let port = uri.port_u16().map(|port| KeyValue::new("server.port", i64::from(port)));
+            let place = [Some(KeyValue::new("url.full", url.clone())), address, port];
+            cx.span().set_attributes(place.into_iter().flatten());
         }
         let mut response =
             request.send().await.map_err(|source| UpstreamError::Connect { upstream, source })?;
@@ -312,45 +329,31 @@ impl Call<'_> {
     }
 }
 
-/// The CLIENT span of one attempt, child of the span the caller is in. Where the call goes is
-/// recorded once routing has chosen.
-fn client_span(upstream: Upstream) -> tracing::Span {
-    tracing::info_span!(
-        "HTTP client",
-        otel.name = "GET",
-        otel.kind = "client",
-        otel.status_code = Empty,
-        http.request.method = "GET",
-        http.response.status_code = Empty,
-        url.full = Empty,
-        server.address = Empty,
-        server.port = Empty,
-        peer.service = upstream.name(),
-        "error.type" = Empty,
-    )
-}
-
-/// Records the status, and marks the span failed for any failure (for a client, a 4xx too).
-fn record_outcome(span: &tracing::Span, result: &Result<Reply, UpstreamError>) {
-    let error_type = match result {
-        Ok(reply) => {
-            span.record("http.response.status_code", i64::from(reply.status.as_u16()));
-            return;
-        }
-        Err(UpstreamError::Status { status, .. }) => {
-            span.record("http.response.status_code", i64::from(status.as_u16()));
-            if !status.is_client_error() && !status.is_server_error() {
-                return;
-            }
-            status.as_str().to_owned()
-        }
-        Err(UpstreamError::Timeout { .. }) => "timeout".to_owned(),
-        Err(UpstreamError::Connect { .. }) => "connect".to_owned(),
-        Err(UpstreamError::Body { .. }) => "body".to_owned(),
-        Err(UpstreamError::Decode { .. }) => "decode".to_owned(),
+/// Records the status and ends the span; any failure (for a client, a 4xx too) marks it failed.
+fn end(cx: &Context, result: &Result<Reply, UpstreamError>) {
+    let span = cx.span();
+    let status = match result {
+        Ok(reply) => Some(reply.status),
+        Err(UpstreamError::Status { status, .. }) => Some(*status),
+        Err(_) => None,
     };
-    span.record("otel.status_code", "ERROR");
-    span.record("error.type", error_type);
+    let error_type = match result {
+        Ok(_) => None,
+        Err(UpstreamError::Status { status, .. }) => {
+            (status.is_client_error() || status.is_server_error()).then(|| status.as_str().to_owned())
+        }
+        Err(UpstreamError::Timeout { .. }) => Some("timeout".to_owned()),
+        Err(UpstreamError::Connect { .. }) => Some("connect".to_owned()),
+        Err(UpstreamError::Body { .. }) => Some("body".to_owned()),
+        Err(UpstreamError::Decode { .. }) => Some("decode".to_owned()),
+    };
+    let status = status.map(|s| KeyValue::new("http.response.status_code", i64::from(s.as_u16())));
+    if error_type.is_some() {
+        span.set_status(Status::error(""));
+    }
+    let error_type = error_type.map(|e| KeyValue::new("error.type", e));
+    span.set_attributes([status, error_type].into_iter().flatten());
+    span.end();
 }
 
 /// A successful (HTTP 200) upstream answer.

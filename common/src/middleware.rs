@@ -10,16 +10,16 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
-use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
-use tracing::Instrument;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue, Value};
 
 use crate::propagation::X_REQUEST_ID;
-use crate::telemetry::Tracing;
+use crate::telemetry::{Otel, Tracing};
 
 /// The middleware itself, for `actix_web::middleware::from_fn`.
 pub async fn observe(
@@ -30,20 +30,18 @@ pub async fn observe(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let route = req.match_pattern().map(|pattern| route_template(&pattern));
-    let request_id = header(&req, X_REQUEST_ID.as_str()).unwrap_or("-").to_owned();
+    let request_id = header(&req, &X_REQUEST_ID).unwrap_or("-").to_owned();
     let tracing = req.app_data::<Data<Tracing>>().map(|t| t.get_ref().clone());
 
-    let (response, ids) = match tracing.as_ref().and_then(Tracing::propagators) {
+    let (response, ids) = match tracing.as_ref().and_then(Tracing::otel) {
         None => (next.call(req).await, None),
-        Some(propagators) => {
-            let span = server_span(&req, route.as_deref(), &request_id);
-            // The edge rule has already been applied to these headers (see `edge::rule`).
-            let parent = propagators.extract(req.headers());
-            // Before the span starts: a parent set later would be refused.
-            let _ = span.set_parent(parent);
-            let ids = ids(&span);
-            let response = next.call(req).instrument(span.clone()).await;
-            record_status(&span, status_of(&response));
+        Some(otel) => {
+            let cx = server_span(otel, &req, route.as_deref(), &request_id);
+            let ids = ids(&cx);
+            // The handler runs with the request's span current: the application's own spans
+            // and the calls' spans are its children, its log events its events.
+            let response = next.call(req).with_context(cx.clone()).await;
+            end(&cx, status_of(&response));
             (response, ids)
         }
     };
@@ -67,42 +65,81 @@ pub async fn observe(
     response
 }
 
-fn server_span(req: &ServiceRequest, route: Option<&str>, request_id: &str) -> tracing::Span {
-    let method = req.method().as_str();
+/// The SERVER span of `req`, child of the caller's context (the edge rule has already been
+/// applied to the headers it is read from, see `edge::rule`); returns the context holding it.
+fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_id: &str) -> Context {
+    let parent = otel.propagators().extract(req.headers());
     let name = match route {
-        Some(route) => format!("{method} {route}"),
-        None => method.to_owned(),
+        Some(route) => format!("{} {route}", req.method()),
+        None => req.method().as_str().to_owned(),
     };
-    let info = req.connection_info();
-    let (address, port) = split_host(info.host());
-    let span = tracing::info_span!(
-        "HTTP request",
-        otel.name = name,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method,
-        http.route = route,
-        http.response.status_code = Empty,
-        url.path = req.path(),
-        url.scheme = info.scheme(),
-        server.address = address,
-        server.port = port,
-        user_agent.original = header(req, "user-agent"),
-        "http.request.header.x-request-id" = Empty,
-        "error.type" = Empty,
-    );
-    if request_id != "-" {
-        span.record("http.request.header.x-request-id", request_id);
+    let (host, scheme) = host_and_scheme(req);
+    let (address, port) = split_host(&host);
+    // Room for the status and the error type, set at the end: no regrowth.
+    let mut attributes = Vec::with_capacity(10);
+    attributes.push(KeyValue::new("http.request.method", method_value(req.method())));
+    if let Some(route) = route {
+        attributes.push(KeyValue::new("http.route", route.to_owned()));
     }
-    span
+    attributes.push(KeyValue::new("url.path", req.path().to_owned()));
+    attributes.push(KeyValue::new("url.scheme", static_or_owned(&scheme, &["http", "https"])));
+    attributes.push(KeyValue::new("server.address", address.to_owned()));
+    if let Some(port) = port {
+        attributes.push(KeyValue::new("server.port", port));
+    }
+    if let Some(agent) = header(req, &header::USER_AGENT) {
+        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+    }
+    if request_id != "-" {
+        attributes.push(KeyValue::new("http.request.header.x-request-id", request_id.to_owned()));
+    }
+    otel.start(name, SpanKind::Server, attributes, &parent)
 }
 
-/// Records the answer's status; a server error (5xx) marks the span as failed.
-fn record_status(span: &tracing::Span, status: StatusCode) {
-    span.record("http.response.status_code", i64::from(status.as_u16()));
+/// The host (with its port, if any) and scheme the request was sent to, as actix-web's
+/// `ConnectionInfo` resolves them (`X-Forwarded-Host`/`-Proto`, `Host`, the server's own)
+/// without building one, which also formats the peer's address, for nothing here; with a
+/// `Forwarded` header, actix-web reads it.
+fn host_and_scheme(req: &ServiceRequest) -> (String, String) {
+    if req.headers().contains_key(header::FORWARDED) {
+        let info = req.connection_info();
+        return (info.host().to_owned(), info.scheme().to_owned());
+    }
+    let first = |name| header(req, name).and_then(|v| v.split(',').next()).map(str::trim);
+    let scheme = first(&X_FORWARDED_PROTO)
+        .or_else(|| req.uri().scheme_str())
+        .unwrap_or(if req.app_config().secure() { "https" } else { "http" });
+    let host = first(&X_FORWARDED_HOST)
+        .or_else(|| header(req, &header::HOST))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| req.app_config().host());
+    (host.to_owned(), scheme.to_owned())
+}
+
+/// Records the answer's status and ends the span; a server error (5xx) marks it as failed.
+fn end(cx: &Context, status: StatusCode) {
+    let span = cx.span();
+    let code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
     if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-        span.record("error.type", status.as_str());
+        span.set_status(Status::error(""));
+        span.set_attributes([code, KeyValue::new("error.type", status.as_str().to_owned())]);
+    } else {
+        span.set_attribute(code);
+    }
+    span.end();
+}
+
+/// The method as an attribute value, without a copy for the common ones.
+fn method_value(method: &Method) -> Value {
+    const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+    static_or_owned(method.as_str(), &KNOWN)
+}
+
+/// `text` as a value, borrowed from `known` when it is one of them.
+fn static_or_owned(text: &str, known: &[&'static str]) -> Value {
+    match known.iter().find(|k| **k == text) {
+        Some(known) => Value::from(*known),
+        None => Value::from(text.to_owned()),
     }
 }
 
@@ -113,16 +150,18 @@ fn status_of<B>(response: &Result<ServiceResponse<B>, actix_web::Error>) -> Stat
     }
 }
 
-/// The span's trace and span ids, for the access log (absent when nothing records spans).
-/// Kept as ids, not text: they are only formatted if the access log is written.
-fn ids(span: &tracing::Span) -> Option<(TraceId, SpanId)> {
-    let cx = span.context();
+/// The span's trace and span ids, for the access log. Kept as ids, not text: they are only
+/// formatted if the access log is written.
+fn ids(cx: &Context) -> Option<(TraceId, SpanId)> {
     let span_ref = cx.span();
     let context = span_ref.span_context();
     context.is_valid().then(|| (context.trace_id(), context.span_id()))
 }
 
-fn header<'a>(req: &'a ServiceRequest, name: &str) -> Option<&'a str> {
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+fn header<'a>(req: &'a ServiceRequest, name: &HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|value| value.to_str().ok())
 }
 

@@ -9,6 +9,7 @@ use bookinfo_details::book::Book;
 use bookinfo_reviews::body::Reviews;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::Config;
 use crate::metrics::Metrics;
@@ -32,27 +33,27 @@ impl Backend {
     }
 
     /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
-    #[tracing::instrument(name = "fetch details", skip_all)]
     pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Book, UpstreamError> {
         let path = format!("/details/{id}");
-        self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1).await
+        let call = self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1);
+        call.instrument(ctx.fetch_span("fetch details")).await
     }
 
     /// `GET /reviews/{id}`, tried twice by default: the original keeps a deliberate retry that
     /// Istio's fault-injection and timeout tasks rely on.
-    #[tracing::instrument(name = "fetch reviews", skip_all)]
     pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Reviews, UpstreamError> {
         let path = format!("/reviews/{id}");
         let config = &self.config;
-        self.call(ctx, Upstream::Reviews, path, config.reviews_timeout, config.reviews_attempts).await
+        let call = self.call(ctx, Upstream::Reviews, path, config.reviews_timeout, config.reviews_attempts);
+        call.instrument(ctx.fetch_span("fetch reviews")).await
     }
 
     /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews). Ratings
     /// answers whatever was posted for the product, so its body stays free-form JSON.
-    #[tracing::instrument(name = "fetch ratings", skip_all)]
     pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/ratings/{id}");
-        self.call(ctx, Upstream::Ratings, path, self.config.ratings_timeout, 1).await
+        let call = self.call(ctx, Upstream::Ratings, path, self.config.ratings_timeout, 1);
+        call.instrument(ctx.fetch_span("fetch ratings")).await
     }
 
     /// `FLOOD_FACTOR` extra calls to reviews whose answers are dropped, one after the other as

@@ -18,6 +18,7 @@ use bookinfo_common::respond::json_text;
 use bookinfo_common::server::get_or_head;
 use bookinfo_common::{RequestContext, Upstream};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::body::{Origin, Stars};
 pub use crate::version::ReviewsVersion;
@@ -113,15 +114,18 @@ async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config
     let Some(id) = java_int(&id) else {
         return not_found().await;
     };
-    let stars =
-        if config.enable_ratings { Some(fetch_stars(&ctx, id, config.ratings_timeout).await) } else { None };
+    let stars = if config.enable_ratings {
+        let fetch = fetch_stars(&ctx, id, config.ratings_timeout);
+        Some(fetch.instrument(ctx.fetch_span("fetch ratings")).await)
+    } else {
+        None
+    };
     let ratings = stars.as_ref().map(|stars| (stars, config.star_color.as_str()));
     json_text(StatusCode::OK, body::render(id, &config.origin, ratings))
 }
 
 /// Each reviewer's stars from ratings; every failure makes both unavailable, as in the
 /// original, and the reviews are still served.
-#[tracing::instrument(name = "fetch ratings", skip_all)]
 async fn fetch_stars(ctx: &RequestContext, id: i32, timeout: Duration) -> [Stars; 2] {
     let call = ctx
         .get(Upstream::Ratings, format!("/ratings/{id}"))

@@ -78,7 +78,10 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         host: args.host,
         otlp: sink.as_ref().and_then(|s| s.otlp).map(|addr| format!("http://{addr}")),
         log_level: args.log_level.clone(),
-        workers: Env.get(bookinfo_common::config::WORKERS),
+        workers: match args.workers {
+            Some(workers) => usize::from(workers),
+            None => crate::serve::workers(&Env)?.unwrap_or(1),
+        },
         routed_users: routing.routed_users(),
     };
     let mut signals = Signals::new()?;

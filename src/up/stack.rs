@@ -72,8 +72,8 @@ pub struct Common {
     pub otlp: Option<String>,
     /// `RUST_LOG` for the services, unless the shell sets it.
     pub log_level: String,
-    /// Worker threads per service, when set.
-    pub workers: Option<String>,
+    /// Worker threads per service.
+    pub workers: usize,
     /// The users the routing tells apart, for productpage's sign-in form.
     pub routed_users: Vec<String>,
 }
@@ -108,9 +108,7 @@ impl App<'_> {
         if std::env::var_os("RUST_LOG").is_none() {
             env.push(("RUST_LOG".into(), common.log_level.clone()));
         }
-        if let Some(workers) = &common.workers {
-            env.push((WORKERS.into(), workers.clone()));
-        }
+        env.push((WORKERS.into(), common.workers.to_string()));
         if instance.service == Service::Productpage {
             // Always set: under `up` the routing files decide, whatever the shell says.
             env.push((ROUTED_USERS.into(), common.routed_users.join(",")));
@@ -207,7 +205,7 @@ mod tests {
             host: Ipv4Addr::LOCALHOST.into(),
             otlp: Some("http://127.0.0.1:4318".into()),
             log_level: "warn".into(),
-            workers: None,
+            workers: 1,
             routed_users: vec!["jason".into()],
         };
         let app = App {

@@ -15,15 +15,9 @@ use serde_json::Value;
 
 use crate::helpers::{answer, client, get, skip};
 use crate::process::Proc;
+use crate::spans::{app_spans, sidecar_spans};
 use crate::stack::Up;
 use crate::wait::eventually;
-
-/// Spans one page makes through the gateway: Envoy's (gateway, then a CLIENT and a SERVER span
-/// per hop), and the applications' in `otel` mode.
-const SIDECAR_SPANS_V1: usize = 7;
-const SIDECAR_SPANS_V2: usize = 9;
-const APP_SPANS_V1: usize = 8;
-const APP_SPANS_V2: usize = 11;
 
 fn k8s(file: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/istio").join(file).display().to_string()
@@ -185,14 +179,14 @@ async fn both_modes_under(tracer: &str) {
     let answer = page(&by_host, &[("host", "otel.bookinfo.local")]).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 
-    let seen = traces(&up, "productpage.bookinfo-propagate", 3, |_| SIDECAR_SPANS_V2).await;
+    let seen = traces(&up, "productpage.bookinfo-propagate", 3, |_| sidecar_spans("v2")).await;
     for trace in &seen {
         assert_sidecars_only(trace, "bookinfo-propagate");
     }
-    let seen = traces(&up, "productpage.bookinfo-otel", 4, |_| SIDECAR_SPANS_V2 + APP_SPANS_V2).await;
+    let seen = traces(&up, "productpage.bookinfo-otel", 4, |_| sidecar_spans("v2") + app_spans("v2")).await;
     for trace in &seen {
         assert_nested(trace);
-        assert_eq!(trace.summary["sidecar_spans"], SIDECAR_SPANS_V2);
+        assert_eq!(trace.summary["sidecar_spans"], sidecar_spans("v2"));
     }
 
     // The comparison of the two, in the terminal.
@@ -219,7 +213,7 @@ async fn both_modes_under(tracer: &str) {
     };
     assert_eq!(
         row("spans "),
-        [SIDECAR_SPANS_V2.to_string(), (SIDECAR_SPANS_V2 + APP_SPANS_V2).to_string()],
+        [sidecar_spans("v2").to_string(), (sidecar_spans("v2") + app_spans("v2")).to_string()],
         "{out}"
     );
     assert_eq!(row("reviews version"), ["v2", "v2"], "{out}");
@@ -314,10 +308,7 @@ async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades
         assert_eq!(served_by(&canary.body).as_deref(), Some("reviews-v3"));
         assert!(canary.body.contains("text-red-500"));
     }
-    let v1 = traces(&up, "productpage.default", 10, |v| {
-        if v == "v1" { SIDECAR_SPANS_V1 + APP_SPANS_V1 } else { SIDECAR_SPANS_V2 + APP_SPANS_V2 }
-    })
-    .await;
+    let v1 = traces(&up, "productpage.default", 10, |v| sidecar_spans(v) + app_spans(v)).await;
     assert!(v1.iter().any(|t| t.version() == "v1") && v1.iter().any(|t| t.version() == "v3"));
 
     // jason, signed in: v2 every time, and the 7 s delay on ratings makes the page give up on

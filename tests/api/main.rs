@@ -20,6 +20,7 @@ mod ratings;
 mod reviews;
 mod routing;
 mod soak;
+mod spans;
 mod stack;
 mod trace_store;
 mod traces;

@@ -8,10 +8,16 @@ use std::time::Duration;
 use crate::helpers::{Canned, Capture, answer, client, details_body};
 use crate::otlp::{Received, Receiver};
 use crate::process::Served;
+use crate::spans::{self, FetchSpans};
 
 pub const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
 pub const SPAN: &str = "e457b5a2e4d86bd1";
 pub const REQUEST_ID: &str = "6f1c3c9e-3a0e-9d5b-a1f4-0e1d2c3b4a59";
+
+/// The spans productpage alone makes for one page (the stand-ins make none).
+pub fn page_spans() -> usize {
+    spans::of_service("productpage", "v1", FetchSpans::Off)
+}
 
 const REVIEWS_BODY: &str = r#"{"id": "0","podname": "reviews-v1","clustername": "null","reviews": []}"#;
 
@@ -139,27 +145,29 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
     harness.page(&envoy_b3("1")).await;
     let [details, reviews] = harness.upstream_requests();
     let (output, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
-    assert_eq!(spans.len(), 6, "{spans:#?}");
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
+    assert_eq!(spans.len(), page_spans(), "{spans:#?}");
 
     let server = find(&spans, "SERVER", "GET /productpage");
     assert_eq!(server.parent(), SPAN, "the app's span is a child of the sidecar's");
     assert_eq!(server.service(), "productpage");
     assert_eq!(server.attr("http.route").as_deref(), Some("/productpage"));
+    assert_eq!(server.attr("http.request.method").as_deref(), Some("GET"));
+    assert_eq!(server.attr("url.path").as_deref(), Some("/productpage"));
+    assert_eq!(server.attr("url.scheme").as_deref(), Some("http"));
+    assert_eq!(server.attr("user_agent.original").as_deref(), Some("curl/8.5.0"));
     assert_eq!(server.attr("http.response.status_code").as_deref(), Some("200"));
     assert_eq!(server.attr("http.request.header.x-request-id").as_deref(), Some(REQUEST_ID));
-    for (internal, upstream, received) in
-        [("fetch details", "details", &details), ("fetch reviews", "reviews", &reviews)]
-    {
-        let internal = find(&spans, "INTERNAL", internal);
-        assert_eq!(internal.parent(), server.span_id());
+    for (upstream, received) in [("details", &details), ("reviews", &reviews)] {
         let call = spans
             .iter()
             .find(|s| s.kind() == "CLIENT" && s.attr("peer.service").as_deref() == Some(upstream))
             .unwrap();
-        assert_eq!(call.parent(), internal.span_id());
+        assert_eq!(call.parent(), server.span_id(), "no span between the request's and its calls'");
         assert_eq!(call.span.name, "GET");
         assert!(call.attr("url.full").unwrap().ends_with(&format!("/{upstream}/0")));
+        assert_eq!(call.attr("server.address").as_deref(), Some("127.0.0.1"));
+        assert_eq!(call.attr("http.response.status_code").as_deref(), Some("200"));
         // The next sidecar continues from the app's CLIENT span, in both header families.
         assert_eq!(received.get("traceparent"), Some(format!("00-{TRACE}-{}-01", call.span_id()).as_str()));
         assert_eq!(received.get("x-b3-traceid"), Some(TRACE));
@@ -172,7 +180,7 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
         assert_eq!(received.get("cookie"), Some("theme=dark"));
         assert_eq!(received.get("x-envoy-decorator-operation"), None);
     }
-    find(&spans, "INTERNAL", "render productpage");
+    assert_eq!(find(&spans, "INTERNAL", "render productpage").parent(), server.span_id());
     let log = output.lines().find(|l| l.contains("route=\"/productpage\"")).expect("an access-log line");
     assert!(
         log.contains(&format!("trace_id=\"{TRACE}\""))
@@ -183,12 +191,36 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
 }
 
 #[actix_web::test]
+async fn fetch_spans_put_an_internal_span_between_the_request_and_each_call_when_asked() {
+    let harness = Harness::start("otel", &[("BOOKINFO_FETCH_SPANS", "true")]).await;
+    harness.page(&envoy_b3("1")).await;
+    let [details, _] = harness.upstream_requests();
+    let (_, receiver) = harness.stop().await;
+    let expected = spans::of_service("productpage", "v1", FetchSpans::On);
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= expected).await;
+    assert_eq!(spans.len(), expected, "{spans:#?}");
+    let server = find(&spans, "SERVER", "GET /productpage");
+    for (internal, upstream) in [("fetch details", "details"), ("fetch reviews", "reviews")] {
+        let internal = find(&spans, "INTERNAL", internal);
+        assert_eq!(internal.parent(), server.span_id());
+        let call = spans
+            .iter()
+            .find(|s| s.kind() == "CLIENT" && s.attr("peer.service").as_deref() == Some(upstream))
+            .unwrap();
+        assert_eq!(call.parent(), internal.span_id());
+        if upstream == "details" {
+            assert_eq!(details.get("x-b3-spanid"), Some(call.span_id().as_str()));
+        }
+    }
+}
+
+#[actix_web::test]
 async fn otel_reads_w3c_only_input_and_writes_both_families() {
     let harness = Harness::start("otel", &[]).await;
     harness.page(&[("traceparent", format!("00-{TRACE}-{SPAN}-01"))]).await;
     let [details, _] = harness.upstream_requests();
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     let server = find(&spans, "SERVER", "GET /productpage");
     assert_eq!(server.parent(), SPAN);
     assert!(details.get("traceparent").unwrap().starts_with(&format!("00-{TRACE}-")));
@@ -201,7 +233,7 @@ async fn otel_continues_a_b3_trace_whose_sampled_flag_is_spelt_true() {
     harness.page(&envoy_b3("true")).await;
     let [details, _] = harness.upstream_requests();
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     assert_eq!(find(&spans, "SERVER", "GET /productpage").parent(), SPAN, "not a new root");
     assert_eq!(details.get("x-b3-traceid"), Some(TRACE));
     assert_eq!(details.get("x-b3-sampled"), Some("1"));
@@ -227,7 +259,7 @@ async fn the_b3_debug_flag_keeps_a_trace_sampled() {
     harness.page(&[("b3", format!("{TRACE}-{SPAN}-d"))]).await;
     let [details, _] = harness.upstream_requests();
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     assert_eq!(find(&spans, "SERVER", "GET /productpage").parent(), SPAN);
     // Debug implies sampled, and is passed on as such.
     assert_eq!(details.get("x-b3-flags"), Some("1"));
@@ -343,10 +375,10 @@ async fn the_edge_owns_the_user_member_and_end_user_in_both_modes() {
         let (_, receiver) = harness.stop().await;
         if mode == "otel" {
             // The routed-for user is on every span of the signed-in request, none of the other.
-            let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 12).await;
-            assert_eq!(spans.len(), 12);
+            let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 2 * page_spans()).await;
+            assert_eq!(spans.len(), 2 * page_spans());
             let tagged = spans.iter().filter(|s| s.attr("baggage.user").as_deref() == Some("jason")).count();
-            assert_eq!(tagged, 6, "{spans:#?}");
+            assert_eq!(tagged, page_spans(), "{spans:#?}");
             assert!(spans.iter().all(|s| s.attr("baggage.user").as_deref() != Some("eve")));
         }
     }

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use crate::helpers::{Canned, Capture};
-use crate::mesh::{Harness, REQUEST_ID, SPAN, TRACE, envoy_b3, find};
+use crate::mesh::{Harness, REQUEST_ID, SPAN, TRACE, envoy_b3, find, page_spans};
 use crate::otlp::Receiver;
 
 fn b3_single(sampled: &str) -> Vec<(&'static str, String)> {
@@ -52,7 +52,7 @@ async fn otel_propagators_choose_what_is_read_and_written() {
     harness.page(&[("uber-trace-id", format!("{TRACE}:{SPAN}:0:1"))]).await;
     let [details, _] = harness.upstream_requests();
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     assert_eq!(find(&spans, "SERVER", "GET /productpage").parent(), SPAN);
     let uber = details.get("uber-trace-id").unwrap();
     assert!(uber.starts_with(&format!("{TRACE}:")) && uber.ends_with(":0:1"), "{uber}");
@@ -117,7 +117,31 @@ async fn otel_exporter_otlp_traces_endpoint_wins_over_the_base_endpoint() {
     let harness = Harness::with_receiver("otel", &env, receiver.announced_at(dead)).await;
     harness.page(&b3_single("1")).await;
     let (_, receiver) = harness.stop().await;
-    assert_eq!(receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await.len(), 6);
+    assert_eq!(
+        receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await.len(),
+        page_spans()
+    );
+}
+
+#[actix_web::test]
+async fn otel_exporter_otlp_headers_and_gzip_compression_reach_the_collector() {
+    let env = [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t0ken,x-tenant=bookinfo"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+    ];
+    let harness = Harness::with_receiver("otel", &env, Receiver::http()).await;
+    harness.page(&b3_single("1")).await;
+    let (_, receiver) = harness.stop().await;
+    // The receiver inflates gzip bodies only when told to: whole spans prove both ends agree.
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
+    assert_eq!(spans.len(), page_spans());
+    let exports = receiver.exports();
+    assert!(!exports.is_empty());
+    for headers in exports {
+        assert_eq!(headers.get("content-encoding").unwrap(), "gzip");
+        assert_eq!(headers.get("authorization").unwrap(), "Bearer t0ken");
+        assert_eq!(headers.get("x-tenant").unwrap(), "bookinfo");
+    }
 }
 
 #[actix_web::test]
@@ -129,7 +153,7 @@ async fn otel_service_name_and_resource_attributes_reach_the_resource() {
     let harness = Harness::start("otel", &env).await;
     harness.page(&b3_single("1")).await;
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     let server = find(&spans, "SERVER", "GET /productpage");
     assert_eq!(server.service(), "productpage-custom");
     assert_eq!(server.resource_attr("k8s.pod.name").as_deref(), Some("productpage-v1-abc"));
@@ -144,7 +168,7 @@ async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(harness.receiver.spans().is_empty(), "nothing before the batch is due");
     let (output, receiver) = harness.stop().await;
-    assert_eq!(receiver.spans().len(), 6, "{output}");
+    assert_eq!(receiver.spans().len(), page_spans(), "{output}");
     assert!(output.contains("spans flushed"));
 }
 
@@ -172,7 +196,10 @@ async fn invalid_values_are_reported_and_replaced_by_defaults() {
         );
     }
     assert!(details.get("traceparent").unwrap().contains(TRACE), "default propagators");
-    assert_eq!(receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await.len(), 6);
+    assert_eq!(
+        receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await.len(),
+        page_spans()
+    );
 }
 
 #[actix_web::test]
@@ -180,7 +207,7 @@ async fn a_failed_call_marks_the_client_span_but_not_the_page() {
     let harness = Harness::with("otel", &[], Receiver::http(), Canned::status(503)).await;
     harness.page(&b3_single("1")).await;
     let (_, receiver) = harness.stop().await;
-    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= 6).await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
     let call = spans
         .iter()
         .find(|s| s.kind() == "CLIENT" && s.attr("peer.service").as_deref() == Some("details"))
@@ -190,6 +217,9 @@ async fn a_failed_call_marks_the_client_span_but_not_the_page() {
     assert_eq!(call.attr("error.type").as_deref(), Some("503"));
     let server = find(&spans, "SERVER", "GET /productpage");
     assert!(!server.is_error(), "the page itself answered 200");
+    // What productpage logged about it is an event of the request's span.
+    let event = server.span.events.iter().find(|e| e.name == "upstream call failed");
+    assert!(event.is_some(), "{:#?}", server.span.events);
 }
 
 /// Page latencies with spans going to `collector`: none may wait on export.

@@ -82,6 +82,12 @@ fn hex(bytes: &[u8]) -> String {
 
 type Store = Arc<Mutex<Vec<Received>>>;
 
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut inflated).map(|_| inflated).unwrap_or_default()
+}
+
 fn keep(store: &Store, request: ExportTraceServiceRequest) {
     let mut store = store.lock().unwrap();
     for resource_spans in request.resource_spans {
@@ -99,22 +105,30 @@ pub struct Receiver {
     /// Base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` takes it.
     pub endpoint: String,
     spans: Store,
+    /// The headers of each OTLP/HTTP export received, in order.
+    exports: Arc<Mutex<Vec<actix_web::http::header::HeaderMap>>>,
 }
 
 impl Receiver {
-    /// OTLP/HTTP: `POST /v1/traces` with a protobuf body.
+    /// OTLP/HTTP: `POST /v1/traces` with a protobuf body, plain or gzip.
     pub fn http() -> Self {
         let spans = Store::default();
         let store = spans.clone();
+        let exports = Arc::new(Mutex::new(Vec::new()));
+        let seen = exports.clone();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let server = HttpServer::new(move || {
             let store = store.clone();
+            let seen = seen.clone();
             App::new().route(
                 "/v1/traces",
-                web::post().to(move |body: Bytes| {
+                web::post().to(move |request: actix_web::HttpRequest, body: Bytes| {
                     let store = store.clone();
+                    seen.lock().unwrap().push(request.headers().clone());
+                    let gzipped = request.headers().get("content-encoding").is_some_and(|v| v == "gzip");
                     async move {
+                        let body = if gzipped { Bytes::from(gunzip(&body)) } else { body };
                         match ExportTraceServiceRequest::decode(body) {
                             Ok(request) => {
                                 keep(&store, request);
@@ -134,7 +148,7 @@ impl Receiver {
         .unwrap()
         .run();
         actix_web::rt::spawn(server);
-        Self { endpoint, spans }
+        Self { endpoint, spans, exports }
     }
 
     /// OTLP/gRPC: the `TraceService` of the collector protocol.
@@ -151,12 +165,17 @@ impl Receiver {
                 .await
                 .unwrap();
         });
-        Self { endpoint, spans }
+        Self { endpoint, spans, exports: Arc::default() }
     }
 
     /// The same receiver, announced at another `endpoint` (to test endpoint variables).
     pub fn announced_at(self, endpoint: String) -> Self {
-        Self { endpoint, spans: self.spans }
+        Self { endpoint, ..self }
+    }
+
+    /// The headers of each OTLP/HTTP export so far.
+    pub fn exports(&self) -> Vec<actix_web::http::header::HeaderMap> {
+        self.exports.lock().unwrap().clone()
     }
 
     pub fn spans(&self) -> Vec<Received> {

@@ -12,7 +12,15 @@ use serde_json::Value;
 
 use crate::helpers::{answer, client, dead_upstream, get};
 use crate::process::Proc;
+use crate::spans::{FetchSpans, app_spans_with, per_service_kind_with, sidecar_spans};
 use crate::stack::Up;
+
+/// The fixtures were recorded with the INTERNAL fetch spans on (`BOOKINFO_FETCH_SPANS=true`).
+const RECORDED: FetchSpans = FetchSpans::On;
+/// The sidecars' spans of the Istio-shaped otel fixture, a v1 page.
+fn istio_otel_sidecar_spans() -> usize {
+    sidecar_spans("v1")
+}
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/traces").join(name)
@@ -131,12 +139,13 @@ async fn show_prints_trees_from_the_stacks_file() {
         1,
         "only the v3 trace has ratings:\n{out}"
     );
-    assert!(out.contains("11 spans"), "{out}");
+    assert!(out.contains(&format!("{} spans", app_spans_with("v3", RECORDED))), "{out}");
     let (code, out) = traces(&["show", "--file", file, "--trace", "4BF92F3577B34DA6A3CE929D0E0E4736"]).await;
     assert_eq!(code, 0, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert!(
-        lines[0].starts_with("trace 4bf92f3577b34da6a3ce929d0e0e4736 ") && lines[0].contains("8 spans"),
+        lines[0].starts_with("trace 4bf92f3577b34da6a3ce929d0e0e4736 ")
+            && lines[0].contains(&format!("{} spans", app_spans_with("v1", RECORDED))),
         "{out}"
     );
     assert!(
@@ -157,7 +166,11 @@ async fn show_prints_trees_from_the_stacks_file() {
 async fn a_saved_jaeger_answer_is_a_trace_file_too() {
     let (code, out) = traces(&["show", "--file", fixture("istio-otel.json").to_str().unwrap()]).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("trace 4bf92f3577b34da6a3ce929d0e0e4736 ") && out.contains("15 spans"), "{out}");
+    let spans = istio_otel_sidecar_spans() + app_spans_with("v1", RECORDED);
+    assert!(
+        out.starts_with("trace 4bf92f3577b34da6a3ce929d0e0e4736 ") && out.contains(&format!("{spans} spans")),
+        "{out}"
+    );
 }
 
 #[actix_web::test]
@@ -172,11 +185,14 @@ async fn compare_puts_an_istio_propagate_trace_beside_an_otel_one() {
     ])
     .await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(row(&out, "spans "), ["9", "15"]);
-    assert_eq!(row(&out, "sidecar (Envoy)"), ["9", "7"]);
-    assert_eq!(row(&out, "application"), ["0", "8"]);
+    let app = app_spans_with("v1", RECORDED);
+    let total = (istio_otel_sidecar_spans() + app).to_string();
+    assert_eq!(row(&out, "spans "), ["9", &total]);
+    assert_eq!(row(&out, "sidecar (Envoy)"), ["9", &istio_otel_sidecar_spans().to_string()]);
+    assert_eq!(row(&out, "application"), ["0", &app.to_string()]);
     assert_eq!(row(&out, "orphans"), ["0", "0"]);
-    assert_eq!(row(&out, "productpage INTERNAL"), ["0", "3"]);
+    let internal = per_service_kind_with("v1", RECORDED)[&("productpage", "INTERNAL")];
+    assert_eq!(row(&out, "productpage INTERNAL"), ["0", &internal.to_string()]);
     assert_eq!(row(&out, "ratings.bookinfo-propagate SERVER"), ["1", "0"]);
     assert!(out.contains("\nA: trace 80f198ee56343ba864fe8b2a57d3eff7"));
     assert!(out.contains("\nB: trace 4bf92f3577b34da6a3ce929d0e0e4736"));
@@ -196,7 +212,8 @@ async fn compare_puts_an_istio_propagate_trace_beside_an_otel_one() {
     assert_eq!(code, 0, "{out}");
     let json: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((json["a"]["spans"].as_u64(), json["a"]["application_spans"].as_u64()), (Some(9), Some(0)));
-    assert_eq!((json["b"]["sidecar_spans"].as_u64(), json["b"]["depth"].as_u64()), (Some(7), Some(9)));
+    let sidecar = istio_otel_sidecar_spans() as u64;
+    assert_eq!((json["b"]["sidecar_spans"].as_u64(), json["b"]["depth"].as_u64()), (Some(sidecar), Some(9)));
 }
 
 #[actix_web::test]
@@ -261,7 +278,10 @@ async fn up_prints_the_tree_of_a_page_and_keeps_it_in_its_runs_file() {
         })
         .await;
     assert!(tree.ends_with("|##############################|"), "{tree}");
-    assert!(up.proc.output().contains("  productpage INTERNAL fetch details"));
+    // The calls hang right under the request's span, each with its upstream's span under it.
+    let output = up.proc.output();
+    assert!(output.contains("\n  productpage CLIENT GET "), "{output}");
+    assert!(output.contains("\n    details SERVER GET /details/{id} "), "{output}");
 
     // The sink takes OTLP JSON as well as protobuf.
     let export = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "by-hand"}}]},

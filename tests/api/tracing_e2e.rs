@@ -1,49 +1,33 @@
 //! The whole local stack in `otel` mode, exporting to a real OTLP receiver in the test (over
 //! HTTP and over gRPC): one connected trace per request, no orphan span, and the span count per
-//! service and kind the design gives.
+//! service and kind of `spans.rs`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::helpers::{answer, client};
 use crate::otlp::{Received, Receiver};
+use crate::spans::{FetchSpans, per_service_kind_with};
 use crate::stack::Up;
 
-/// The spans one `/productpage` request makes, per (service, kind), with reviews `version`.
-fn expected(version: &str) -> BTreeMap<(String, &'static str), usize> {
-    let mut counts = BTreeMap::from([
-        // The request, fetch details + fetch reviews + render, one call to each upstream.
-        (("productpage".to_owned(), "SERVER"), 1),
-        (("productpage".to_owned(), "INTERNAL"), 3),
-        (("productpage".to_owned(), "CLIENT"), 2),
-        (("details".to_owned(), "SERVER"), 1),
-        (("reviews".to_owned(), "SERVER"), 1),
-    ]);
-    if version != "v1" {
-        // v2 and v3 fetch ratings: one INTERNAL span around one call.
-        counts.insert(("reviews".to_owned(), "INTERNAL"), 1);
-        counts.insert(("reviews".to_owned(), "CLIENT"), 1);
-        counts.insert(("ratings".to_owned(), "SERVER"), 1);
-    }
-    counts
-}
-
-fn counts(spans: &[Received]) -> BTreeMap<(String, &'static str), usize> {
+fn counts(spans: &[Received]) -> BTreeMap<(String, String), usize> {
     let mut counts = BTreeMap::new();
     for span in spans {
-        *counts.entry((span.service(), span.kind())).or_default() += 1;
+        *counts.entry((span.service(), span.kind().to_owned())).or_default() += 1;
     }
     counts
 }
 
-async fn one_trace_per_request(receiver: Receiver, protocol: &str) {
+async fn one_trace_per_request(receiver: Receiver, protocol: &str, fetch: FetchSpans) {
     let endpoint = receiver.endpoint.clone();
+    let fetch_spans = if fetch == FetchSpans::On { "true" } else { "false" };
     let mut up = Up::start(
         &["--tracing", "otel"],
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("BOOKINFO_FETCH_SPANS", fetch_spans),
         ],
     )
     .await;
@@ -68,7 +52,10 @@ async fn one_trace_per_request(receiver: Receiver, protocol: &str) {
     }
 
     for (request_id, (version, inbound_parent)) in &seen {
-        let expected = expected(version);
+        let expected: BTreeMap<(String, String), usize> = per_service_kind_with(version, fetch)
+            .into_iter()
+            .map(|((service, kind), n)| ((service.to_owned(), kind.to_owned()), n))
+            .collect();
         let total: usize = expected.values().sum();
         // Find the trace through the request id the SERVER span records.
         let root = receiver
@@ -95,6 +82,16 @@ async fn one_trace_per_request(receiver: Receiver, protocol: &str) {
             assert_eq!(caller.kind(), "CLIENT", "{}", server.span.name);
             assert_eq!(caller.attr("peer.service"), Some(server.service()));
         }
+        // Each CLIENT span is the child of its fetch's INTERNAL span, or of its service's
+        // SERVER span when there are none.
+        for call in spans.iter().filter(|s| s.kind() == "CLIENT") {
+            let parent = spans.iter().find(|s| s.span_id() == call.parent()).unwrap();
+            assert_eq!(parent.service(), call.service());
+            match fetch {
+                FetchSpans::On => assert!(parent.span.name.starts_with("fetch "), "{}", parent.span.name),
+                FetchSpans::Off => assert_eq!(parent.kind(), "SERVER"),
+            }
+        }
     }
     up.proc.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(up.proc.wait(Duration::from_secs(30)).await.success());
@@ -102,10 +99,11 @@ async fn one_trace_per_request(receiver: Receiver, protocol: &str) {
 
 #[actix_web::test]
 async fn the_stack_makes_one_connected_trace_per_request_over_otlp_http() {
-    one_trace_per_request(Receiver::http(), "http/protobuf").await;
+    one_trace_per_request(Receiver::http(), "http/protobuf", FetchSpans::Off).await;
 }
 
 #[actix_web::test]
 async fn the_stack_makes_one_connected_trace_per_request_over_otlp_grpc() {
-    one_trace_per_request(Receiver::grpc().await, "grpc").await;
+    // With the INTERNAL fetch spans, the shape BOOKINFO_FETCH_SPANS=true asks for.
+    one_trace_per_request(Receiver::grpc().await, "grpc", FetchSpans::On).await;
 }

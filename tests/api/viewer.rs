@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{get, skip};
+use crate::spans::app_spans;
 use crate::stack::Up;
 use crate::wait::eventually;
 use crate::webdriver::Browser;
@@ -33,8 +34,11 @@ async fn new_page_trace(viewer: &str, seen: &BTreeSet<String>) -> Value {
                 .find(|id| !seen.contains(*id))?
                 .to_owned();
             let view = get(&format!("{viewer}/api/bookinfo/traces/{id}")).await.json();
-            // Whole: every span of the page has arrived (8 with reviews v1, 11 otherwise).
-            matches!(view["summary"]["spans"].as_u64(), Some(8 | 11)).then_some(view)
+            // Whole: every span of the page has arrived, as many as its reviews version makes
+            // (known once reviews' span is in; a v2 page on its way can hold as many as v1's).
+            let version = view["summary"]["reviews_version"].as_str()?;
+            let whole = app_spans(version) as u64;
+            (view["summary"]["spans"].as_u64() == Some(whole)).then_some(view)
         },
     )
     .await

@@ -64,15 +64,40 @@ fn decode_hex(text: &str, out: &mut [u8]) -> Option<()> {
     Some(())
 }
 
+/// Lower-case hex of `bytes` into `out` (twice as long); a table, not the formatter, as every
+/// span written to a file or an answer has two or three ids.
+fn hex_into<'a>(bytes: &[u8], out: &'a mut [u8]) -> &'a str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    std::str::from_utf8(out).unwrap_or_default()
+}
+
+impl TraceId {
+    /// The id as 32 hex digits, in `buffer`.
+    pub fn hex<'a>(&self, buffer: &'a mut [u8; 32]) -> &'a str {
+        hex_into(&self.0, buffer)
+    }
+}
+
+impl SpanId {
+    /// The id as 16 hex digits, in `buffer`.
+    pub fn hex<'a>(&self, buffer: &'a mut [u8; 16]) -> &'a str {
+        hex_into(&self.0.to_be_bytes(), buffer)
+    }
+}
+
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(self.hex(&mut [0; 32]))
     }
 }
 
 impl fmt::Display for SpanId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        f.write_str(self.hex(&mut [0; 16]))
     }
 }
 

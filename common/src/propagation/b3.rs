@@ -1,106 +1,186 @@
-//! B3 (Zipkin) propagation: the `opentelemetry-propagator-b3` crate, with a debug rule on top.
+//! B3 (Zipkin) propagation: the single `b3` header and the `x-b3-*` headers Envoy's Zipkin
+//! tracer reads and writes.
 //!
-//! The crate reads the debug flag (`b3: {ids}-d`, `x-b3-flags: 1`) into a trace flag of its own
-//! without the "sampled" bit, so a parent-based sampler would drop a trace its caller forced.
-//! Here a debug context is also sampled, as the B3 specification means it to be. Reading
-//! accepts both the single and the multi-header forms, whatever form is written. The crate
-//! also writes the multi headers when asked for the single one only; that is held back here.
-//!
-//! The specification (and some tracers) also sends `x-b3-sampled: true` or `false`; the crate
-//! takes `true` only when it writes the multi headers alone, so reading both forms would refuse
-//! it and start a new trace. Here both words read as `1` and `0` in every case.
+//! Reading accepts both forms, whatever form is written, as the `opentelemetry-propagator-b3`
+//! crate does, with the B3 specification's own rules where the crate departs from them: the
+//! debug flag (`b3: {ids}-d`, `x-b3-flags: 1`) makes a trace sampled (the crate sets a flag of
+//! its own without the sampled bit, so a parent-based sampler would drop a trace its caller
+//! forced), and `x-b3-sampled` may be spelt `true` or `false`, as some tracers send it. Writing
+//! is the crate's: 32-digit trace ids, `x-b3-flags: 1` instead of `x-b3-sampled` for a debug
+//! trace, no sampling decision for a deferred one. It is written out here because it runs on
+//! every hop and the crate allocates several strings each time it reads or writes.
+
+use std::sync::LazyLock;
 
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
-use opentelemetry_propagator_b3::{B3Encoding, Propagator};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
-/// The crate's debug trace flag.
+use super::carriers::{HeaderValues, push_hex};
+
+/// The debug flag (the crate's bit, kept so that a debug trace is passed on as one).
 const DEBUG: TraceFlags = TraceFlags::new(0x04);
+/// No sampling decision was sent: not sampled here, and none is passed on.
+const DEFERRED: TraceFlags = TraceFlags::new(0x02);
 
-/// B3 propagation writing `encoding`.
-#[derive(Debug)]
+const SINGLE: &str = "b3";
+const TRACE_ID: &str = "x-b3-traceid";
+const SPAN_ID: &str = "x-b3-spanid";
+const SAMPLED: &str = "x-b3-sampled";
+const FLAGS: &str = "x-b3-flags";
+
+static SINGLE_FIELDS: LazyLock<[String; 1]> = LazyLock::new(|| [SINGLE.to_owned()]);
+static MULTI_FIELDS: LazyLock<[String; 4]> =
+    LazyLock::new(|| [TRACE_ID, SPAN_ID, SAMPLED, FLAGS].map(str::to_owned));
+
+/// Which form is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum B3Encoding {
+    /// The single `b3` header.
+    Single,
+    /// The `x-b3-*` headers.
+    Multiple,
+}
+
+/// B3 propagation writing `encoding`, reading both forms.
+#[derive(Debug, Clone, Copy)]
 pub struct B3 {
-    write: Propagator,
-    read: Propagator,
-    single_only: bool,
+    encoding: B3Encoding,
 }
 
 impl B3 {
     /// Writes the single `b3` header, or the `x-b3-*` headers.
     pub fn new(encoding: B3Encoding) -> Self {
-        Self {
-            single_only: matches!(encoding, B3Encoding::SingleHeader),
-            write: Propagator::with_encoding(encoding),
-            read: Propagator::with_encoding(B3Encoding::SingleAndMultiHeader),
-        }
+        Self { encoding }
     }
 }
 
-/// `x-b3-sampled`, as the crate reads it.
-const SAMPLED: &str = "x-b3-sampled";
-
-/// Reads `x-b3-sampled: true`/`false` as `1`/`0`; everything else as it is.
-struct SampledWords<'a>(&'a dyn Extractor);
-
-impl Extractor for SampledWords<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        let value = self.0.get(key);
-        if !key.eq_ignore_ascii_case(SAMPLED) {
-            return value;
-        }
-        match value {
-            Some("true") => Some("1"),
-            Some("false") => Some("0"),
-            other => other,
-        }
+/// Writes the headers of `encoding` for `context`.
+pub(super) fn write(encoding: B3Encoding, context: &SpanContext, values: &mut HeaderValues) {
+    let flags = context.trace_flags();
+    let decision = if flags & DEBUG == DEBUG {
+        Some("d")
+    } else if flags & DEFERRED == DEFERRED {
+        None
+    } else {
+        Some(if context.is_sampled() { "1" } else { "0" })
+    };
+    if !context.is_valid() {
+        // No trace to continue: only the decision goes on.
+        let sampled: &[u8] = if context.is_sampled() { b"1" } else { b"0" };
+        let name = if encoding == B3Encoding::Single { SINGLE } else { SAMPLED };
+        values.push(name, |out| out.extend_from_slice(sampled));
+        return;
     }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys()
-    }
-
-    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        self.0.get_all(key)
-    }
-}
-
-/// Passes on the `b3` header only.
-struct SingleOnly<'a>(&'a mut dyn Injector);
-
-impl Injector for SingleOnly<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if key == "b3" {
-            self.0.set(key, value);
+    let trace_id = context.trace_id().to_bytes();
+    let span_id = context.span_id().to_bytes();
+    match encoding {
+        B3Encoding::Single => values.push(SINGLE, |out| {
+            push_hex(out, &trace_id);
+            out.push(b'-');
+            push_hex(out, &span_id);
+            if let Some(decision) = decision {
+                out.push(b'-');
+                out.extend_from_slice(decision.as_bytes());
+            }
+        }),
+        B3Encoding::Multiple => {
+            values.push(TRACE_ID, |out| push_hex(out, &trace_id));
+            values.push(SPAN_ID, |out| push_hex(out, &span_id));
+            match decision {
+                Some("d") => values.push(FLAGS, |out| out.push(b'1')),
+                Some(decision) => values.push(SAMPLED, |out| out.extend_from_slice(decision.as_bytes())),
+                None => {}
+            }
         }
     }
 }
 
 impl TextMapPropagator for B3 {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        if self.single_only {
-            self.write.inject_context(cx, &mut SingleOnly(injector));
-        } else {
-            self.write.inject_context(cx, injector);
-        }
+        let mut values = HeaderValues::default();
+        write(self.encoding, cx.span().span_context(), &mut values);
+        values.into_injector(injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let extracted = self.read.extract_with_context(cx, &SampledWords(extractor));
-        let read = extracted.span().span_context().clone();
-        if read.is_remote() && read.trace_flags() & DEBUG == DEBUG && !read.is_sampled() {
-            let flags = read.trace_flags() | TraceFlags::SAMPLED;
-            let sampled =
-                SpanContext::new(read.trace_id(), read.span_id(), flags, true, read.trace_state().clone());
-            return cx.with_remote_span_context(sampled);
+        // An invalid single header falls back to the multi headers.
+        match extractor.get(SINGLE).and_then(single).or_else(|| multiple(extractor)) {
+            Some(context) => cx.with_remote_span_context(context),
+            None => cx.clone(),
         }
-        extracted
     }
 
     fn fields(&self) -> FieldIter<'_> {
-        self.write.fields()
+        match self.encoding {
+            B3Encoding::Single => FieldIter::new(SINGLE_FIELDS.as_slice()),
+            B3Encoding::Multiple => FieldIter::new(MULTI_FIELDS.as_slice()),
+        }
     }
+}
+
+/// `{trace-id}-{span-id}[-{sampling}[-{parent-span-id}]]`.
+fn single(value: &str) -> Option<SpanContext> {
+    let mut parts = value.split_terminator('-');
+    let trace = trace_id(parts.next()?)?;
+    let span = span_id(parts.next()?)?;
+    let flags = match parts.next() {
+        None => DEFERRED,
+        Some(decision) => sampling(decision)?,
+    };
+    if let Some(parent) = parts.next() {
+        span_id(parent)?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    remote(trace, span, flags)
+}
+
+/// `x-b3-traceid`, `x-b3-spanid`, then `x-b3-flags: 1` (debug) or `x-b3-sampled`; no decision
+/// at all is a deferred one.
+fn multiple(extractor: &dyn Extractor) -> Option<SpanContext> {
+    let trace = trace_id(extractor.get(TRACE_ID)?)?;
+    let span = span_id(extractor.get(SPAN_ID)?)?;
+    let flags = if extractor.get(FLAGS) == Some("1") {
+        DEBUG | TraceFlags::SAMPLED
+    } else {
+        match extractor.get(SAMPLED) {
+            None => DEFERRED,
+            Some(decision) => sampling(decision)?,
+        }
+    };
+    remote(trace, span, flags)
+}
+
+/// A sampling decision: `1`/`true`, `0`/`false`, or `d` (debug, which samples).
+fn sampling(decision: &str) -> Option<TraceFlags> {
+    match decision {
+        "1" | "true" => Some(TraceFlags::SAMPLED),
+        "0" | "false" => Some(TraceFlags::default()),
+        "d" => Some(DEBUG | TraceFlags::SAMPLED),
+        _ => None,
+    }
+}
+
+fn remote(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> Option<SpanContext> {
+    let context = SpanContext::new(trace_id, span_id, flags, true, TraceState::NONE);
+    context.is_valid().then_some(context)
+}
+
+/// 16 or 32 lower-case hex digits (a 64-bit id is left-padded to 128 bits).
+fn trace_id(text: &str) -> Option<TraceId> {
+    ((text.len() == 16 || text.len() == 32) && lower_hex(text)).then(|| TraceId::from_hex(text).ok())?
+}
+
+/// 16 lower-case hex digits.
+fn span_id(text: &str) -> Option<SpanId> {
+    (text.len() == 16 && lower_hex(text)).then(|| SpanId::from_hex(text).ok())?
+}
+
+fn lower_hex(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -111,7 +191,7 @@ mod tests {
     fn extract(pairs: &[(&str, &str)]) -> SpanContext {
         let carrier: HashMap<String, String> =
             pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-        let cx = B3::new(B3Encoding::MultipleHeader).extract_with_context(&Context::new(), &carrier);
+        let cx = B3::new(B3Encoding::Multiple).extract_with_context(&Context::new(), &carrier);
         let span = cx.span();
         span.span_context().clone()
     }
@@ -140,6 +220,67 @@ mod tests {
         let unsampled = extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "false")]);
         assert!(unsampled.is_valid() && !unsampled.is_sampled());
         assert!(!extract(&[("x-b3-traceid", T), ("x-b3-spanid", S), ("x-b3-sampled", "yes")]).is_valid());
+    }
+
+    #[test]
+    fn reads_what_the_crate_reads() {
+        use opentelemetry_propagator_b3::{B3Encoding as Crate, Propagator};
+        let crate_reads = |pairs: &[(&str, &str)]| {
+            let carrier: HashMap<String, String> =
+                pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+            let cx = Propagator::with_encoding(Crate::SingleAndMultiHeader)
+                .extract_with_context(&Context::new(), &carrier);
+            cx.span().span_context().clone()
+        };
+        let short = "a3ce929d0e0e4736";
+        for pairs in [
+            vec![("b3", format!("{T}-{S}-1"))],
+            vec![("b3", format!("{T}-{S}-0"))],
+            vec![("b3", format!("{T}-{S}"))],
+            vec![("b3", format!("{short}-{S}-1"))],
+            vec![("b3", format!("{T}-{S}-1-{S}"))],
+            vec![("b3", format!("{T}-{S}-1-x"))],
+            vec![("b3", format!("{T}-{S}-1-{S}-{S}"))],
+            vec![("b3", "garbage".to_owned()), ("x-b3-traceid", T.into()), ("x-b3-spanid", S.into())],
+            vec![("x-b3-traceid", T.into()), ("x-b3-spanid", S.into()), ("x-b3-sampled", "1".into())],
+            vec![("x-b3-traceid", short.into()), ("x-b3-spanid", S.into()), ("x-b3-sampled", "0".into())],
+            vec![("x-b3-traceid", T.to_uppercase()), ("x-b3-spanid", S.into())],
+            vec![("x-b3-traceid", T.into()), ("x-b3-spanid", S.into()), ("x-b3-sampled", "2".into())],
+        ] {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            assert_eq!(extract(&pairs), crate_reads(&pairs), "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn writes_what_the_crate_writes() {
+        use opentelemetry_propagator_b3::{B3Encoding as Crate, Propagator};
+        for (flags, encoding, theirs) in [
+            (TraceFlags::SAMPLED, B3Encoding::Multiple, Crate::MultipleHeader),
+            (TraceFlags::default(), B3Encoding::Multiple, Crate::MultipleHeader),
+            (DEBUG | TraceFlags::SAMPLED, B3Encoding::Multiple, Crate::MultipleHeader),
+            (DEFERRED, B3Encoding::Multiple, Crate::MultipleHeader),
+            (TraceFlags::SAMPLED, B3Encoding::Single, Crate::SingleHeader),
+            (DEBUG | TraceFlags::SAMPLED, B3Encoding::Single, Crate::SingleHeader),
+            (DEFERRED, B3Encoding::Single, Crate::SingleHeader),
+        ] {
+            let context = SpanContext::new(
+                TraceId::from_hex(T).unwrap(),
+                SpanId::from_hex(S).unwrap(),
+                flags,
+                true,
+                TraceState::NONE,
+            );
+            let cx = Context::new().with_remote_span_context(context);
+            let (mut ours, mut expected) = (HashMap::<String, String>::new(), HashMap::new());
+            B3::new(encoding).inject_context(&cx, &mut ours);
+            Propagator::with_encoding(theirs).inject_context(&cx, &mut expected);
+            if encoding == B3Encoding::Single {
+                // The crate writes the multi headers too when asked for the single one.
+                expected.retain(|name, _| name == "b3");
+            }
+            assert_eq!(ours, expected, "{flags:?} {encoding:?}");
+        }
     }
 
     #[test]

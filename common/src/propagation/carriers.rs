@@ -1,10 +1,49 @@
 //! OpenTelemetry carriers over `actix-web`'s header map.
 //!
 //! `opentelemetry-http` ships carriers for the `http` 1.x types; actix-web 4 and awc 3 are built
-//! on `http` 0.2, so these two small adapters take their place.
+//! on `http` 0.2, so these small adapters take their place. They run on every hop and every
+//! call, so none parses a header name (the tracing headers' names are known in advance), and
+//! the values of a call's tracing headers are written into one buffer and cut into header
+//! values from it ([`HeaderValues`]): one allocation for all of them rather than one each.
+
+use std::ops::Range;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::web::Bytes;
 use opentelemetry::propagation::{Extractor, Injector};
+
+/// Every header a propagator of this crate reads or writes.
+static TRACING_HEADERS: [HeaderName; 10] = [
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+    HeaderName::from_static("baggage"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("x-b3-flags"),
+    HeaderName::from_static("uber-trace-id"),
+];
+
+/// The place of `name` in [`TRACING_HEADERS`] (a match on the text: cheaper than comparing
+/// names one by one).
+fn tracing_header(name: &str) -> Option<usize> {
+    let index = match name {
+        "traceparent" => 0,
+        "tracestate" => 1,
+        "baggage" => 2,
+        "b3" => 3,
+        "x-b3-traceid" => 4,
+        "x-b3-spanid" => 5,
+        "x-b3-parentspanid" => 6,
+        "x-b3-sampled" => 7,
+        "x-b3-flags" => 8,
+        "uber-trace-id" => 9,
+        _ => return None,
+    };
+    Some(index)
+}
 
 /// Reads propagation headers from an inbound request.
 pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
@@ -12,7 +51,11 @@ pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
 impl Extractor for HeaderExtractor<'_> {
     /// The first value of `key`, if it is visible ASCII.
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+        let value = match tracing_header(key) {
+            Some(index) => self.0.get(&TRACING_HEADERS[index]),
+            None => self.0.get(key),
+        };
+        value.and_then(|value| value.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -21,7 +64,11 @@ impl Extractor for HeaderExtractor<'_> {
 
     /// Every value of `key`, in order (several `baggage` headers make one list).
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values: Vec<&str> = self.0.get_all(key).filter_map(|value| value.to_str().ok()).collect();
+        let all = match tracing_header(key) {
+            Some(index) => self.0.get_all(&TRACING_HEADERS[index]),
+            None => self.0.get_all(key),
+        };
+        let values: Vec<&str> = all.filter_map(|value| value.to_str().ok()).collect();
         (!values.is_empty()).then_some(values)
     }
 }
@@ -36,9 +83,84 @@ impl Injector for HeaderInjector<'_> {
         if value.is_empty() {
             return;
         }
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(key), HeaderValue::try_from(value)) {
+        let name = match tracing_header(key) {
+            Some(index) => TRACING_HEADERS[index].clone(),
+            None => match HeaderName::try_from(key) {
+                Ok(name) => name,
+                Err(_) => return,
+            },
+        };
+        if let Ok(value) = HeaderValue::try_from(value) {
             self.0.insert(name, value);
         }
+    }
+}
+
+/// Most tracing headers one call carries: traceparent, tracestate, b3, three x-b3-* and
+/// uber-trace-id.
+const MOST_VALUES: usize = 8;
+
+/// The values of a call's tracing headers (the baggage aside), written one after the other
+/// into one buffer, then cut into header values that share it.
+pub struct HeaderValues {
+    text: Vec<u8>,
+    /// `(header, where its value is in text)`.
+    values: [(usize, Range<usize>); MOST_VALUES],
+    len: usize,
+}
+
+impl Default for HeaderValues {
+    fn default() -> Self {
+        Self { text: Vec::with_capacity(192), values: std::array::from_fn(|_| (0, 0..0)), len: 0 }
+    }
+}
+
+impl HeaderValues {
+    /// Adds the value of `name` (a tracing header), which `write` writes.
+    ///
+    /// # Panics
+    /// In debug builds, for a name that is not a tracing header or one value too many.
+    pub fn push(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.text.len();
+        write(&mut self.text);
+        let Some(header) = tracing_header(name) else {
+            debug_assert!(false, "{name} is not a tracing header");
+            return;
+        };
+        if let Some(slot) = self.values.get_mut(self.len) {
+            *slot = (header, start..self.text.len());
+            self.len += 1;
+        }
+    }
+
+    /// Sets every value on `headers`, replacing what was there; empty values are left out.
+    pub fn into_headers(self, headers: &mut HeaderMap) {
+        let text = Bytes::from(self.text);
+        for (header, range) in &self.values[..self.len] {
+            if range.is_empty() {
+                continue;
+            }
+            if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(range.clone())) {
+                headers.insert(TRACING_HEADERS[*header].clone(), value);
+            }
+        }
+    }
+
+    /// Hands every value to `injector`, for the `TextMapPropagator` interface.
+    pub fn into_injector(self, injector: &mut dyn Injector) {
+        for (header, range) in &self.values[..self.len] {
+            let value = String::from_utf8_lossy(&self.text[range.clone()]).into_owned();
+            injector.set(TRACING_HEADERS[*header].as_str(), value);
+        }
+    }
+}
+
+/// Appends `bytes` as lower-case hex.
+pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
     }
 }
 
@@ -54,17 +176,45 @@ mod tests {
         injector.set("traceparent", "00-abc".into());
         injector.set("x-bad", "line\nbreak".into());
         injector.set("bad name", "x".into());
-        assert_eq!(headers.len(), 1);
+        injector.set("x-other", "fine".into());
+        assert_eq!(headers.len(), 2);
         assert_eq!(headers.get("traceparent").unwrap(), "00-abc");
+        assert_eq!(headers.get("x-other").unwrap(), "fine");
     }
 
     #[test]
-    fn the_extractor_reads_the_first_value() {
+    fn tracing_headers_are_recognised_by_their_text() {
+        for (index, name) in TRACING_HEADERS.iter().enumerate() {
+            assert_eq!(tracing_header(name.as_str()), Some(index), "{name}");
+        }
+        assert_eq!(tracing_header("x-request-id"), None);
+    }
+
+    #[test]
+    fn the_extractor_reads_the_first_value_or_all() {
         let mut headers = HeaderMap::new();
         headers.append(HeaderName::from_static("baggage"), HeaderValue::from_static("a=1"));
         headers.append(HeaderName::from_static("baggage"), HeaderValue::from_static("b=2"));
+        headers.append(HeaderName::from_static("cookie"), HeaderValue::from_static("c=3"));
+        headers.append(HeaderName::from_static("b3"), HeaderValue::from_bytes(b"\xff").unwrap());
         let extractor = HeaderExtractor(&headers);
         assert_eq!(extractor.get("baggage"), Some("a=1"));
-        assert_eq!(extractor.keys(), ["baggage"]);
+        assert_eq!(extractor.get_all("baggage"), Some(vec!["a=1", "b=2"]));
+        assert_eq!(extractor.get("cookie"), Some("c=3"));
+        assert_eq!(extractor.get("b3"), None, "only visible ASCII");
+    }
+
+    #[test]
+    fn values_share_one_buffer_and_empty_ones_are_left_out() {
+        let mut values = HeaderValues::default();
+        values.push("traceparent", |out| out.extend_from_slice(b"00-abc"));
+        values.push("tracestate", |_| {});
+        values.push("x-b3-sampled", |out| out.push(b'1'));
+        let mut headers = HeaderMap::new();
+        headers.insert(HeaderName::from_static("x-b3-sampled"), HeaderValue::from_static("0"));
+        values.into_headers(&mut headers);
+        assert_eq!(headers.len(), 2);
+        assert_eq!(headers.get("traceparent").unwrap(), "00-abc");
+        assert_eq!(headers.get("x-b3-sampled").unwrap(), "1", "replaced");
     }
 }

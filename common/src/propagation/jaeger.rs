@@ -9,6 +9,8 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 
+use super::carriers::{HeaderValues, push_hex};
+
 /// The Jaeger header.
 pub const UBER_TRACE_ID: &str = "uber-trace-id";
 
@@ -18,14 +20,23 @@ static FIELDS: LazyLock<[String; 1]> = LazyLock::new(|| [UBER_TRACE_ID.to_owned(
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JaegerPropagator;
 
+/// Writes `uber-trace-id` for `context`.
+pub(super) fn write(context: &SpanContext, values: &mut HeaderValues) {
+    if context.is_valid() {
+        values.push(UBER_TRACE_ID, |out| {
+            push_hex(out, &context.trace_id().to_bytes());
+            out.push(b':');
+            push_hex(out, &context.span_id().to_bytes());
+            out.extend_from_slice(if context.is_sampled() { b":0:1" } else { b":0:0" });
+        });
+    }
+}
+
 impl TextMapPropagator for JaegerPropagator {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        let span = cx.span();
-        let context = span.span_context();
-        if context.is_valid() {
-            let flags = if context.is_sampled() { "1" } else { "0" };
-            injector.set(UBER_TRACE_ID, format!("{}:{}:0:{flags}", context.trace_id(), context.span_id()));
-        }
+        let mut values = HeaderValues::default();
+        write(cx.span().span_context(), &mut values);
+        values.into_injector(injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {

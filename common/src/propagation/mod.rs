@@ -147,6 +147,36 @@ pub const WRITABLE_CONTEXT_HEADERS: [&str; 9] = [
     "uber-trace-id",
 ];
 
+/// The place of `name` in [`FORWARDED_HEADERS`], if it is there.
+fn allowlisted(name: &HeaderName) -> Option<usize> {
+    let index = match name.as_str() {
+        "x-request-id" => 0,
+        "traceparent" => 1,
+        "tracestate" => 2,
+        "b3" => 3,
+        "x-b3-traceid" => 4,
+        "x-b3-spanid" => 5,
+        "x-b3-parentspanid" => 6,
+        "x-b3-sampled" => 7,
+        "x-b3-flags" => 8,
+        "x-ot-span-context" => 9,
+        "x-cloud-trace-context" => 10,
+        "grpc-trace-bin" => 11,
+        "sw8" => 12,
+        "x-datadog-trace-id" => 13,
+        "x-datadog-parent-id" => 14,
+        "x-datadog-sampling-priority" => 15,
+        "baggage" => 16,
+        "end-user" => 17,
+        "user-agent" => 18,
+        "cookie" => 19,
+        "authorization" => 20,
+        "jwt" => 21,
+        _ => return None,
+    };
+    Some(index)
+}
+
 /// The allowlisted headers of one inbound request, ready to be sent on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardedHeaders {
@@ -163,11 +193,15 @@ impl ForwardedHeaders {
     /// Copies the allowlisted headers of `inbound` but those `skip` selects (the ones the
     /// OpenTelemetry propagators write afresh).
     pub fn capture_except(inbound: &HeaderMap, skip: impl Fn(&HeaderName) -> bool) -> Self {
-        let headers = FORWARDED_HEADERS
+        // One pass over what came in (looking each allowlisted name up would hash it, for 22
+        // names of which a request carries a few), then the allowlist's order; the sort is
+        // stable, so repeated headers keep theirs.
+        let mut headers: Vec<(HeaderName, HeaderValue)> = inbound
             .iter()
-            .filter(|name| !skip(name))
-            .flat_map(|name| inbound.get_all(name).map(move |value| (name.clone(), value.clone())))
+            .filter(|(name, _)| allowlisted(name).is_some() && !skip(name))
+            .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
+        headers.sort_by_key(|(name, _)| allowlisted(name));
         Self { headers }
     }
 
@@ -237,6 +271,14 @@ mod tests {
         let captured = ForwardedHeaders::capture_except(&inbound, |name| name == "traceparent");
         let names: Vec<_> = captured.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["x-request-id", "end-user"]);
+    }
+
+    #[test]
+    fn the_allowlist_index_follows_the_allowlist() {
+        for (index, name) in FORWARDED_HEADERS.iter().enumerate() {
+            assert_eq!(allowlisted(name), Some(index), "{name}");
+        }
+        assert_eq!(allowlisted(&HeaderName::from_static("x-envoy-attempt-count")), None);
     }
 
     #[test]

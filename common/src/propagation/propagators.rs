@@ -3,15 +3,15 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName};
 use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
 
-use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry_propagator_b3::B3Encoding;
+use opentelemetry::propagation::TextMapPropagator;
 
-use super::b3::B3;
+use super::b3::{self, B3, B3Encoding};
 use super::baggage::BaggagePropagator;
-use super::carriers::{HeaderExtractor, HeaderInjector};
-use super::jaeger::{JaegerPropagator, UBER_TRACE_ID};
-use super::w3c::W3cTraceContext;
+use super::carriers::{HeaderExtractor, HeaderInjector, HeaderValues};
+use super::jaeger::{self, JaegerPropagator, UBER_TRACE_ID};
+use super::w3c::{self, W3cTraceContext};
 
 /// One entry of `OTEL_PROPAGATORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -72,10 +72,10 @@ impl PropagatorKind {
 
     fn propagator(self) -> Box<dyn TextMapPropagator + Send + Sync> {
         match self {
-            PropagatorKind::TraceContext => Box::new(W3cTraceContext::default()),
+            PropagatorKind::TraceContext => Box::new(W3cTraceContext),
             PropagatorKind::Baggage => Box::new(BaggagePropagator),
-            PropagatorKind::B3 => Box::new(B3::new(B3Encoding::SingleHeader)),
-            PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::MultipleHeader)),
+            PropagatorKind::B3 => Box::new(B3::new(B3Encoding::Single)),
+            PropagatorKind::B3Multi => Box::new(B3::new(B3Encoding::Multiple)),
             PropagatorKind::Jaeger => Box::new(JaegerPropagator),
         }
     }
@@ -84,16 +84,30 @@ impl PropagatorKind {
 /// The configured propagators, read in order (the last one that finds a context wins) and all
 /// written.
 pub struct Propagators {
-    composite: TextMapCompositePropagator,
+    /// The kinds that read a span context, last first.
+    span_readers: Vec<Box<dyn TextMapPropagator + Send + Sync>>,
+    /// The kinds that read something else (baggage), in order.
+    other_readers: Vec<Box<dyn TextMapPropagator + Send + Sync>>,
     kinds: Vec<PropagatorKind>,
+    /// Every header the kinds read or write, once each.
+    owned: Vec<&'static str>,
 }
 
 impl Propagators {
     /// A composite of `kinds`; none reads and writes nothing.
     pub fn new(kinds: &[PropagatorKind]) -> Self {
+        let mut owned: Vec<&'static str> = Vec::new();
+        for header in kinds.iter().flat_map(|kind| kind.headers()) {
+            if !owned.contains(header) {
+                owned.push(header);
+            }
+        }
+        let reads_span = |kind: &&PropagatorKind| **kind != PropagatorKind::Baggage;
         Self {
-            composite: TextMapCompositePropagator::new(kinds.iter().map(|kind| kind.propagator()).collect()),
+            span_readers: kinds.iter().rev().filter(reads_span).map(|kind| kind.propagator()).collect(),
+            other_readers: kinds.iter().filter(|k| !reads_span(k)).map(|kind| kind.propagator()).collect(),
             kinds: kinds.to_vec(),
+            owned,
         }
     }
 
@@ -105,18 +119,49 @@ impl Propagators {
     /// The context of an inbound request: remote span and baggage, or an empty context when
     /// its headers hold none (or hold garbage).
     pub fn extract(&self, headers: &HeaderMap) -> Context {
-        self.composite.extract_with_context(&Context::new(), &HeaderExtractor(headers))
+        let extractor = HeaderExtractor(headers);
+        // The last kind that finds a span context wins: reading from the last one and stopping
+        // at the first found gives the same context as reading all in order, and a request
+        // carrying both W3C and B3 (as every hop of this stack sends) is parsed once.
+        let empty = Context::new();
+        let mut cx = self
+            .span_readers
+            .iter()
+            .map(|reader| reader.extract_with_context(&empty, &extractor))
+            .find(|cx| cx.span().span_context().is_valid())
+            .unwrap_or(empty);
+        for reader in &self.other_readers {
+            cx = reader.extract_with_context(&cx, &extractor);
+        }
+        cx
     }
 
     /// Writes `cx` onto an outbound request's headers.
     pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
-        self.composite.inject_context(cx, &mut HeaderInjector(headers));
+        // What the composite would write, with every span-context header's value cut from one
+        // buffer; baggage goes through its propagator.
+        let span = cx.span();
+        let context = span.span_context();
+        let mut values = HeaderValues::default();
+        for kind in &self.kinds {
+            match kind {
+                PropagatorKind::TraceContext => w3c::write(context, &mut values),
+                PropagatorKind::B3 => b3::write(B3Encoding::Single, context, &mut values),
+                PropagatorKind::B3Multi => b3::write(B3Encoding::Multiple, context, &mut values),
+                PropagatorKind::Jaeger => jaeger::write(context, &mut values),
+                PropagatorKind::Baggage => {}
+            }
+        }
+        values.into_headers(headers);
+        if self.kinds.contains(&PropagatorKind::Baggage) {
+            BaggagePropagator.inject_context(cx, &mut HeaderInjector(headers));
+        }
     }
 
     /// Whether `name` is written by these propagators (and so not copied from the inbound
     /// request).
     pub fn owns(&self, name: &HeaderName) -> bool {
-        self.kinds.iter().any(|kind| kind.headers().contains(&name.as_str()))
+        self.owned.contains(&name.as_str())
     }
 }
 
@@ -131,6 +176,7 @@ mod tests {
     use super::*;
     use actix_web::http::header::HeaderValue;
     use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::propagation::TextMapCompositePropagator;
     use opentelemetry::trace::TraceContextExt;
 
     const TRACE: &str = "80f198ee56343ba864fe8b2a57d3eff7";
@@ -206,6 +252,74 @@ mod tests {
         let cx = propagators.extract(&headers(&[("b3", &huge), ("baggage", &huge)]));
         assert!(!cx.span().span_context().is_valid());
         assert_eq!(cx.baggage().len(), 0, "over-long baggage is dropped");
+    }
+
+    #[test]
+    fn the_last_kind_with_a_context_wins_and_baggage_is_read_beside_it() {
+        let other_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let inbound = [
+            ("traceparent", format!("00-{TRACE}-{SPAN}-01")),
+            ("x-b3-traceid", other_trace.to_owned()),
+            ("x-b3-spanid", SPAN.to_owned()),
+            ("x-b3-sampled", "0".to_owned()),
+            ("baggage", "user=jason".to_owned()),
+        ];
+        let inbound: Vec<(&'static str, &str)> = inbound.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (kinds, winner) in [
+            (
+                vec![PropagatorKind::TraceContext, PropagatorKind::Baggage, PropagatorKind::B3Multi],
+                other_trace,
+            ),
+            (vec![PropagatorKind::B3Multi, PropagatorKind::Baggage, PropagatorKind::TraceContext], TRACE),
+            (vec![PropagatorKind::Baggage, PropagatorKind::TraceContext], TRACE),
+        ] {
+            let propagators = Propagators::new(&kinds);
+            let cx = propagators.extract(&headers(&inbound));
+            assert_eq!(cx.span().span_context().trace_id().to_string(), winner, "{kinds:?}");
+            assert_eq!(cx.baggage().get("user").map(|v| v.as_str().to_owned()).as_deref(), Some("jason"));
+            // The same as the SDK's composite reading every kind in order.
+            let all = TextMapCompositePropagator::new(kinds.iter().map(|k| k.propagator()).collect());
+            let expected = all.extract_with_context(&Context::new(), &HeaderExtractor(&headers(&inbound)));
+            assert_eq!(cx.span().span_context(), expected.span().span_context(), "{kinds:?}");
+        }
+        // A malformed last kind does not hide a good earlier one.
+        let cx = Propagators::new(&PropagatorKind::DEFAULT)
+            .extract(&headers(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01")), ("x-b3-traceid", "zz")]));
+        assert_eq!(cx.span().span_context().trace_id().to_string(), TRACE);
+    }
+
+    #[test]
+    fn the_headers_written_are_the_composites() {
+        let all = [
+            PropagatorKind::TraceContext,
+            PropagatorKind::Baggage,
+            PropagatorKind::B3,
+            PropagatorKind::B3Multi,
+            PropagatorKind::Jaeger,
+        ];
+        for (flags, state) in [("01", ""), ("00", "rojo=00f067aa0ba902b7")] {
+            let mut inbound =
+                vec![("traceparent", format!("00-{TRACE}-{SPAN}-{flags}")), ("baggage", "a=1".into())];
+            if !state.is_empty() {
+                inbound.push(("tracestate", state.to_owned()));
+            }
+            let inbound: Vec<(&'static str, &str)> = inbound.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let propagators = Propagators::new(&all);
+            let cx = propagators.extract(&headers(&inbound));
+            let mut ours = HeaderMap::new();
+            propagators.inject(&cx, &mut ours);
+            let mut composite = HeaderMap::new();
+            let each = TextMapCompositePropagator::new(all.iter().map(|k| k.propagator()).collect());
+            each.inject_context(&cx, &mut HeaderInjector(&mut composite));
+            let sorted = |map: &HeaderMap| {
+                let mut pairs: Vec<(String, String)> =
+                    map.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+                pairs.sort();
+                pairs
+            };
+            assert_eq!(sorted(&ours), sorted(&composite));
+            assert_eq!(ours.len(), if state.is_empty() { 7 } else { 8 }, "{ours:?}");
+        }
     }
 
     #[test]

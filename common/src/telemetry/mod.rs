@@ -12,7 +12,10 @@
 
 mod baggage_attributes;
 pub mod console;
+mod events;
+pub mod otlp;
 pub mod settings;
+pub mod spans;
 
 use std::io::{self, IsTerminal};
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use self::baggage_attributes::BaggageAttributes;
 use self::console::ConsoleExporter;
 use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
+pub use self::spans::Otel;
 use crate::config::Source;
 use crate::propagation::{Propagators, TracingMode};
 
@@ -54,8 +58,8 @@ pub struct Identity {
 pub enum Tracing {
     /// Copy the forwarded headers verbatim; no spans.
     Propagate,
-    /// Extract with, and inject through, these propagators; a span per request and per call.
-    Otel(Arc<Propagators>),
+    /// Extract with, and inject through, the propagators; a span per request and per call.
+    Otel(Arc<Otel>),
     /// Forward no trace context at all; no spans.
     None,
 }
@@ -72,8 +76,13 @@ impl Tracing {
 
     /// The propagators, in `otel` mode.
     pub fn propagators(&self) -> Option<&Propagators> {
+        self.otel().map(Otel::propagators)
+    }
+
+    /// The spans to make, in `otel` mode.
+    pub fn otel(&self) -> Option<&Otel> {
         match self {
-            Tracing::Otel(propagators) => Some(propagators),
+            Tracing::Otel(otel) => Some(otel),
             Tracing::Propagate | Tracing::None => None,
         }
     }
@@ -124,37 +133,51 @@ pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Siz
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let tracing = if otel {
-        let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
-        let exporters: Vec<_> = settings
-            .exporters
-            .iter()
-            .map(|kind| match kind {
-                ExporterKind::Otlp => format!("otlp {:?} {}", settings.protocol, settings.endpoint),
-                ExporterKind::Console => "console".to_owned(),
-            })
-            .collect();
-        tracing::info!(
-            service = identity.service,
-            version = %identity.version,
-            propagators = %propagators.join(","),
-            exporters = %if exporters.is_empty() { "none".to_owned() } else { exporters.join(", ") },
-            sampler = ?settings.sampler,
-            "tracing: otel"
-        );
-        Tracing::Otel(Arc::new(Propagators::new(&settings.propagators)))
-    } else if mode == TracingMode::None {
-        tracing::info!("tracing: none (no trace context is forwarded, no spans)");
-        Tracing::None
-    } else {
-        if mode == TracingMode::Otel {
-            tracing::info!("tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)");
-        } else {
-            tracing::info!("tracing: propagate (headers are forwarded, no spans)");
+    let tracing = match provider.as_ref() {
+        Some(provider) => {
+            let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
+            let exporters: Vec<_> = settings
+                .exporters
+                .iter()
+                .map(|kind| match kind {
+                    ExporterKind::Otlp => format!("otlp {:?} {}", settings.protocol, settings.endpoint),
+                    ExporterKind::Console => "console".to_owned(),
+                })
+                .collect();
+            tracing::info!(
+                service = identity.service,
+                version = %identity.version,
+                propagators = %propagators.join(","),
+                exporters = %if exporters.is_empty() { "none".to_owned() } else { exporters.join(", ") },
+                sampler = ?settings.sampler,
+                fetch_spans = settings.fetch_spans,
+                "tracing: otel"
+            );
+            let propagators = Propagators::new(&settings.propagators);
+            Tracing::Otel(Arc::new(Otel::new(propagators, tracer(provider), settings.fetch_spans)))
         }
-        Tracing::Propagate
+        None if mode == TracingMode::None => {
+            tracing::info!("tracing: none (no trace context is forwarded, no spans)");
+            Tracing::None
+        }
+        None => {
+            if mode == TracingMode::Otel {
+                tracing::info!(
+                    "tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)"
+                );
+            } else {
+                tracing::info!("tracing: propagate (headers are forwarded, no spans)");
+            }
+            Tracing::Propagate
+        }
     };
     Telemetry { tracing, provider, runtime }
+}
+
+/// The tracer of this project's spans: the request's and the calls' (made directly) and the
+/// application's own (through the bridge) share its scope.
+fn tracer(provider: &SdkTracerProvider) -> opentelemetry_sdk::trace::SdkTracer {
+    provider.tracer("bookinfo")
 }
 
 fn provider(
@@ -169,56 +192,60 @@ fn provider(
     if settings.service_name.is_none() {
         resource = resource.with_service_name(identity.service);
     }
-    let mut builder = SdkTracerProvider::builder()
-        .with_resource(resource.build())
-        .with_sampler(sampler(settings.sampler))
-        .with_span_processor(BaggageAttributes::new(settings.baggage_attributes.clone()));
     let mut runtime = None;
+    let mut exports = Vec::new();
     for kind in &settings.exporters {
         match kind {
-            ExporterKind::Console => {
-                builder = builder.with_span_processor(batch(ConsoleExporter::default(), settings))
+            ExporterKind::Console => exports.push(batch(ConsoleExporter::default(), settings)),
+            ExporterKind::Otlp if settings.protocol == Protocol::HttpProtobuf => {
+                let exporter = otlp::HttpExporter::new(
+                    &settings.endpoint,
+                    settings.export_timeout,
+                    &settings.headers,
+                    settings.gzip,
+                );
+                match exporter {
+                    Ok(exporter) => exports.push(batch(exporter, settings)),
+                    Err(err) => warnings.push(format!("spans are not exported: {err}")),
+                }
             }
-            ExporterKind::Otlp => match otlp(settings, &mut runtime) {
-                Ok(exporter) => builder = builder.with_span_processor(batch(exporter, settings)),
+            ExporterKind::Otlp => match grpc(settings, &mut runtime) {
+                Ok(exporter) => exports.push(batch(exporter, settings)),
                 Err(err) => warnings.push(format!("spans are not exported: {err}")),
             },
         }
     }
+    // One processor: the SDK hands each of several a copy of every span that ends.
+    let processor = BaggageAttributes::new(settings.baggage_attributes.clone(), exports);
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource.build())
+        .with_sampler(sampler(settings.sampler))
+        .with_span_processor(processor);
     (Some(builder.build()), runtime)
 }
 
-/// The OTLP exporter. gRPC's client needs a Tokio runtime that keeps running while it exports
-/// and at shutdown; a small one of its own serves, apart from the server's.
-fn otlp(
+/// The OTLP/gRPC exporter (OTLP/HTTP is [`otlp::HttpExporter`]). gRPC's client needs a Tokio
+/// runtime that keeps running while it exports and at shutdown; a small one of its own serves,
+/// apart from the server's.
+fn grpc(
     settings: &Settings,
     runtime: &mut Option<tokio::runtime::Runtime>,
 ) -> Result<opentelemetry_otlp::SpanExporter, String> {
-    let built = match settings.protocol {
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-grpc")
+        .enable_all()
+        .build()
+        .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
+    let built = {
+        let _entered = rt.enter();
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
             .with_endpoint(&settings.endpoint)
             .with_timeout(settings.export_timeout)
-            .build(),
-        Protocol::Grpc => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("otlp-grpc")
-                .enable_all()
-                .build()
-                .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
-            let built = {
-                let _entered = rt.enter();
-                opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(&settings.endpoint)
-                    .with_timeout(settings.export_timeout)
-                    .build()
-            };
-            *runtime = Some(rt);
-            built
-        }
+            .build()
     };
+    *runtime = Some(rt);
     built.map_err(|err| format!("OTLP exporter for {}: {err}", settings.endpoint))
 }
 
@@ -255,7 +282,7 @@ fn install_subscriber(provider: Option<&SdkTracerProvider>) {
         .with_filter(filter);
     let otel = provider.map(|provider| {
         tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("bookinfo"))
+            .with_tracer(tracer(provider))
             .with_location(false)
             .with_threads(false)
             .with_target(false)
@@ -263,10 +290,17 @@ fn install_subscriber(provider: Option<&SdkTracerProvider>) {
             // Spans find their parents through the tracing span tree; putting each entered
             // span's context in OpenTelemetry's thread-local on every poll only costs time.
             .with_context_activation(false)
-            .with_filter(Targets::new().with_target("bookinfo", Level::INFO))
+            .with_filter(ours())
     });
+    // Events outside any `tracing` span go to the request's span, as the bridge does inside one.
+    let events = provider.map(|_| events::OnCurrentSpan.with_filter(ours()));
     // A second call (tests) finds a subscriber installed already; the first one stays.
-    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry().with(fmt).with(otel).with(events).try_init();
+}
+
+/// This project's own spans and events, which alone become OpenTelemetry data.
+fn ours() -> Targets {
+    Targets::new().with_target("bookinfo", Level::INFO)
 }
 
 /// Where actix-http reports each request it cannot parse, at ERROR level. The client gets its

@@ -36,6 +36,15 @@ pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`: the same, for traces only.
 pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs, comma-separated (values percent-encoded),
+/// sent with every export, such as a collector's token.
+pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`: the same, for traces only.
+pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+/// `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip` or `none` (OTLP/HTTP).
+pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+/// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`: the same, for traces only.
+pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION";
 /// `OTEL_BSP_SCHEDULE_DELAY`: milliseconds between two exports.
 pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
 /// `OTEL_BSP_EXPORT_TIMEOUT`: longest an export may take, in milliseconds.
@@ -47,6 +56,11 @@ pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 /// `BOOKINFO_BAGGAGE_ATTRIBUTES`: baggage members copied onto every span as `baggage.<key>`
 /// (default `user`), so a trace shows why it was routed as it was.
 pub const BOOKINFO_BAGGAGE_ATTRIBUTES: &str = "BOOKINFO_BAGGAGE_ATTRIBUTES";
+/// `BOOKINFO_FETCH_SPANS`: `true` adds an INTERNAL span around each of a handler's upstream
+/// fetches (`fetch details`, `fetch reviews`, `fetch ratings`). Off by default: each holds
+/// one CLIENT span (two when productpage retries reviews) and says nothing the CLIENT span
+/// does not, at the cost of a span.
+pub const BOOKINFO_FETCH_SPANS: &str = "BOOKINFO_FETCH_SPANS";
 
 /// Where spans go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +125,18 @@ pub struct Settings {
     pub endpoint: String,
     /// Deadline of one export.
     pub export_timeout: Duration,
+    /// Headers sent with every OTLP/HTTP export (the gRPC exporter reads the variables itself).
+    pub headers: Vec<(String, String)>,
+    /// Whether OTLP/HTTP bodies are gzip-compressed.
+    pub gzip: bool,
     /// Sampler.
     pub sampler: SamplerKind,
     /// Batch limits.
     pub batch: Batch,
     /// Baggage members recorded on spans.
     pub baggage_attributes: Vec<String>,
+    /// An INTERNAL span around each upstream fetch (`BOOKINFO_FETCH_SPANS`).
+    pub fetch_spans: bool,
     /// What was invalid and replaced by a default, one sentence each.
     pub warnings: Vec<String>,
 }
@@ -129,15 +149,17 @@ impl Settings {
             warnings.push(format!("{name}={value:?} is not valid; using {used}"));
         };
 
-        let sdk_disabled = match source.get(OTEL_SDK_DISABLED) {
+        let mut flag = |name: &str| match source.get(name) {
             None => false,
             Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
             Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
             Some(v) => {
-                warn(OTEL_SDK_DISABLED, &v, "false");
+                warn(name, &v, "false");
                 false
             }
         };
+        let sdk_disabled = flag(OTEL_SDK_DISABLED);
+        let fetch_spans = flag(BOOKINFO_FETCH_SPANS);
 
         let propagators = match source.get(OTEL_PROPAGATORS) {
             None => PropagatorKind::DEFAULT.to_vec(),
@@ -188,18 +210,16 @@ impl Settings {
             }
         };
 
-        let protocol_var = [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]
-            .into_iter()
-            .find_map(|name| source.get(name).map(|value| (name, value)));
-        let protocol = match protocol_var {
-            None => Protocol::HttpProtobuf,
-            Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
-            Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
-            Some((name, v)) => {
-                warn(name, &v, "http/protobuf (http/json is not supported)");
-                Protocol::HttpProtobuf
-            }
-        };
+        let protocol =
+            match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]) {
+                None => Protocol::HttpProtobuf,
+                Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
+                Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+                Some((name, v)) => {
+                    warn(name, &v, "http/protobuf (http/json is not supported)");
+                    Protocol::HttpProtobuf
+                }
+            };
 
         let default_endpoint = match protocol {
             Protocol::Grpc => "http://localhost:4317",
@@ -223,6 +243,27 @@ impl Settings {
                 }
                 (None, None) => default_endpoint.to_owned(),
             };
+
+        let headers = match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS])
+        {
+            None => Vec::new(),
+            Some((name, list)) => headers(&list).unwrap_or_else(|| {
+                warn(name, "(not shown: it may hold a secret)", "no headers");
+                Vec::new()
+            }),
+        };
+        let gzip = match first_set(
+            source,
+            [OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION],
+        ) {
+            None => false,
+            Some((_, v)) if v.trim() == "gzip" => true,
+            Some((_, v)) if v.trim() == "none" => false,
+            Some((name, v)) => {
+                warn(name, &v, "none");
+                false
+            }
+        };
 
         let mut millis = |name: &str, default: Duration| match source.get(name) {
             None => default,
@@ -266,6 +307,8 @@ impl Settings {
             protocol,
             endpoint,
             export_timeout,
+            headers,
+            gzip,
             sampler,
             batch: Batch { max_queue_size, scheduled_delay, max_export_batch_size },
             baggage_attributes: source
@@ -275,6 +318,7 @@ impl Settings {
                 .filter(|key| !key.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            fetch_spans,
             warnings,
         }
     }
@@ -303,6 +347,31 @@ fn sampler(source: &(impl Source + ?Sized), warn: &mut impl FnMut(&str, &str, &s
             SamplerKind::ParentBasedAlwaysOn
         }
     }
+}
+
+/// The first of `names` that is set, with its value.
+fn first_set<const N: usize>(
+    source: &(impl Source + ?Sized),
+    names: [&'static str; N],
+) -> Option<(&'static str, String)> {
+    names.into_iter().find_map(|name| source.get(name).map(|value| (name, value)))
+}
+
+/// `key=value,key=value` with percent-encoded values, as the specification writes exporter
+/// headers; `None` when an entry is not a valid header.
+fn headers(list: &str) -> Option<Vec<(String, String)>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (key, value) = entry.split_once('=')?;
+            let key = key.trim();
+            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8().ok()?;
+            let valid = actix_web::http::header::HeaderName::try_from(key).is_ok()
+                && actix_web::http::header::HeaderValue::try_from(value.as_ref()).is_ok();
+            valid.then(|| (key.to_owned(), value.into_owned()))
+        })
+        .collect()
 }
 
 fn is_url(text: &str) -> bool {
@@ -337,7 +406,16 @@ mod tests {
             }
         );
         assert_eq!(s.baggage_attributes, ["user"]);
+        assert!(!s.fetch_spans, "no INTERNAL span around a fetch unless asked");
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn fetch_spans_are_switched_on_by_true() {
+        assert!(settings(&[(BOOKINFO_FETCH_SPANS, "true")]).fetch_spans);
+        let bad = settings(&[(BOOKINFO_FETCH_SPANS, "1")]);
+        assert!(!bad.fetch_spans);
+        assert_eq!(bad.warnings, [r#"BOOKINFO_FETCH_SPANS="1" is not valid; using false"#]);
     }
 
     #[test]
@@ -413,6 +491,32 @@ mod tests {
         assert_eq!(s.protocol, Protocol::HttpProtobuf);
         assert_eq!(s.endpoint, "http://localhost:4318/v1/traces");
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn export_headers_are_decoded_and_compression_is_gzip_or_none() {
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc, x-tenant = bookinfo"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ]);
+        let expected = [("authorization", "Bearer abc"), ("x-tenant", "bookinfo")];
+        assert_eq!(s.headers, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert!(s.gzip);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        // The traces-only variables win; a bad list or compression is reported, never leaked.
+        let s = settings(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "a=1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "token=s3cret,no-equals-sign"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
+        ]);
+        assert!(s.headers.is_empty() && !s.gzip);
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(s.warnings[0].starts_with("OTEL_EXPORTER_OTLP_TRACES_HEADERS="), "{:?}", s.warnings);
+        assert!(!s.warnings[0].contains("s3cret"));
+        assert!(s.warnings[1].starts_with("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=\"zstd\""));
+        assert!(!settings(&[]).gzip && settings(&[]).headers.is_empty());
     }
 
     #[test]

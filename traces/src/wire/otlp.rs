@@ -246,20 +246,36 @@ struct ScopeJson {
 
 struct SpanJson<'a>(&'a Span);
 
+/// `n` in decimal, in `buffer`.
+fn decimal(mut n: u64, buffer: &mut [u8; 20]) -> &str {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[at..]).unwrap_or_default()
+}
+
 impl Serialize for SpanJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let span = self.0;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("traceId", &span.trace_id.to_string())?;
-        map.serialize_entry("spanId", &span.span_id.to_string())?;
+        // Ids and times are written from buffers on the stack: every span of every finished
+        // trace is written to the run's file.
+        map.serialize_entry("traceId", span.trace_id.hex(&mut [0; 32]))?;
+        map.serialize_entry("spanId", span.span_id.hex(&mut [0; 16]))?;
         if let Some(parent) = span.parent {
-            map.serialize_entry("parentSpanId", &parent.to_string())?;
+            map.serialize_entry("parentSpanId", parent.hex(&mut [0; 16]))?;
         }
         map.serialize_entry("name", &*span.name)?;
         map.serialize_entry("kind", &span.kind.to_otlp())?;
         // The protobuf JSON mapping writes 64-bit integers as strings.
-        map.serialize_entry("startTimeUnixNano", &span.start.to_string())?;
-        map.serialize_entry("endTimeUnixNano", &span.end.to_string())?;
+        map.serialize_entry("startTimeUnixNano", decimal(span.start, &mut [0; 20]))?;
+        map.serialize_entry("endTimeUnixNano", decimal(span.end, &mut [0; 20]))?;
         map.serialize_entry("attributes", &AttributesJson(&span.attributes))?;
         map.serialize_entry("status", &StatusJson { code: if span.error { 2 } else { 0 } })?;
         map.end()
@@ -320,6 +336,17 @@ impl<'a> ValueJson<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn times_are_written_in_decimal_and_ids_in_hex() {
+        assert_eq!(decimal(0, &mut [0; 20]), "0");
+        assert_eq!(decimal(1_795_751_799_123_456_789, &mut [0; 20]), "1795751799123456789");
+        assert_eq!(decimal(u64::MAX, &mut [0; 20]), u64::MAX.to_string());
+        let trace = crate::model::TraceId::from_hex("00f067aa0ba902b780f198ee56343ba8").unwrap();
+        assert_eq!(trace.to_string(), "00f067aa0ba902b780f198ee56343ba8");
+        let span = crate::model::SpanId::from_hex("00000000000000a1").unwrap();
+        assert_eq!(span.to_string(), "00000000000000a1");
+    }
 
     #[test]
     fn reads_hex_and_base64_ids_strings_and_numbers_and_both_key_styles() {
