@@ -145,6 +145,16 @@ async fn otel_exporter_otlp_headers_and_gzip_compression_reach_the_collector() {
 }
 
 #[actix_web::test]
+async fn otel_exporter_otlp_compression_gzip_works_over_grpc_too() {
+    let env = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")];
+    let harness = Harness::with_receiver("otel", &env, Receiver::grpc().await).await;
+    harness.page(&b3_single("1")).await;
+    let (_, receiver) = harness.stop().await;
+    let spans = receiver.trace(TRACE, Duration::from_secs(5), |s| s.len() >= page_spans()).await;
+    assert_eq!(spans.len(), page_spans());
+}
+
+#[actix_web::test]
 async fn otel_service_name_and_resource_attributes_reach_the_resource() {
     let env = [
         ("OTEL_SERVICE_NAME", "productpage-custom"),

@@ -126,8 +126,14 @@ impl Receiver {
                 web::post().to(move |request: actix_web::HttpRequest, body: Bytes| {
                     let store = store.clone();
                     seen.lock().unwrap().push(request.headers().clone());
+                    // As the OpenTelemetry Collector does: a body it is not told how to read is refused.
+                    let protobuf =
+                        request.headers().get("content-type").is_some_and(|v| v == "application/x-protobuf");
                     let gzipped = request.headers().get("content-encoding").is_some_and(|v| v == "gzip");
                     async move {
+                        if !protobuf {
+                            return HttpResponse::UnsupportedMediaType().finish();
+                        }
                         let body = if gzipped { Bytes::from(gunzip(&body)) } else { body };
                         match ExportTraceServiceRequest::decode(body) {
                             Ok(request) => {
@@ -156,7 +162,8 @@ impl Receiver {
         let spans = Store::default();
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let service = TraceServiceServer::new(GrpcTraces(spans.clone()));
+        let service = TraceServiceServer::new(GrpcTraces(spans.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         actix_web::rt::spawn(async move {
             tonic::transport::Server::builder()

@@ -59,12 +59,16 @@ impl B3 {
 /// Writes the headers of `encoding` for `context`.
 pub(super) fn write(encoding: B3Encoding, context: &SpanContext, values: &mut HeaderValues) {
     let flags = context.trace_flags();
+    // A sampled span says so, whatever its parent left undecided: a deferred decision stays
+    // deferred only while nothing has sampled the trace.
     let decision = if flags & DEBUG == DEBUG {
         Some("d")
+    } else if context.is_sampled() {
+        Some("1")
     } else if flags & DEFERRED == DEFERRED {
         None
     } else {
-        Some(if context.is_sampled() { "1" } else { "0" })
+        Some("0")
     };
     if !context.is_valid() {
         // No trace to continue: only the decision goes on.
@@ -122,7 +126,8 @@ impl TextMapPropagator for B3 {
 
 /// `{trace-id}-{span-id}[-{sampling}[-{parent-span-id}]]`.
 fn single(value: &str) -> Option<SpanContext> {
-    let mut parts = value.split_terminator('-');
+    // Every dash separates: `{T}-{S}-` has an empty decision, which is no decision at all.
+    let mut parts = value.split('-');
     let trace = trace_id(parts.next()?)?;
     let span = span_id(parts.next()?)?;
     let flags = match parts.next() {
@@ -284,9 +289,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sampled_span_under_a_deferred_decision_says_sampled() {
+        // What the SDK hands a child of a deferred parent when its own sampler samples.
+        let context = SpanContext::new(
+            TraceId::from_hex(T).unwrap(),
+            SpanId::from_hex(S).unwrap(),
+            DEFERRED | TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        let cx = Context::new().with_remote_span_context(context);
+        for (encoding, name, value) in [
+            (B3Encoding::Multiple, "x-b3-sampled", "1".to_owned()),
+            (B3Encoding::Single, "b3", format!("{T}-{S}-1")),
+        ] {
+            let mut headers = HashMap::<String, String>::new();
+            B3::new(encoding).inject_context(&cx, &mut headers);
+            assert_eq!(headers.get(name), Some(&value), "{encoding:?}");
+        }
+    }
+
+    #[test]
     fn malformed_b3_gives_no_context() {
-        for bad in ["", "x", &format!("{T}-zz-1"), &"a".repeat(10_000), &format!("{}-{S}-1", "0".repeat(32))]
-        {
+        for bad in [
+            "",
+            "x",
+            &format!("{T}-zz-1"),
+            &"a".repeat(10_000),
+            &format!("{}-{S}-1", "0".repeat(32)),
+            &format!("{T}-{S}-"),
+            &format!("{T}-{S}-1-"),
+        ] {
             assert!(!extract(&[("b3", bad)]).is_valid(), "{bad:.40}");
         }
     }

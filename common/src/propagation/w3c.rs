@@ -85,9 +85,10 @@ fn well_formed(value: &str) -> bool {
     };
     let dashes = [2, 35, 52].iter().all(|&at| bytes.get(at) == Some(&b'-'));
     let shape = dashes && hex(0..2) && hex(3..35) && hex(36..52) && hex(53..55);
-    let version_ok = match &value[..2.min(value.len())] {
-        "00" => bytes.len() == 55,
-        "ff" => false,
+    // By bytes: a character of several bytes may straddle the version's two.
+    let version_ok = match bytes.get(..2) {
+        Some(b"00") => bytes.len() == 55,
+        Some(b"ff") => false,
         _ => bytes.len() == 55 || bytes.get(55) == Some(&b'-'),
     };
     shape && version_ok
@@ -161,6 +162,7 @@ mod tests {
             "00_80f198ee56343ba864fe8b2a57d3eff7_e457b5a2e4d86bd1_01",
             "00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-0g",
             "é0-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01",
+            "0é-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01",
         ] {
             assert!(!well_formed(bad), "{bad}");
         }

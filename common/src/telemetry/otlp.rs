@@ -24,6 +24,8 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 const RETRIES: u32 = 3;
 /// The first pause before a retry; each next one is twice as long.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Most of a collector's answer read (to keep the connection); the rest closes it.
+const MAX_ANSWER: u64 = 64 * 1024;
 
 /// Sends batches of spans to an OTLP/HTTP endpoint (`.../v1/traces`) as protobuf.
 #[derive(Debug)]
@@ -88,38 +90,50 @@ impl HttpExporter {
         let mut pause = FIRST_PAUSE;
         let mut attempt = 0;
         loop {
-            let mut request =
-                self.client.post(&self.endpoint).header("content-type", "application/x-protobuf");
+            // Every attempt gets what is left of the export's time, not a timeout of its own.
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut request = self
+                .client
+                .post(&self.endpoint)
+                .timeout(left)
+                .header("content-type", "application/x-protobuf");
             if self.gzip {
                 request = request.header("content-encoding", "gzip");
             }
-            let sent = request.body(body.clone()).send();
-            let retryable = match sent {
-                Ok(response) => {
+            let (again, wait, failure) = match request.body(body.clone()).send() {
+                Ok(mut response) => {
                     let status = response.status();
-                    // Read to the end, so the connection is kept for the next batch.
-                    let answer = response.bytes().unwrap_or_default();
+                    let wait = retry_after(response.headers());
+                    // Read (a bounded answer) to the end, so the connection serves the next batch.
+                    let _ = std::io::copy(
+                        &mut std::io::Read::take(&mut response, MAX_ANSWER),
+                        &mut std::io::sink(),
+                    );
                     if status.is_success() {
                         return Ok(());
                     }
-                    let failure = format!(
-                        "the collector answered {status}: {}",
-                        String::from_utf8_lossy(&answer[..answer.len().min(200)])
-                    );
+                    // The answer's body is left out: a collector may echo the request's headers.
                     let again = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-                    (again, failure)
+                    (again, wait, format!("the collector answered {status}"))
                 }
-                Err(err) => (err.is_connect() || err.is_timeout(), format!("export failed: {err}")),
+                Err(err) => (err.is_connect() || err.is_timeout(), None, format!("export failed: {err}")),
             };
-            let (again, failure) = retryable;
             attempt += 1;
-            if !again || attempt > RETRIES || std::time::Instant::now() + pause >= deadline {
+            // The collector's Retry-After, when it gives one, else a doubling pause.
+            let pause_now = wait.map_or(pause, |wait| wait.max(pause));
+            if !again || attempt > RETRIES || std::time::Instant::now() + pause_now >= deadline {
                 return Err(OTelSdkError::InternalFailure(failure));
             }
-            std::thread::sleep(pause);
+            std::thread::sleep(pause_now);
             pause *= 2;
         }
     }
+}
+
+/// A `Retry-After` in seconds (the form collectors send; an HTTP date is not read).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// `body` gzip-compressed, at the fastest level: spans repeat names and keys, so even that
@@ -349,11 +363,14 @@ fn put_scope(out: &mut Vec<u8>, scope: &InstrumentationScope) {
 
 // --- trace.proto: Span, ScopeSpans, ResourceSpans ---
 
-/// `SpanFlags`: the trace flags, and whether the parent is known to be remote.
+/// `SpanFlags`: the sampled flag, and whether the parent is known to be remote. The other bits
+/// of the low byte are W3C's; the B3 propagator keeps its debug and deferred marks there, which
+/// are no collector's business.
 fn span_flags(parent_is_remote: bool, trace_flags: u8) -> u32 {
     const HAS_IS_REMOTE: u32 = 0x100;
     const IS_REMOTE: u32 = 0x200;
-    u32::from(trace_flags) | HAS_IS_REMOTE | if parent_is_remote { IS_REMOTE } else { 0 }
+    let sampled = trace_flags & opentelemetry::trace::TraceFlags::SAMPLED.to_u8();
+    u32::from(sampled) | HAS_IS_REMOTE | if parent_is_remote { IS_REMOTE } else { 0 }
 }
 
 fn kind(kind: &SpanKind) -> u64 {
@@ -617,12 +634,20 @@ mod tests {
         exporter.set_resource(&resource);
         let written = encode(&exporter.resource, &spans());
         let decoded = ExportTraceServiceRequest::decode(written.as_slice()).unwrap();
-        let expected = ExportTraceServiceRequest {
+        let mut expected = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
                 spans(),
                 &ResourceAttributesWithSchema::from(&resource),
             ),
         };
+        // Of the trace flags, only the sampled bit goes out (B3's debug mark stays home).
+        let sampled_only = |flags: &mut u32| *flags &= !0xfe;
+        for span in
+            expected.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans)
+        {
+            sampled_only(&mut span.flags);
+            span.links.iter_mut().for_each(|link| sampled_only(&mut link.flags));
+        }
         assert_eq!(decoded, expected);
         // Nothing more than prost writes either.
         assert_eq!(written.len(), expected.encoded_len());
@@ -638,5 +663,75 @@ mod tests {
         assert_eq!(decoded.resource_spans.len(), 1);
         assert_eq!(decoded.resource_spans[0].scope_spans.len(), 1);
         assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), only.len());
+    }
+
+    /// What the collector saw of each request: its head (lower-cased) and its body.
+    type Requests = Vec<(String, Vec<u8>)>;
+
+    /// A collector on 127.0.0.1 that gives each connection the next of `answers` (status line
+    /// and headers) and keeps each request's head and body.
+    fn collector(answers: &[&'static str]) -> (String, std::thread::JoinHandle<Requests>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let answers = answers.to_vec();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                while reader.read_line(&mut head).unwrap() > 2 && !head.ends_with("\r\n\r\n") {}
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|n| n.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let reply =
+                    format!("{answer}\r\ncontent-length: 15\r\nconnection: close\r\n\r\ntoken=s3cret..!");
+                stream.write_all(reply.as_bytes()).unwrap();
+                seen.push((head.to_ascii_lowercase(), body));
+            }
+            seen
+        });
+        (url, thread)
+    }
+
+    #[test]
+    fn a_busy_collector_is_tried_again_with_the_same_headers_and_gzip_body() {
+        let (url, collector) =
+            collector(&["HTTP/1.1 503 Service Unavailable\r\nretry-after: 0", "HTTP/1.1 200 OK"]);
+        let headers = [("authorization".to_owned(), "Bearer t".to_owned())];
+        let exporter = HttpExporter::new(&url, Duration::from_secs(5), &headers, true).unwrap();
+        let body = encode(&(Vec::new(), String::new()), &spans());
+        assert!(exporter.send(body.clone()).is_ok());
+        let seen = collector.join().unwrap();
+        assert_eq!(seen.len(), 2, "one retry");
+        for (head, sent) in seen {
+            assert!(head.starts_with("post /v1/traces "), "{head}");
+            for line in
+                ["content-type: application/x-protobuf", "content-encoding: gzip", "authorization: bearer t"]
+            {
+                assert!(head.contains(line), "{line} in {head}");
+            }
+            let mut inflated = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(sent.as_slice()), &mut inflated)
+                .unwrap();
+            assert_eq!(inflated, body);
+        }
+    }
+
+    #[test]
+    fn a_refused_batch_is_not_tried_again_and_the_answer_stays_out_of_the_error() {
+        let (url, collector) = collector(&["HTTP/1.1 400 Bad Request"]);
+        let exporter = HttpExporter::new(&url, Duration::from_secs(5), &[], false).unwrap();
+        let err = exporter.send(b"x".to_vec()).unwrap_err().to_string();
+        assert_eq!(collector.join().unwrap().len(), 1);
+        assert!(err.contains("400") && !err.contains("s3cret"), "{err}");
     }
 }
