@@ -16,7 +16,7 @@ use actix_web::middleware::Next;
 use actix_web::web::Data;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::propagation::X_REQUEST_ID;
 use crate::telemetry::{Otel, Tracing};
@@ -69,19 +69,29 @@ pub async fn observe(
 /// applied to the headers it is read from, see `edge::rule`); returns the context holding it.
 fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_id: &str) -> Context {
     let parent = otel.propagators().extract(req.headers());
+    // Semantic conventions: a method outside the known set is `_OTHER` (its text kept apart)
+    // and names the span `HTTP`, so clients cannot mint span names.
+    let known = known_method(req.method());
+    let method = known.unwrap_or("HTTP");
     let name = match route {
-        Some(route) => format!("{} {route}", req.method()),
-        None => req.method().as_str().to_owned(),
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
     };
     let (host, scheme) = host_and_scheme(req);
     let (address, port) = split_host(&host);
     // Room for the status and the error type, set at the end: no regrowth.
     let mut attributes = Vec::with_capacity(10);
-    attributes.push(KeyValue::new("http.request.method", method_value(req.method())));
+    attributes.push(KeyValue::new("http.request.method", known.unwrap_or("_OTHER")));
+    if known.is_none() {
+        attributes.push(KeyValue::new("http.request.method_original", req.method().as_str().to_owned()));
+    }
     if let Some(route) = route {
         attributes.push(KeyValue::new("http.route", route.to_owned()));
     }
     attributes.push(KeyValue::new("url.path", req.path().to_owned()));
+    if !req.query_string().is_empty() {
+        attributes.push(KeyValue::new("url.query", req.query_string().to_owned()));
+    }
     attributes.push(KeyValue::new("url.scheme", static_or_owned(&scheme, &["http", "https"])));
     attributes.push(KeyValue::new("server.address", address.to_owned()));
     if let Some(port) = port {
@@ -91,7 +101,9 @@ fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_i
         attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
     }
     if request_id != "-" {
-        attributes.push(KeyValue::new("http.request.header.x-request-id", request_id.to_owned()));
+        // Header attributes are string arrays: a header may come more than once.
+        let values = Array::String(vec![StringValue::from(request_id.to_owned())]);
+        attributes.push(KeyValue::new("http.request.header.x-request-id", Value::Array(values)));
     }
     otel.start(name, SpanKind::Server, attributes, &parent)
 }
@@ -129,10 +141,10 @@ fn end(cx: &Context, status: StatusCode) {
     span.end();
 }
 
-/// The method as an attribute value, without a copy for the common ones.
-fn method_value(method: &Method) -> Value {
+/// The method, when it is one of HTTP's (RFC 9110 and PATCH), as the conventions list them.
+fn known_method(method: &Method) -> Option<&'static str> {
     const KNOWN: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
-    static_or_owned(method.as_str(), &KNOWN)
+    KNOWN.iter().find(|known| **known == method.as_str()).copied()
 }
 
 /// `text` as a value, borrowed from `known` when it is one of them.

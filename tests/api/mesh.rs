@@ -157,7 +157,9 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
     assert_eq!(server.attr("url.scheme").as_deref(), Some("http"));
     assert_eq!(server.attr("user_agent.original").as_deref(), Some("curl/8.5.0"));
     assert_eq!(server.attr("http.response.status_code").as_deref(), Some("200"));
-    assert_eq!(server.attr("http.request.header.x-request-id").as_deref(), Some(REQUEST_ID));
+    assert_eq!(server.attr_values("http.request.header.x-request-id"), Some(vec![REQUEST_ID.to_owned()]));
+    assert_eq!(server.attr("url.query"), None, "no query, no attribute");
+    assert_eq!(server.attr("http.request.method_original"), None, "a known method is itself");
     for (upstream, received) in [("details", &details), ("reviews", &reviews)] {
         let call = spans
             .iter()
@@ -188,6 +190,28 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
         "{log}"
     );
     assert!(log.contains(&format!("request_id=\"{REQUEST_ID}\"")) && log.contains("status=200"), "{log}");
+}
+
+#[actix_web::test]
+async fn an_unknown_method_is_other_and_a_query_is_recorded() {
+    let harness = Harness::start("otel", &[]).await;
+    let mut request = client().request(
+        actix_web::http::Method::from_bytes(b"BREW").unwrap(),
+        harness.productpage.url("/productpage?u=normal"),
+    );
+    request = request.insert_header(("traceparent", format!("00-{TRACE}-{SPAN}-01")));
+    let refused = answer(request.send()).await;
+    assert!(refused.status >= 400 && refused.status < 500, "{}", refused.status);
+    let (_, receiver) = harness.stop().await;
+    let server = receiver
+        .trace_where(Duration::from_secs(5), |s| s.kind() == "SERVER" && s.trace_id() == TRACE)
+        .await
+        .expect("the request's SERVER span");
+    // A client cannot mint span names: the method is `_OTHER`, the span `HTTP ...`.
+    assert!(server.span.name.starts_with("HTTP"), "{}", server.span.name);
+    assert_eq!(server.attr("http.request.method").as_deref(), Some("_OTHER"));
+    assert_eq!(server.attr("http.request.method_original").as_deref(), Some("BREW"));
+    assert_eq!(server.attr("url.query").as_deref(), Some("u=normal"));
 }
 
 #[actix_web::test]

@@ -38,6 +38,20 @@ impl Received {
         text(&self.span.attributes, key)
     }
 
+    /// A string-array attribute (such as a header's values).
+    pub fn attr_values(&self, key: &str) -> Option<Vec<String>> {
+        let value = self.span.attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()?;
+        let Value::ArrayValue(array) = value else { return None };
+        array
+            .values
+            .iter()
+            .map(|v| match &v.value {
+                Some(Value::StringValue(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn trace_id(&self) -> String {
         hex(&self.span.trace_id)
     }

@@ -61,7 +61,7 @@ async fn one_trace_per_request(receiver: Receiver, protocol: &str, fetch: FetchS
         let root = receiver
             .trace_where(Duration::from_secs(10), |s| {
                 s.kind() == "SERVER"
-                    && s.attr("http.request.header.x-request-id").as_deref() == Some(request_id)
+                    && s.attr_values("http.request.header.x-request-id") == Some(vec![request_id.to_owned()])
             })
             .await
             .unwrap_or_else(|| panic!("no span for {request_id}"));

@@ -3,7 +3,7 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName};
 use opentelemetry::Context;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
 
 use opentelemetry::propagation::TextMapPropagator;
 
@@ -130,10 +130,35 @@ impl Propagators {
             .map(|reader| reader.extract_with_context(&empty, &extractor))
             .find(|cx| cx.span().span_context().is_valid())
             .unwrap_or(empty);
+        if headers.contains_key("tracestate") {
+            cx = self.with_w3c_trace_state(cx, &extractor);
+        }
         for reader in &self.other_readers {
             cx = reader.extract_with_context(&cx, &extractor);
         }
         cx
+    }
+
+    /// `cx` with the W3C `tracestate`, when another format won with the same span: B3 carries
+    /// no trace state, and W3C asks that vendors' entries travel on.
+    fn with_w3c_trace_state(&self, cx: Context, extractor: &HeaderExtractor<'_>) -> Context {
+        let context = cx.span().span_context().clone();
+        if !self.kinds.contains(&PropagatorKind::TraceContext) || context.trace_state() != &TraceState::NONE {
+            return cx;
+        }
+        let w3c = W3cTraceContext.extract_with_context(&Context::new(), extractor);
+        let w3c = w3c.span().span_context().clone();
+        if w3c.trace_id() != context.trace_id() || w3c.span_id() != context.span_id() {
+            return cx;
+        }
+        let merged = SpanContext::new(
+            context.trace_id(),
+            context.span_id(),
+            context.trace_flags(),
+            true,
+            w3c.trace_state().clone(),
+        );
+        cx.with_remote_span_context(merged)
     }
 
     /// Writes `cx` onto an outbound request's headers.
@@ -286,6 +311,25 @@ mod tests {
         let cx = Propagators::new(&PropagatorKind::DEFAULT)
             .extract(&headers(&[("traceparent", &format!("00-{TRACE}-{SPAN}-01")), ("x-b3-traceid", "zz")]));
         assert_eq!(cx.span().span_context().trace_id().to_string(), TRACE);
+    }
+
+    #[test]
+    fn tracestate_travels_on_when_b3_names_the_same_span() {
+        let state = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+        let inbound = [
+            ("traceparent", format!("00-{TRACE}-{SPAN}-01")),
+            ("tracestate", state.to_owned()),
+            ("x-b3-traceid", TRACE.to_owned()),
+            ("x-b3-spanid", SPAN.to_owned()),
+            ("x-b3-sampled", "1".to_owned()),
+        ];
+        let inbound: Vec<(&'static str, &str)> = inbound.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = round_trip(&PropagatorKind::DEFAULT, &inbound);
+        assert_eq!(out.get("tracestate").unwrap(), state);
+        // Another span in B3 wins without the W3C state, which belongs to a span it is not.
+        let mut other = inbound.clone();
+        other[3] = ("x-b3-spanid", "00f067aa0ba902b7");
+        assert!(round_trip(&PropagatorKind::DEFAULT, &other).get("tracestate").is_none());
     }
 
     #[test]
