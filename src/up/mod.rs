@@ -285,7 +285,10 @@ async fn start_mesh(
         } else {
             format!("gateway/{}", serves.trim_start_matches("bookinfo-"))
         };
-        rows.push(Row { name, url: format!("http://{addr}/productpage"), pid: layout.gateway_pid });
+        // The listener by Host has no page of its own to open: a browser sends no such Host.
+        let url =
+            if single || i > 0 { format!("http://{addr}/productpage") } else { format!("http://{addr}") };
+        rows.push(Row { name, url, pid: layout.gateway_pid });
     }
     for (ns, pod, app, sidecar) in layout.apps.iter().rev() {
         let name = if single { pod.clone() } else { format!("{ns}/{pod}") };
