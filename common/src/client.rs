@@ -27,7 +27,7 @@ use awc::error::{PayloadError, SendRequestError};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 
-use crate::propagation::{ForwardedHeaders, TRACE_CONTEXT_HEADERS, WRITABLE_CONTEXT_HEADERS};
+use crate::propagation::{ForwardedHeaders, carries_trace_context, writable_trace_context};
 use crate::routing::{Decision, Router};
 use crate::telemetry::Tracing;
 use crate::telemetry::spans::current_parent;
@@ -105,12 +105,9 @@ impl RequestContext {
             // received goes on, as in propagate mode.
             Tracing::Otel(otel) => ForwardedHeaders::capture_except(req.headers(), |name| {
                 let propagators = otel.propagators();
-                propagators.owns(name)
-                    || (!propagators.kinds().is_empty() && WRITABLE_CONTEXT_HEADERS.contains(&name.as_str()))
+                propagators.owns(name) || (!propagators.kinds().is_empty() && writable_trace_context(name))
             }),
-            Tracing::None => ForwardedHeaders::capture_except(req.headers(), |name| {
-                TRACE_CONTEXT_HEADERS.contains(&name.as_str())
-            }),
+            Tracing::None => ForwardedHeaders::capture_except(req.headers(), carries_trace_context),
         };
         Ok(Self { client, forwarded })
     }
@@ -314,7 +311,8 @@ impl Call<'_> {
             let uri = request.get_uri();
             let address = uri.host().map(|host| KeyValue::new("server.address", host.to_owned()));
             let port = uri.port_u16().map(|port| KeyValue::new("server.port", i64::from(port)));
-            let place = [Some(KeyValue::new("url.full", url.clone())), address, port];
+            // The request holds its own URI: the text moves into the attribute.
+            let place = [Some(KeyValue::new("url.full", url)), address, port];
             cx.span().set_attributes(place.into_iter().flatten());
         }
         let mut response =

@@ -53,13 +53,6 @@ fn the_baggage_regex_matches_members_and_nothing_else() {
         "a=1,user=jason;p;q=2,b=2",
         "canary=v3,user=jason",
     ];
-    for baggage in matching {
-        assert_eq!(
-            version(&routing, "reviews", &[("baggage", baggage)]).as_deref(),
-            Some("v2"),
-            "{baggage:?}"
-        );
-    }
     let not_matching = [
         "",
         "xuser=jason",
@@ -72,12 +65,11 @@ fn the_baggage_regex_matches_members_and_nothing_else() {
         "user=%20jason",
         "k=v;user=jason",
     ];
-    for baggage in not_matching {
-        assert_eq!(
-            version(&routing, "reviews", &[("baggage", baggage)]).as_deref(),
-            Some("v1"),
-            "{baggage:?}"
-        );
+    for (baggages, expected) in [(&matching[..], "v2"), (&not_matching[..], "v1")] {
+        for baggage in baggages {
+            let routed = version(&routing, "reviews", &[("baggage", baggage)]);
+            assert_eq!(routed.as_deref(), Some(expected), "{baggage:?}");
+        }
     }
     assert_eq!(version(&routing, "reviews", &[("baggage", "canary=v3")]).as_deref(), Some("v3"));
     assert_eq!(version(&routing, "reviews", &[("baggage", "team=a , canary = v3;x")]).as_deref(), Some("v3"));

@@ -1,13 +1,12 @@
 //! The image's `curl`: the binary called by that name, against a real productpage.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::helpers::{dead_upstream, spawn_productpage};
+use crate::helpers::{dead_upstream, spawn_productpage, stub};
 
 /// Runs the binary as `curl` (through a link of that name) with `args`.
 fn curl(args: &[&str]) -> (i32, String, String) {
@@ -85,11 +84,9 @@ fn an_invalid_port_is_a_malformed_url_not_port_80() {
 fn redirector() -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let counted = count.clone();
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
+    let addr = stub(move |app| {
         let counted = counted.clone();
-        App::new().default_service(web::to(move |req: HttpRequest| {
+        app.default_service(web::to(move |req: HttpRequest| {
             counted.fetch_add(1, Ordering::SeqCst);
             let location = match req.path() {
                 "/loop" => Some("/loop"),
@@ -104,15 +101,9 @@ fn redirector() -> (String, Arc<AtomicUsize>) {
                     None => HttpResponse::Ok().body("done"),
                 }
             }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
-    (base, count)
+        }));
+    });
+    (format!("http://{addr}"), count)
 }
 
 #[actix_web::test]

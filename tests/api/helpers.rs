@@ -174,6 +174,21 @@ pub fn reviews_body() -> String {
     bookinfo_reviews::body::render(0, &origin, None)
 }
 
+/// A stand-in server on an ephemeral 127.0.0.1 port (one worker, no signal handling), its
+/// routes set by `configure`; its address.
+pub fn stub(configure: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = HttpServer::new(move || App::new().configure(configure.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+    actix_web::rt::spawn(server);
+    addr
+}
+
 /// A stand-in upstream on an ephemeral port: records every request and answers `canned`.
 pub struct Capture {
     pub app: TestApp,
@@ -184,12 +199,10 @@ impl Capture {
     pub fn start(canned: Canned) -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let log = received.clone();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = HttpServer::new(move || {
+        let addr = stub(move |app| {
             let log = log.clone();
             let canned = canned.clone();
-            App::new().default_service(web::to(move |req: HttpRequest| {
+            app.default_service(web::to(move |req: HttpRequest| {
                 let log = log.clone();
                 let canned = canned.clone();
                 async move {
@@ -208,14 +221,8 @@ impl Capture {
                         .content_type("application/json")
                         .body(canned.body)
                 }
-            }))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .expect("listen")
-        .run();
-        actix_web::rt::spawn(server);
+            }));
+        });
         Self { app: TestApp { addr }, received }
     }
 

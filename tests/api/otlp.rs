@@ -1,12 +1,12 @@
 //! A real OTLP receiver inside the tests, over HTTP (protobuf bodies) and gRPC: what the
 //! services export is decoded with the `opentelemetry-proto` types and kept for assertions.
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::HttpResponse;
 use actix_web::web::{self, Bytes};
-use actix_web::{App, HttpResponse, HttpServer};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -40,8 +40,7 @@ impl Received {
 
     /// A string-array attribute (such as a header's values).
     pub fn attr_values(&self, key: &str) -> Option<Vec<String>> {
-        let value = self.span.attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()?;
-        let Value::ArrayValue(array) = value else { return None };
+        let Value::ArrayValue(array) = value(&self.span.attributes, key)? else { return None };
         array
             .values
             .iter()
@@ -79,9 +78,12 @@ impl Received {
     }
 }
 
+fn value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+}
+
 fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
-    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()?;
-    Some(match value {
+    Some(match value(attributes, key)? {
         Value::StringValue(s) => s.clone(),
         Value::IntValue(i) => i.to_string(),
         Value::BoolValue(b) => b.to_string(),
@@ -130,12 +132,10 @@ impl Receiver {
         let store = spans.clone();
         let exports = Arc::new(Mutex::new(Vec::new()));
         let seen = exports.clone();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || {
+        let addr = crate::helpers::stub(move |app| {
             let store = store.clone();
             let seen = seen.clone();
-            App::new().route(
+            app.route(
                 "/v1/traces",
                 web::post().to(move |request: actix_web::HttpRequest, body: Bytes| {
                     let store = store.clone();
@@ -160,15 +160,9 @@ impl Receiver {
                         }
                     }
                 }),
-            )
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_web::rt::spawn(server);
-        Self { endpoint, spans, exports }
+            );
+        });
+        Self { endpoint: format!("http://{addr}"), spans, exports }
     }
 
     /// OTLP/gRPC: the `TraceService` of the collector protocol.

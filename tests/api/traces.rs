@@ -2,15 +2,14 @@
 //! project's stack and hand-made traces shaped as Istio's sidecars make them, served by a local
 //! fake of Jaeger's `/api/v3`.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use actix_web::HttpResponse;
 use actix_web::web::{self, Query};
-use actix_web::{App, HttpResponse, HttpServer};
 use serde_json::Value;
 
-use crate::helpers::{answer, client, dead_upstream, get};
+use crate::helpers::{answer, client, dead_upstream, get, stub};
 use crate::process::Proc;
 use crate::spans::{FetchSpans, app_spans_with, per_service_kind_with, sidecar_spans};
 use crate::stack::Up;
@@ -44,69 +43,59 @@ fn holds(document: &Value, service: Option<&str>, id: Option<&str>) -> bool {
 fn fake_jaeger(failing: bool) -> String {
     let documents: Vec<Value> =
         ["istio-propagate.json", "istio-otel.json", "istio-broken.json"].map(load).to_vec();
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || {
+    let addr = stub(move |app| {
         let by_id = documents.clone();
         let by_service = documents.clone();
-        App::new()
-            .route(
-                "/jaeger/api/v3/traces/{id}",
-                web::get().to(move |id: web::Path<String>| {
-                    let found = by_id.iter().find(|d| holds(d, None, Some(&id))).cloned();
-                    async move {
-                        match (failing, found) {
-                            (true, _) => HttpResponse::ServiceUnavailable().body("storage is down"),
-                            (false, Some(document)) => HttpResponse::Ok().json(document),
-                            (false, None) => HttpResponse::NotFound().json(
-                                serde_json::json!({"error": {"httpCode": 404, "message": "trace not found"}}),
-                            ),
-                        }
+        app.route(
+            "/jaeger/api/v3/traces/{id}",
+            web::get().to(move |id: web::Path<String>| {
+                let found = by_id.iter().find(|d| holds(d, None, Some(&id))).cloned();
+                async move {
+                    match (failing, found) {
+                        (true, _) => HttpResponse::ServiceUnavailable().body("storage is down"),
+                        (false, Some(document)) => HttpResponse::Ok().json(document),
+                        (false, None) => HttpResponse::NotFound().json(
+                            serde_json::json!({"error": {"httpCode": 404, "message": "trace not found"}}),
+                        ),
                     }
-                }),
-            )
-            .route(
-                "/jaeger/api/v3/traces",
-                web::get().to(move |query: Query<std::collections::HashMap<String, String>>| {
-                    let service = query.get("query.service_name").cloned().unwrap_or_default();
-                    let timed = query.contains_key("query.start_time_min")
-                        && query.contains_key("query.start_time_max");
-                    let found: Vec<Value> =
-                        by_service.iter().filter(|d| holds(d, Some(&service), None)).cloned().collect();
-                    async move {
-                        if failing {
-                            return HttpResponse::ServiceUnavailable().body("storage is down");
-                        }
-                        if !timed {
-                            return HttpResponse::BadRequest()
-                                .body("query.start_time_min and query.start_time_max are required");
-                        }
-                        if found.is_empty() {
-                            return HttpResponse::NotFound().json(
-                                serde_json::json!({"error": {"httpCode": 404, "message": "No traces found"}}),
-                            );
-                        }
-                        let resource_spans: Vec<Value> = found
-                            .iter()
-                            .flat_map(|d| d["result"]["resourceSpans"].as_array().unwrap().clone())
-                            .collect();
-                        HttpResponse::Ok()
-                            .json(serde_json::json!({"result": {"resourceSpans": resource_spans}}))
+                }
+            }),
+        )
+        .route(
+            "/jaeger/api/v3/traces",
+            web::get().to(move |query: Query<std::collections::HashMap<String, String>>| {
+                let service = query.get("query.service_name").cloned().unwrap_or_default();
+                let timed =
+                    query.contains_key("query.start_time_min") && query.contains_key("query.start_time_max");
+                let found: Vec<Value> =
+                    by_service.iter().filter(|d| holds(d, Some(&service), None)).cloned().collect();
+                async move {
+                    if failing {
+                        return HttpResponse::ServiceUnavailable().body("storage is down");
                     }
-                }),
-            )
-            // What Istio's addon answers outside its base path.
-            .default_service(web::to(|| async {
-                HttpResponse::NotFound().content_type("text/html").body("<html>404</html>")
-            }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
-    base
+                    if !timed {
+                        return HttpResponse::BadRequest()
+                            .body("query.start_time_min and query.start_time_max are required");
+                    }
+                    if found.is_empty() {
+                        return HttpResponse::NotFound().json(
+                            serde_json::json!({"error": {"httpCode": 404, "message": "No traces found"}}),
+                        );
+                    }
+                    let resource_spans: Vec<Value> = found
+                        .iter()
+                        .flat_map(|d| d["result"]["resourceSpans"].as_array().unwrap().clone())
+                        .collect();
+                    HttpResponse::Ok().json(serde_json::json!({"result": {"resourceSpans": resource_spans}}))
+                }
+            }),
+        )
+        // What Istio's addon answers outside its base path.
+        .default_service(web::to(|| async {
+            HttpResponse::NotFound().content_type("text/html").body("<html>404</html>")
+        }));
+    });
+    format!("http://{addr}")
 }
 
 async fn traces(args: &[&str]) -> (i32, String) {

@@ -2,9 +2,10 @@
 //!
 //! `opentelemetry-http` ships carriers for the `http` 1.x types; actix-web 4 and awc 3 are built
 //! on `http` 0.2, so these small adapters take their place. They run on every hop and every
-//! call, so none parses a header name (the tracing headers' names are known in advance), and
-//! the values of a call's tracing headers are written into one buffer and cut into header
-//! values from it ([`HeaderValues`]): one allocation for all of them rather than one each.
+//! call, so none parses a header name (the tracing headers' names are known in advance, see
+//! `known_name`), and the values of a call's tracing headers are written into one buffer and cut
+//! into header values from it ([`HeaderValues`]): one allocation for all of them rather than one
+//! each.
 
 use std::ops::Range;
 
@@ -12,38 +13,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::Bytes;
 use opentelemetry::propagation::{Extractor, Injector};
 
-/// Every header a propagator of this crate reads or writes.
-static TRACING_HEADERS: [HeaderName; 10] = [
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
-    HeaderName::from_static("baggage"),
-    HeaderName::from_static("b3"),
-    HeaderName::from_static("x-b3-traceid"),
-    HeaderName::from_static("x-b3-spanid"),
-    HeaderName::from_static("x-b3-parentspanid"),
-    HeaderName::from_static("x-b3-sampled"),
-    HeaderName::from_static("x-b3-flags"),
-    HeaderName::from_static("uber-trace-id"),
-];
-
-/// The place of `name` in [`TRACING_HEADERS`] (a match on the text: cheaper than comparing
-/// names one by one).
-fn tracing_header(name: &str) -> Option<usize> {
-    let index = match name {
-        "traceparent" => 0,
-        "tracestate" => 1,
-        "baggage" => 2,
-        "b3" => 3,
-        "x-b3-traceid" => 4,
-        "x-b3-spanid" => 5,
-        "x-b3-parentspanid" => 6,
-        "x-b3-sampled" => 7,
-        "x-b3-flags" => 8,
-        "uber-trace-id" => 9,
-        _ => return None,
-    };
-    Some(index)
-}
+use super::{UBER_TRACE_ID, known_name};
 
 /// Reads propagation headers from an inbound request.
 pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
@@ -51,8 +21,8 @@ pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
 impl Extractor for HeaderExtractor<'_> {
     /// The first value of `key`, if it is visible ASCII.
     fn get(&self, key: &str) -> Option<&str> {
-        let value = match tracing_header(key) {
-            Some(index) => self.0.get(&TRACING_HEADERS[index]),
+        let value = match known_name(key) {
+            Some(name) => self.0.get(name),
             None => self.0.get(key),
         };
         value.and_then(|value| value.to_str().ok())
@@ -64,8 +34,8 @@ impl Extractor for HeaderExtractor<'_> {
 
     /// Every value of `key`, in order (several `baggage` headers make one list).
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let all = match tracing_header(key) {
-            Some(index) => self.0.get_all(&TRACING_HEADERS[index]),
+        let all = match known_name(key) {
+            Some(name) => self.0.get_all(name),
             None => self.0.get_all(key),
         };
         let values: Vec<&str> = all.filter_map(|value| value.to_str().ok()).collect();
@@ -83,8 +53,8 @@ impl Injector for HeaderInjector<'_> {
         if value.is_empty() {
             return;
         }
-        let name = match tracing_header(key) {
-            Some(index) => TRACING_HEADERS[index].clone(),
+        let name = match known_name(key) {
+            Some(name) => name.clone(),
             None => match HeaderName::try_from(key) {
                 Ok(name) => name,
                 Err(_) => return,
@@ -104,14 +74,16 @@ const MOST_VALUES: usize = 8;
 /// into one buffer, then cut into header values that share it.
 pub struct HeaderValues {
     text: Vec<u8>,
-    /// `(header, where its value is in text)`.
-    values: [(usize, Range<usize>); MOST_VALUES],
+    /// `(header, where its value is in text)`; the first `len` are set.
+    values: [(&'static HeaderName, Range<usize>); MOST_VALUES],
     len: usize,
 }
 
 impl Default for HeaderValues {
     fn default() -> Self {
-        Self { text: Vec::with_capacity(192), values: std::array::from_fn(|_| (0, 0..0)), len: 0 }
+        // Past `len`, a placeholder never read.
+        let unset = &UBER_TRACE_ID;
+        Self { text: Vec::with_capacity(192), values: std::array::from_fn(|_| (unset, 0..0)), len: 0 }
     }
 }
 
@@ -123,7 +95,7 @@ impl HeaderValues {
     pub fn push(&mut self, name: &str, write: impl FnOnce(&mut Vec<u8>)) {
         let start = self.text.len();
         write(&mut self.text);
-        let Some(header) = tracing_header(name) else {
+        let Some(header) = known_name(name) else {
             debug_assert!(false, "{name} is not a tracing header");
             return;
         };
@@ -141,7 +113,7 @@ impl HeaderValues {
                 continue;
             }
             if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(range.clone())) {
-                headers.insert(TRACING_HEADERS[*header].clone(), value);
+                headers.insert((*header).clone(), value);
             }
         }
     }
@@ -150,7 +122,7 @@ impl HeaderValues {
     pub fn into_injector(self, injector: &mut dyn Injector) {
         for (header, range) in &self.values[..self.len] {
             let value = String::from_utf8_lossy(&self.text[range.clone()]).into_owned();
-            injector.set(TRACING_HEADERS[*header].as_str(), value);
+            injector.set(header.as_str(), value);
         }
     }
 }
@@ -180,14 +152,6 @@ mod tests {
         assert_eq!(headers.len(), 2);
         assert_eq!(headers.get("traceparent").unwrap(), "00-abc");
         assert_eq!(headers.get("x-other").unwrap(), "fine");
-    }
-
-    #[test]
-    fn tracing_headers_are_recognised_by_their_text() {
-        for (index, name) in TRACING_HEADERS.iter().enumerate() {
-            assert_eq!(tracing_header(name.as_str()), Some(index), "{name}");
-        }
-        assert_eq!(tracing_header("x-request-id"), None);
     }
 
     #[test]

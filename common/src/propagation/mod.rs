@@ -19,6 +19,7 @@ mod propagators;
 mod w3c;
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -113,43 +114,43 @@ pub const FORWARDED_HEADERS: [HeaderName; 22] = [
     HeaderName::from_static("jwt"),
 ];
 
-/// The headers of the allowlist that carry a trace context: `none` forwards none of them.
-pub const TRACE_CONTEXT_HEADERS: [&str; 15] = [
-    "traceparent",
-    "tracestate",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "x-ot-span-context",
-    "x-cloud-trace-context",
-    "grpc-trace-bin",
-    "sw8",
-    "x-datadog-trace-id",
-    "x-datadog-parent-id",
-    "x-datadog-sampling-priority",
-];
+/// [`FORWARDED_HEADERS`] as a place to borrow names from (each use of a `const` is a copy).
+static ALLOWLIST: [HeaderName; 22] = FORWARDED_HEADERS;
 
-/// The trace contexts `otel` mode can write itself (W3C trace context, B3, Jaeger): it never
-/// forwards them as received, even those its propagators do not write. Each call is a new span,
-/// so a received context would be stale, and the next hop could take its parent from it.
-pub const WRITABLE_CONTEXT_HEADERS: [&str; 9] = [
-    "traceparent",
-    "tracestate",
-    "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "uber-trace-id",
-];
+/// Where the trace contexts sit in the allowlist, `traceparent` to
+/// `x-datadog-sampling-priority`: `none` forwards none of them.
+const TRACE_CONTEXT: RangeInclusive<usize> = 1..=15;
+
+/// Of those, the ones `otel` mode can write itself (W3C trace context and B3, `traceparent` to
+/// `x-b3-flags`): it never forwards them as received, even those its propagators do not
+/// write. Each call is a new span, so a received context would be stale, and the next hop
+/// could take its parent from it.
+const WRITABLE_CONTEXT: RangeInclusive<usize> = 1..=8;
+
+/// Jaeger's header, which `otel` mode writes when asked; never forwarded as received.
+static UBER_TRACE_ID: HeaderName = HeaderName::from_static(jaeger::UBER_TRACE_ID);
+
+/// Whether `name` carries a trace context (of any tracer the allowlist knows).
+pub fn carries_trace_context(name: &HeaderName) -> bool {
+    allowlisted(name.as_str()).is_some_and(|index| TRACE_CONTEXT.contains(&index))
+}
+
+/// Whether `name` carries a trace context that `otel` mode's propagators can write.
+pub fn writable_trace_context(name: &HeaderName) -> bool {
+    allowlisted(name.as_str()).is_some_and(|index| WRITABLE_CONTEXT.contains(&index))
+}
+
+/// The name of a header this crate knows (the allowlist and Jaeger's), without parsing it.
+fn known_name(name: &str) -> Option<&'static HeaderName> {
+    match allowlisted(name) {
+        Some(index) => Some(&ALLOWLIST[index]),
+        None => (name == jaeger::UBER_TRACE_ID).then_some(&UBER_TRACE_ID),
+    }
+}
 
 /// The place of `name` in [`FORWARDED_HEADERS`], if it is there.
-fn allowlisted(name: &HeaderName) -> Option<usize> {
-    let index = match name.as_str() {
+fn allowlisted(name: &str) -> Option<usize> {
+    let index = match name {
         "x-request-id" => 0,
         "traceparent" => 1,
         "tracestate" => 2,
@@ -196,13 +197,15 @@ impl ForwardedHeaders {
         // One pass over what came in (looking each allowlisted name up would hash it, for 22
         // names of which a request carries a few), then the allowlist's order; the sort is
         // stable, so repeated headers keep theirs.
-        let mut headers: Vec<(HeaderName, HeaderValue)> = inbound
+        let mut headers: Vec<(usize, HeaderName, HeaderValue)> = inbound
             .iter()
-            .filter(|(name, _)| allowlisted(name).is_some() && !skip(name))
-            .map(|(name, value)| (name.clone(), value.clone()))
+            .filter_map(|(name, value)| {
+                let index = allowlisted(name.as_str()).filter(|_| !skip(name))?;
+                Some((index, name.clone(), value.clone()))
+            })
             .collect();
-        headers.sort_by_key(|(name, _)| allowlisted(name));
-        Self { headers }
+        headers.sort_by_key(|(index, _, _)| *index);
+        Self { headers: headers.into_iter().map(|(_, name, value)| (name, value)).collect() }
     }
 
     /// Replaces every value of `name` with `value` (or removes it for `None`).
@@ -276,9 +279,53 @@ mod tests {
     #[test]
     fn the_allowlist_index_follows_the_allowlist() {
         for (index, name) in FORWARDED_HEADERS.iter().enumerate() {
-            assert_eq!(allowlisted(name), Some(index), "{name}");
+            assert_eq!(allowlisted(name.as_str()), Some(index), "{name}");
         }
-        assert_eq!(allowlisted(&HeaderName::from_static("x-envoy-attempt-count")), None);
+        assert_eq!(allowlisted("x-envoy-attempt-count"), None);
+    }
+
+    #[test]
+    fn tracing_headers_are_recognised_by_their_text() {
+        for name in [
+            "traceparent",
+            "tracestate",
+            "baggage",
+            "b3",
+            "x-b3-traceid",
+            "x-b3-spanid",
+            "x-b3-parentspanid",
+            "x-b3-sampled",
+            "x-b3-flags",
+            "uber-trace-id",
+        ] {
+            assert_eq!(known_name(name).map(HeaderName::as_str), Some(name));
+        }
+        assert_eq!(known_name("x-unknown"), None);
+    }
+
+    #[test]
+    fn the_trace_context_ranges_name_the_tracers_headers() {
+        let names = |range: RangeInclusive<usize>| {
+            ALLOWLIST[range].iter().map(HeaderName::as_str).collect::<Vec<_>>()
+        };
+        assert_eq!(names(TRACE_CONTEXT).first(), Some(&"traceparent"));
+        assert_eq!(names(TRACE_CONTEXT).last(), Some(&"x-datadog-sampling-priority"));
+        assert_eq!(
+            names(WRITABLE_CONTEXT),
+            [
+                "traceparent",
+                "tracestate",
+                "b3",
+                "x-b3-traceid",
+                "x-b3-spanid",
+                "x-b3-parentspanid",
+                "x-b3-sampled",
+                "x-b3-flags"
+            ]
+        );
+        assert!(carries_trace_context(&HeaderName::from_static("sw8")));
+        assert!(!carries_trace_context(&HeaderName::from_static("baggage")));
+        assert!(!writable_trace_context(&HeaderName::from_static("sw8")));
     }
 
     #[test]
