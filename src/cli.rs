@@ -118,7 +118,7 @@ impl UpArgs {
     /// # Errors
     /// A `BOOKINFO_BASE_PORT` that is not a port.
     pub fn base_port(&self) -> Result<u16, ConfigError> {
-        flag_or_env(self.base_port, BASE_PORT, "a port number")
+        flag_or_env(self.base_port, BASE_PORT, "a port number", &Env)
             .map(|p| p.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
     }
 
@@ -127,7 +127,7 @@ impl UpArgs {
     /// # Errors
     /// A `BOOKINFO_TRACING` that is not a mode.
     pub fn tracing(&self) -> Result<TracingMode, ConfigError> {
-        tracing_mode(self.tracing)
+        tracing_mode(self.tracing, &Env)
     }
 
     /// `--routes`, or `BOOKINFO_ROUTES`.
@@ -135,7 +135,7 @@ impl UpArgs {
     /// # Errors
     /// A `BOOKINFO_ROUTES` with an empty file name.
     pub fn routes(&self) -> Result<Vec<PathBuf>, ConfigError> {
-        routes(&self.routes)
+        routes(&self.routes, &Env)
     }
 }
 
@@ -349,62 +349,71 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// `--port`, or `PORT`, or 9080.
+    /// `--port`, or `PORT` of `source`, or 9080.
     ///
     /// # Errors
     /// A `PORT` that is not a port.
-    pub fn port(&self) -> Result<u16, ConfigError> {
-        let port = flag_or_env(self.port, bookinfo_common::config::PORT, "a port number")?;
+    pub fn port(&self, source: &(impl Source + ?Sized)) -> Result<u16, ConfigError> {
+        let port = flag_or_env(self.port, bookinfo_common::config::PORT, "a port number", source)?;
         Ok(port.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
     }
 
-    /// `--host`, or `BOOKINFO_HOST`; `None` for every address.
+    /// `--host`, or `BOOKINFO_HOST` of `source`; `None` for every address.
     ///
     /// # Errors
     /// A `BOOKINFO_HOST` that is not an address.
-    pub fn host(&self) -> Result<Option<IpAddr>, ConfigError> {
-        flag_or_env(self.host, bookinfo_common::config::HOST, "an IP address")
+    pub fn host(&self, source: &(impl Source + ?Sized)) -> Result<Option<IpAddr>, ConfigError> {
+        flag_or_env(self.host, bookinfo_common::config::HOST, "an IP address", source)
     }
 
     /// `--tracing`, or `BOOKINFO_TRACING`, or `otel`.
     ///
     /// # Errors
     /// A `BOOKINFO_TRACING` that is not a mode.
-    pub fn tracing(&self) -> Result<TracingMode, ConfigError> {
-        tracing_mode(self.tracing)
+    pub fn tracing(&self, source: &(impl Source + ?Sized)) -> Result<TracingMode, ConfigError> {
+        tracing_mode(self.tracing, source)
     }
 
     /// `--routes`, or `BOOKINFO_ROUTES`.
     ///
     /// # Errors
     /// A `BOOKINFO_ROUTES` with an empty file name.
-    pub fn routes(&self) -> Result<Vec<PathBuf>, ConfigError> {
-        routes(&self.routes)
+    pub fn routes(&self, source: &(impl Source + ?Sized)) -> Result<Vec<PathBuf>, ConfigError> {
+        routes(&self.routes, source)
     }
 }
 
 /// The flag's value, or the variable's, parsed; a bad variable is a [`ConfigError`] naming it.
-fn flag_or_env<T: FromStr>(flag: Option<T>, name: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+fn flag_or_env<T: FromStr>(
+    flag: Option<T>,
+    name: &str,
+    expected: &str,
+    source: &(impl Source + ?Sized),
+) -> Result<Option<T>, ConfigError> {
     match flag {
         Some(value) => Ok(Some(value)),
-        None => Env
+        None => source
             .get(name)
             .map(|value| value.trim().parse().map_err(|_| ConfigError::new(name, &value, expected)))
             .transpose(),
     }
 }
 
-fn tracing_mode(flag: Option<TracingMode>) -> Result<TracingMode, ConfigError> {
+fn tracing_mode(
+    flag: Option<TracingMode>,
+    source: &(impl Source + ?Sized),
+) -> Result<TracingMode, ConfigError> {
     let expected = "propagate, otel or none";
-    Ok(flag_or_env(flag, bookinfo_common::propagation::BOOKINFO_TRACING, expected)?.unwrap_or_default())
+    Ok(flag_or_env(flag, bookinfo_common::propagation::BOOKINFO_TRACING, expected, source)?
+        .unwrap_or_default())
 }
 
-fn routes(flag: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+fn routes(flag: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Vec<PathBuf>, ConfigError> {
     if !flag.is_empty() {
         return Ok(flag.to_vec());
     }
     let name = bookinfo_common::routing::BOOKINFO_ROUTES;
-    let Some(list) = Env.get(name) else { return Ok(Vec::new()) };
+    let Some(list) = source.get(name) else { return Ok(Vec::new()) };
     list.split(',')
         .map(|f| file_name(f).map_err(|_| ConfigError::new(name, &list, "file names, comma-separated")))
         .collect()

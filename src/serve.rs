@@ -1,7 +1,7 @@
 //! `bookinfo serve <service>`: one service, as in a container; and [`Configured`], the wiring
 //! of one service that `bookinfo serve` and the in-process tests share.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -112,28 +112,68 @@ impl Configured {
     }
 }
 
+/// Everything `bookinfo serve` reads from its flags and variables, read and checked before
+/// anything starts, so that a mistake stops the service at once with no telemetry to tear
+/// down; and so that reading it through a [`config::Recording`] tells which variables a
+/// service reads (the image test holds the Kubernetes manifests to that).
+#[derive(Debug)]
+pub struct Plan {
+    /// Where to listen: `--port`/`PORT`.
+    pub port: u16,
+    /// `--host`/`BOOKINFO_HOST`; `None` for every address.
+    pub host: Option<IpAddr>,
+    /// Where the upstreams are.
+    pub upstreams: Upstreams,
+    /// `BOOKINFO_WORKERS`.
+    pub workers: Option<usize>,
+    /// The service and its own settings.
+    pub configured: Configured,
+    /// `--routes`/`BOOKINFO_ROUTES`, loaded.
+    pub routing: Option<Routing>,
+    /// Its telemetry identity.
+    pub identity: Identity,
+    /// Its tracing mode and settings.
+    pub telemetry: telemetry::Setup,
+}
+
+impl Plan {
+    /// Reads `args` and `source`.
+    ///
+    /// # Errors
+    /// A variable that cannot be used, or a routes file that cannot be read.
+    pub fn read(args: &ServeArgs, source: &(impl Source + ?Sized)) -> Result<Self, Error> {
+        let (port, host, mode) = (args.port(source)?, args.host(source)?, args.tracing(source)?);
+        let upstreams = Upstreams::from_source(source)?;
+        let workers = workers(source)?;
+        let mut configured = Configured::from_source(args.service, args.version, source)?;
+        let routing = routes(&args.routes(source)?, source)?;
+        if let (Configured::Productpage(config), Some(routing)) = (&mut configured, &routing)
+            && source.get(ROUTED_USERS).is_none()
+        {
+            config.routed_users = RoutedUsers::new(routing.routed_users());
+        }
+        let identity = configured.identity(source);
+        let telemetry = telemetry::Setup::read(mode, source);
+        Ok(Self { port, host, upstreams, workers, configured, routing, identity, telemetry })
+    }
+}
+
 /// Runs one service until SIGINT or SIGTERM, then flushes its spans.
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     follow_parent()?;
-    // Everything is read and checked before anything starts, so a mistake stops the service at
-    // once, with no telemetry to tear down.
-    let (port, host, mode) = (args.port()?, args.host()?, args.tracing()?);
-    let upstreams = Arc::new(Upstreams::from_source(&Env)?);
-    let workers = workers(&Env)?;
-    let mut configured = Configured::from_source(args.service, args.version, &Env)?;
-    let routing = routes(&args.routes()?)?;
-    if let (Configured::Productpage(config), Some(routing)) = (&mut configured, &routing)
-        && Env.get(ROUTED_USERS).is_none()
-    {
-        config.routed_users = RoutedUsers::new(routing.routed_users());
-    }
-    let routes = routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_common::routing::Router>);
-    let listener = server::bind(host, port)?;
+    let plan = Plan::read(&args, &Env)?;
+    let routes = plan.routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_common::routing::Router>);
+    let listener = server::bind(plan.host, plan.port)?;
     let addr: SocketAddr = listener.local_addr()?;
 
-    let telemetry = telemetry::init(&configured.identity(&Env), mode, &Env);
-    let options = ServerOptions { tracing: telemetry.tracing(), routes, workers, ..ServerOptions::default() };
-    let result = match configured.run(listener, &options, upstreams) {
+    let telemetry = telemetry::init(&plan.identity, &plan.telemetry);
+    let options = ServerOptions {
+        tracing: telemetry.tracing(),
+        routes,
+        workers: plan.workers,
+        ..ServerOptions::default()
+    };
+    let result = match plan.configured.run(listener, &options, Arc::new(plan.upstreams)) {
         Ok(server) => {
             println!("{READY} {} listening on http://{addr}", args.service.name());
             server.await.map_err(Error::from)
@@ -157,12 +197,12 @@ pub fn workers(source: &(impl Source + ?Sized)) -> Result<Option<usize>, ConfigE
 
 /// The routing of `files`, if any. Under `bookinfo up`, which reports its warnings, they are
 /// only logged at debug level.
-fn routes(files: &[PathBuf]) -> Result<Option<Routing>, Error> {
+fn routes(files: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Option<Routing>, Error> {
     if files.is_empty() {
         return Ok(None);
     }
     let routing = Routing::load(files)?;
-    let under_stack = Env.get(STACK_PARENT).is_some();
+    let under_stack = source.get(STACK_PARENT).is_some();
     for warning in &routing.warnings {
         if under_stack {
             tracing::debug!("routes: {warning}");

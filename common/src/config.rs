@@ -102,6 +102,35 @@ impl<const N: usize> Source for [(&str, &str); N] {
     }
 }
 
+/// A [`Source`] that notes the name of every variable looked up in it: which variables a
+/// configuration reads, set or not (how the image test holds the manifests to the binary).
+#[derive(Debug)]
+pub struct Recording<S> {
+    inner: S,
+    names: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl<S: Source> Recording<S> {
+    /// Records the look-ups made in `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner, names: std::sync::Mutex::default() }
+    }
+
+    /// The names looked up so far, in order.
+    pub fn names(&self) -> std::collections::BTreeSet<String> {
+        self.names.lock().map(|names| names.clone()).unwrap_or_default()
+    }
+}
+
+impl<S: Source> Source for Recording<S> {
+    fn raw(&self, name: &str) -> Option<String> {
+        if let Ok(mut names) = self.names.lock() {
+            names.insert(name.to_owned());
+        }
+        self.inner.raw(name)
+    }
+}
+
 /// A configuration value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}={value:?} is not valid: expected {expected}")]
@@ -220,6 +249,15 @@ mod tests {
         let source = [("PORT", "")];
         assert_eq!(source.parse_or::<u16>(PORT, 9080, "a port").unwrap(), 9080);
         assert_eq!(source.string_or(PORT, "x"), "x");
+    }
+
+    #[test]
+    fn a_recording_source_notes_every_lookup_set_or_not() {
+        let source = Recording::new([("PORT", "1"), ("UNREAD", "x")]);
+        assert_eq!(source.get(PORT).as_deref(), Some("1"));
+        assert_eq!(source.get(HOST), None);
+        let names: Vec<String> = source.names().into_iter().collect();
+        assert_eq!(names, [HOST, PORT]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use crate::propagation::X_REQUEST_ID;
 use crate::telemetry::{Otel, Tracing};
 
+/// Every service's health check, which probes call.
+pub const HEALTH: &str = "/health";
+
 /// The middleware itself, for `actix_web::middleware::from_fn`.
 pub async fn observe(
     req: ServiceRequest,
@@ -33,10 +36,18 @@ pub async fn observe(
     let request_id = header(&req, &X_REQUEST_ID).unwrap_or("-").to_owned();
     let tracing = req.app_data::<Data<Tracing>>().map(|t| t.get_ref().clone());
 
-    let (response, ids) = match tracing.as_ref().and_then(Tracing::otel) {
+    // A health probe starts no trace (a kubelet's would add one every few seconds per pod); one
+    // that comes within a trace is part of it.
+    let traced = tracing
+        .as_ref()
+        .and_then(Tracing::otel)
+        .map(|otel| (otel, otel.propagators().extract(req.headers())));
+    let traced = traced
+        .filter(|(_, parent)| route.as_deref() != Some(HEALTH) || parent.span().span_context().is_valid());
+    let (response, ids) = match traced {
         None => (next.call(req).await, None),
-        Some(otel) => {
-            let cx = server_span(otel, &req, route.as_deref(), &request_id);
+        Some((otel, parent)) => {
+            let cx = server_span(otel, &req, &parent, route.as_deref(), &request_id);
             let ids = ids(&cx);
             // The handler runs with the request's span current: the application's own spans
             // and the calls' spans are its children, its log events its events.
@@ -67,8 +78,13 @@ pub async fn observe(
 
 /// The SERVER span of `req`, child of the caller's context (the edge rule has already been
 /// applied to the headers it is read from, see `edge::rule`); returns the context holding it.
-fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_id: &str) -> Context {
-    let parent = otel.propagators().extract(req.headers());
+fn server_span(
+    otel: &Otel,
+    req: &ServiceRequest,
+    parent: &Context,
+    route: Option<&str>,
+    request_id: &str,
+) -> Context {
     // Semantic conventions: a method outside the known set is `_OTHER` (its text kept apart)
     // and names the span `HTTP`, so clients cannot mint span names.
     let known = known_method(req.method());
@@ -105,7 +121,7 @@ fn server_span(otel: &Otel, req: &ServiceRequest, route: Option<&str>, request_i
         let values = Array::String(vec![StringValue::from(request_id.to_owned())]);
         attributes.push(KeyValue::new("http.request.header.x-request-id", Value::Array(values)));
     }
-    otel.start(name, SpanKind::Server, attributes, &parent)
+    otel.start(name, SpanKind::Server, attributes, parent)
 }
 
 /// The host (with its port, if any) and scheme the request was sent to, as actix-web's

@@ -172,6 +172,28 @@ async fn otel_service_name_and_resource_attributes_reach_the_resource() {
 }
 
 #[actix_web::test]
+async fn a_health_probe_starts_no_trace_but_one_within_a_trace_is_part_of_it() {
+    let harness = Harness::start("otel", &[]).await;
+    let probe = |headers: Vec<(&'static str, String)>| {
+        let mut request = crate::helpers::client().get(harness.productpage.url("/health"));
+        for (name, value) in headers {
+            request = request.insert_header((name, value));
+        }
+        crate::helpers::answer(request.send())
+    };
+    for _ in 0..3 {
+        assert_eq!(probe(vec![("user-agent", "kube-probe/1.31".to_owned())]).await.status, 200);
+    }
+    assert_eq!(probe(b3_single("1")).await.status, 200);
+    harness.page(&[]).await;
+    let (_, receiver) = harness.stop().await;
+    let health: Vec<_> = receiver.spans().into_iter().filter(|s| s.span.name == "GET /health").collect();
+    assert_eq!(health.len(), 1, "only the probe that came in a trace: {health:?}");
+    assert_eq!((health[0].trace_id(), health[0].parent()), (TRACE.to_owned(), SPAN.to_owned()));
+    assert!(receiver.spans().iter().any(|s| s.span.name == "GET /productpage"), "pages are traced");
+}
+
+#[actix_web::test]
 async fn sigterm_flushes_spans_still_waiting_for_their_batch() {
     let harness = Harness::start("otel", &[("OTEL_BSP_SCHEDULE_DELAY", "60000")]).await;
     harness.page(&b3_single("1")).await;

@@ -1,9 +1,9 @@
 //! Process-wide telemetry: logs in both modes, and in `otel` mode the OpenTelemetry tracer
 //! provider that exports the process's spans.
 //!
-//! [`init`] reads the standard `OTEL_*` variables ([`settings`]), installs the log subscriber
-//! (with the OpenTelemetry layer in `otel` mode) and returns a [`Telemetry`] guard that owns the
-//! provider until [`Telemetry::shutdown`] flushes it. The [`Tracing`] it hands out tells the
+//! [`Setup::read`] reads the standard `OTEL_*` variables ([`settings`]); [`init`] installs the
+//! log subscriber (with the OpenTelemetry layer in `otel` mode) and returns a [`Telemetry`]
+//! guard that owns the provider until [`Telemetry::shutdown`] flushes it. The [`Tracing`] it hands out tells the
 //! server middleware and the outbound client what to do per request.
 //!
 //! Export never holds a request up: spans are queued to the SDK's batch processor, which runs
@@ -25,6 +25,7 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter,
 };
@@ -120,21 +121,46 @@ impl Telemetry {
     }
 }
 
-/// Sets up logging and, in `otel` mode, the tracer provider of `identity`, from the `OTEL_*`
-/// variables of `source`. Invalid values are logged as warnings and replaced by defaults;
-/// nothing here stops the service.
-pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Sized)) -> Telemetry {
-    let settings = Settings::from_source(source);
-    let mut warnings = settings.warnings.clone();
-    let otel = mode == TracingMode::Otel && !settings.sdk_disabled;
-    let (provider, runtime) = if otel { provider(identity, &settings, &mut warnings) } else { (None, None) };
-    install_subscriber(provider.as_ref());
+/// `RUST_LOG`: the log filter (default `info`).
+pub const RUST_LOG: &str = "RUST_LOG";
+
+/// What [`init`] starts from, read before anything starts: the tracing mode, `RUST_LOG`, and in
+/// `otel` mode (only: the other modes use none of them) the `OTEL_*` settings.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The tracing mode.
+    pub mode: TracingMode,
+    /// The `OTEL_*` settings, in `otel` mode.
+    pub settings: Option<Settings>,
+    /// `RUST_LOG`, if set.
+    pub log_filter: Option<String>,
+}
+
+impl Setup {
+    /// Reads what `mode` uses from `source`.
+    pub fn read(mode: TracingMode, source: &(impl Source + ?Sized)) -> Self {
+        let settings = (mode == TracingMode::Otel).then(|| Settings::from_source(source));
+        Self { mode, settings, log_filter: source.get(RUST_LOG) }
+    }
+}
+
+/// Sets up logging and, in `otel` mode, the tracer provider of `identity`. Invalid values were
+/// replaced by defaults when read; they are logged here as warnings. Nothing here stops the
+/// service.
+pub fn init(identity: &Identity, setup: &Setup) -> Telemetry {
+    let (mode, settings) = (setup.mode, setup.settings.as_ref().filter(|s| !s.sdk_disabled));
+    let mut warnings = setup.settings.as_ref().map(|s| s.warnings.clone()).unwrap_or_default();
+    let (provider, runtime) = match settings {
+        Some(settings) if mode == TracingMode::Otel => provider(identity, settings, &mut warnings),
+        _ => (None, None),
+    };
+    install_subscriber(provider.as_ref(), setup.log_filter.as_deref());
 
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let tracing = match provider.as_ref() {
-        Some(provider) => {
+    let tracing = match (provider.as_ref(), settings) {
+        (Some(provider), Some(settings)) => {
             let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
             let exporters: Vec<_> = settings
                 .exporters
@@ -156,11 +182,11 @@ pub fn init(identity: &Identity, mode: TracingMode, source: &(impl Source + ?Siz
             let propagators = Propagators::new(&settings.propagators);
             Tracing::Otel(Arc::new(Otel::new(propagators, tracer(provider), settings.fetch_spans)))
         }
-        None if mode == TracingMode::None => {
+        _ if mode == TracingMode::None => {
             tracing::info!("tracing: none (no trace context is forwarded, no spans)");
             Tracing::None
         }
-        None => {
+        _ => {
             if mode == TracingMode::Otel {
                 tracing::info!(
                     "tracing: propagate (OTEL_SDK_DISABLED=true: headers are forwarded, no spans)"
@@ -185,13 +211,20 @@ fn provider(
     settings: &Settings,
     warnings: &mut Vec<String>,
 ) -> (Option<SdkTracerProvider>, Option<tokio::runtime::Runtime>) {
-    // The SDK's detectors read OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; the service's own
-    // name applies only when the variable does not give one.
-    let mut resource =
-        Resource::builder().with_attribute(KeyValue::new("service.version", identity.version.clone()));
-    if settings.service_name.is_none() {
-        resource = resource.with_service_name(identity.service);
-    }
+    // Built from the settings, not the SDK's detectors, which would read the process
+    // environment behind the configuration's back. The name: OTEL_SERVICE_NAME, else
+    // OTEL_RESOURCE_ATTRIBUTES' service.name, else the service's own, as the specification orders.
+    let attribute = |key: &str| settings.resource_attributes.iter().find(|(k, _)| k == key);
+    let service_name = (settings.service_name.clone())
+        .or_else(|| attribute("service.name").map(|(_, v)| v.clone()))
+        .unwrap_or_else(|| identity.service.to_owned());
+    let resource = Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(
+            settings.resource_attributes.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_attribute(KeyValue::new("service.version", identity.version.clone()))
+        .with_service_name(service_name);
     let mut runtime = None;
     let mut exports = Vec::new();
     for kind in &settings.exporters {
@@ -271,11 +304,11 @@ fn sampler(kind: SamplerKind) -> Sampler {
     }
 }
 
-/// Logs to standard output, filtered by `RUST_LOG` (default `info`); in `otel` mode the spans
+/// Logs to standard output, filtered by `rust_log` (default `info`); in `otel` mode the spans
 /// of this project's crates also go to the tracer provider (never the SDK's, the exporter's
 /// or the HTTP stack's own events, which would feed back into export).
-fn install_subscriber(provider: Option<&SdkTracerProvider>) {
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+fn install_subscriber(provider: Option<&SdkTracerProvider>, rust_log: Option<&str>) {
+    let filter = log_filter(rust_log);
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(true)
         .with_ansi(io::stdout().is_terminal())
@@ -323,7 +356,8 @@ fn log_filter(rust_log: Option<&str>) -> EnvFilter {
     }
 }
 
-/// Logging only, for programs and tests that trace nothing.
+/// Logging only, filtered by `RUST_LOG` of the process, for programs and tests that trace
+/// nothing.
 pub fn init_logging() {
-    install_subscriber(None);
+    install_subscriber(None, crate::config::Env.get(RUST_LOG).as_deref());
 }

@@ -16,6 +16,9 @@ use crate::propagation::PropagatorKind;
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// `OTEL_SERVICE_NAME`: overrides the service name.
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs, comma-separated (values percent-encoded),
+/// added to the resource, such as the pod's name and namespace.
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
 /// `OTEL_PROPAGATORS`: `tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`, `none`.
 pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
 /// `OTEL_TRACES_EXPORTER`: `otlp`, `console`, `none`.
@@ -115,6 +118,8 @@ pub struct Settings {
     pub sdk_disabled: bool,
     /// `OTEL_SERVICE_NAME`, if set.
     pub service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, in order.
+    pub resource_attributes: Vec<(String, String)>,
     /// Propagators, in order; empty for `none`.
     pub propagators: Vec<PropagatorKind>,
     /// Exporters; empty for `none`.
@@ -299,9 +304,19 @@ impl Settings {
 
         let sampler = sampler(source, &mut warn);
 
+        // As the specification asks, a value that does not decode is discarded whole.
+        let resource_attributes = match source.get(OTEL_RESOURCE_ATTRIBUTES) {
+            None => Vec::new(),
+            Some(list) => key_values(&list).unwrap_or_else(|| {
+                warn(OTEL_RESOURCE_ATTRIBUTES, &list, "no attributes");
+                Vec::new()
+            }),
+        };
+
         Settings {
             sdk_disabled,
             service_name: source.get(OTEL_SERVICE_NAME),
+            resource_attributes,
             propagators,
             exporters,
             protocol,
@@ -359,7 +374,9 @@ fn first_set<const N: usize>(
 
 /// `key=value,key=value` with percent-encoded values, as the specification writes exporter
 /// headers; `None` when an entry is not a valid header.
-fn headers(list: &str) -> Option<Vec<(String, String)>> {
+/// `key=value` pairs, comma-separated, values percent-encoded (the format of
+/// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`); `None` if any entry is not one.
+fn key_values(list: &str) -> Option<Vec<(String, String)>> {
     list.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
@@ -367,11 +384,18 @@ fn headers(list: &str) -> Option<Vec<(String, String)>> {
             let (key, value) = entry.split_once('=')?;
             let key = key.trim();
             let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8().ok()?;
-            let valid = actix_web::http::header::HeaderName::try_from(key).is_ok()
-                && actix_web::http::header::HeaderValue::try_from(value.as_ref()).is_ok();
-            valid.then(|| (key.to_owned(), value.into_owned()))
+            (!key.is_empty()).then(|| (key.to_owned(), value.into_owned()))
         })
         .collect()
+}
+
+fn headers(list: &str) -> Option<Vec<(String, String)>> {
+    let pairs = key_values(list)?;
+    let valid = pairs.iter().all(|(key, value)| {
+        actix_web::http::header::HeaderName::try_from(key.as_str()).is_ok()
+            && actix_web::http::header::HeaderValue::try_from(value.as_str()).is_ok()
+    });
+    valid.then_some(pairs)
 }
 
 fn is_url(text: &str) -> bool {
@@ -491,6 +515,19 @@ mod tests {
         assert_eq!(s.protocol, Protocol::HttpProtobuf);
         assert_eq!(s.endpoint, "http://localhost:4318/v1/traces");
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn resource_attributes_are_decoded_and_a_bad_list_is_discarded_whole() {
+        let s = settings(&[("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=p-1, team=a%2Cb,service.version=v9")]);
+        let expected = [("k8s.pod.name", "p-1"), ("team", "a,b"), ("service.version", "v9")];
+        assert_eq!(s.resource_attributes, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        let s = settings(&[("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=p-1,=nameless")]);
+        assert!(s.resource_attributes.is_empty());
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].starts_with("OTEL_RESOURCE_ATTRIBUTES="), "{:?}", s.warnings);
     }
 
     #[test]
