@@ -10,6 +10,8 @@ mod details;
 mod envoy_mesh;
 mod faults;
 mod helpers;
+mod image;
+mod kubelet;
 mod manifests;
 mod mesh;
 mod otel_config;
