@@ -9,8 +9,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use bookinfo_common::config::{ConfigError, Env, Source};
-use bookinfo_common::{Service, TracingMode};
+use bookinfo_config::{ConfigError, Env, Source};
+use bookinfo_propagation::TracingMode;
+
+use crate::service::Service;
 use bookinfo_mesh::envoy::Tracer;
 use bookinfo_reviews::ReviewsVersion;
 use clap::{Args, Parser, Subcommand};
@@ -74,7 +76,7 @@ pub struct UpArgs {
     pub host: IpAddr,
 
     /// Tracing mode of every service [env: BOOKINFO_TRACING] [default: otel].
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = choice::<TracingMode>(TracingMode::NAMES))]
     pub tracing: Option<TracingMode>,
 
     /// Istio YAML files (VirtualService, DestinationRule, Gateway), comma-separated: applied to
@@ -119,7 +121,7 @@ impl UpArgs {
     /// A `BOOKINFO_BASE_PORT` that is not a port.
     pub fn base_port(&self) -> Result<u16, ConfigError> {
         flag_or_env(self.base_port, BASE_PORT, "a port number", &Env)
-            .map(|p| p.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
+            .map(|p| p.unwrap_or(bookinfo_config::DEFAULT_PORT))
     }
 
     /// `--tracing`, or `BOOKINFO_TRACING`, or `otel`.
@@ -152,7 +154,7 @@ pub struct MeshArgs {
 
     /// The sidecars' tracer: Istio's zipkin (B3), zipkin-w3c (B3 and W3C) or otel (W3C, OTLP)
     /// provider.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Tracer::Zipkin, requires = "mesh")]
+    #[arg(long, ignore_case = true, value_parser = choice::<Tracer>(Tracer::NAMES), default_value_t = Tracer::Zipkin, requires = "mesh")]
     pub mesh_tracer: Tracer,
 
     /// Share of requests the gateway traces, 0-100 (Istio's randomSamplingPercentage).
@@ -295,7 +297,7 @@ pub struct TraceSource {
     #[arg(long, value_name = "URL")]
     pub jaeger: Option<String>,
     /// How far back to search Jaeger.
-    #[arg(long, default_value = "1h", value_parser = bookinfo_common::config::parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = bookinfo_config::parse_duration)]
     pub lookback: std::time::Duration,
 }
 
@@ -322,7 +324,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The service to run.
-    #[arg(value_enum, ignore_case = true)]
+    #[arg(ignore_case = true, value_parser = choice::<Service>(Service::NAMES))]
     pub service: Service,
 
     /// Port to listen on [env: PORT] [default: 9080].
@@ -334,7 +336,7 @@ pub struct ServeArgs {
     pub host: Option<IpAddr>,
 
     /// Tracing mode [env: BOOKINFO_TRACING] [default: otel].
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = choice::<TracingMode>(TracingMode::NAMES))]
     pub tracing: Option<TracingMode>,
 
     /// Istio YAML files (VirtualService, DestinationRule), comma-separated, applied to
@@ -344,7 +346,7 @@ pub struct ServeArgs {
 
     /// reviews only: the version whose defaults apply (ENABLE_RATINGS, STAR_COLOR); the
     /// variables still win.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = ReviewsVersion::V1)]
+    #[arg(long, ignore_case = true, value_parser = choice::<ReviewsVersion>(ReviewsVersion::NAMES), default_value_t = ReviewsVersion::V1)]
     pub version: ReviewsVersion,
 }
 
@@ -354,8 +356,8 @@ impl ServeArgs {
     /// # Errors
     /// A `PORT` that is not a port.
     pub fn port(&self, source: &(impl Source + ?Sized)) -> Result<u16, ConfigError> {
-        let port = flag_or_env(self.port, bookinfo_common::config::PORT, "a port number", source)?;
-        Ok(port.unwrap_or(bookinfo_common::config::DEFAULT_PORT))
+        let port = flag_or_env(self.port, bookinfo_config::PORT, "a port number", source)?;
+        Ok(port.unwrap_or(bookinfo_config::DEFAULT_PORT))
     }
 
     /// `--host`, or `BOOKINFO_HOST` of `source`; `None` for every address.
@@ -363,7 +365,7 @@ impl ServeArgs {
     /// # Errors
     /// A `BOOKINFO_HOST` that is not an address.
     pub fn host(&self, source: &(impl Source + ?Sized)) -> Result<Option<IpAddr>, ConfigError> {
-        flag_or_env(self.host, bookinfo_common::config::HOST, "an IP address", source)
+        flag_or_env(self.host, bookinfo_config::HOST, "an IP address", source)
     }
 
     /// `--tracing`, or `BOOKINFO_TRACING`, or `otel`.
@@ -381,6 +383,16 @@ impl ServeArgs {
     pub fn routes(&self, source: &(impl Source + ?Sized)) -> Result<Vec<PathBuf>, ConfigError> {
         routes(&self.routes, source)
     }
+}
+
+/// The parser of a named choice (`bookinfo_config::named!`): its names listed in `--help` and
+/// in errors, read in any letter case (with `ignore_case`).
+fn choice<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: FromStr<Err = bookinfo_config::UnknownName> + Clone + Send + Sync + 'static,
+{
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
 /// The flag's value, or the variable's, parsed; a bad variable is a [`ConfigError`] naming it.
@@ -404,15 +416,14 @@ fn tracing_mode(
     source: &(impl Source + ?Sized),
 ) -> Result<TracingMode, ConfigError> {
     let expected = "propagate, otel or none";
-    Ok(flag_or_env(flag, bookinfo_common::propagation::BOOKINFO_TRACING, expected, source)?
-        .unwrap_or_default())
+    Ok(flag_or_env(flag, bookinfo_propagation::BOOKINFO_TRACING, expected, source)?.unwrap_or_default())
 }
 
 fn routes(flag: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Vec<PathBuf>, ConfigError> {
     if !flag.is_empty() {
         return Ok(flag.to_vec());
     }
-    let name = bookinfo_common::routing::BOOKINFO_ROUTES;
+    let name = bookinfo_http::routing::BOOKINFO_ROUTES;
     let Some(list) = source.get(name) else { return Ok(Vec::new()) };
     list.split(',')
         .map(|f| file_name(f).map_err(|_| ConfigError::new(name, &list, "file names, comma-separated")))

@@ -3,8 +3,8 @@
 use std::io;
 use std::process::ExitCode;
 
-use bookinfo_common::ConfigError;
-use bookinfo_common::server::BindError;
+use bookinfo_config::ConfigError;
+use bookinfo_http::server::BindError;
 
 /// A failure that ends the program.
 #[derive(Debug, thiserror::Error)]

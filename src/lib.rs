@@ -11,5 +11,6 @@ pub mod curl;
 pub mod error;
 pub mod output;
 pub mod serve;
+pub mod service;
 pub mod traces;
 pub mod up;

@@ -6,16 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use bookinfo_common::config::{self, ConfigError, Env, Source};
-use bookinfo_common::server::{self, ServerOptions};
-use bookinfo_common::telemetry::{self, Identity};
-use bookinfo_common::{Service, Upstreams};
+use bookinfo_config::{self as config, ConfigError, Env, Source};
+use bookinfo_http::server::{self, ServerOptions};
+use bookinfo_http::{Tracing, Upstreams};
 use bookinfo_mesh::Routing;
 use bookinfo_productpage::session::{ROUTED_USERS, RoutedUsers};
 use bookinfo_reviews::ReviewsVersion;
+use bookinfo_telemetry::{self as telemetry, Identity};
 
 use crate::cli::ServeArgs;
 use crate::error::Error;
+use crate::service::Service;
 
 /// Set by `bookinfo up` on its children: the parent's process id. A child whose parent dies
 /// stops too, so no service outlives the stack.
@@ -61,6 +62,19 @@ impl Configured {
         })
     }
 
+    /// Where the services it calls live.
+    ///
+    /// # Errors
+    /// An address that cannot be used.
+    pub fn upstreams(&self, source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigError> {
+        match self {
+            Configured::Productpage(_) => bookinfo_productpage::upstreams(source),
+            Configured::Details(c) => bookinfo_details::upstreams(c, source),
+            Configured::Reviews(_) => bookinfo_reviews::upstreams(source),
+            Configured::Ratings(_) => bookinfo_ratings::upstreams(source),
+        }
+    }
+
     /// Which service it is.
     pub fn service(&self) -> Service {
         match self {
@@ -80,7 +94,7 @@ impl Configured {
             Configured::Ratings(c) => c.version.clone(),
         };
         Identity {
-            service: self.service().name(),
+            service: self.service().as_str(),
             version: source.get(config::SERVICE_VERSION).unwrap_or(version),
         }
     }
@@ -143,9 +157,9 @@ impl Plan {
     /// A variable that cannot be used, or a routes file that cannot be read.
     pub fn read(args: &ServeArgs, source: &(impl Source + ?Sized)) -> Result<Self, Error> {
         let (port, host, mode) = (args.port(source)?, args.host(source)?, args.tracing(source)?);
-        let upstreams = Upstreams::from_source(source)?;
         let workers = workers(source)?;
         let mut configured = Configured::from_source(args.service, args.version, source)?;
+        let upstreams = configured.upstreams(source)?;
         let routing = routes(&args.routes(source)?, source)?;
         if let (Configured::Productpage(config), Some(routing)) = (&mut configured, &routing)
             && source.get(ROUTED_USERS).is_none()
@@ -162,25 +176,29 @@ impl Plan {
 pub async fn run(args: ServeArgs) -> Result<(), Error> {
     follow_parent()?;
     let plan = Plan::read(&args, &Env)?;
-    let routes = plan.routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_common::routing::Router>);
+    let routes = plan.routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_http::routing::Router>);
     let listener = server::bind(plan.host, plan.port)?;
     let addr: SocketAddr = listener.local_addr()?;
 
     let telemetry = telemetry::init(&plan.identity, &plan.telemetry);
-    let options = ServerOptions {
-        tracing: telemetry.tracing(),
-        routes,
-        workers: plan.workers,
-        ..ServerOptions::default()
+    let tracing = match telemetry.spans() {
+        Some(spans) => Tracing::new(
+            plan.telemetry.mode,
+            Some(spans.tracer.clone()),
+            &spans.propagators,
+            spans.fetch_spans,
+        ),
+        None => Tracing::new(plan.telemetry.mode, None, &[], false),
     };
+    let options = ServerOptions { tracing, routes, workers: plan.workers, ..ServerOptions::default() };
     let result = match plan.configured.run(listener, &options, Arc::new(plan.upstreams)) {
         Ok(server) => {
-            println!("{READY} {} listening on http://{addr}", args.service.name());
+            println!("{READY} {} listening on http://{addr}", args.service.as_str());
             server.await.map_err(Error::from)
         }
         Err(err) => Err(err.into()),
     };
-    tracing::info!(service = args.service.name(), "stopped");
+    tracing::info!(service = args.service.as_str(), "stopped");
     telemetry.shutdown().await;
     result
 }

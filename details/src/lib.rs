@@ -13,12 +13,25 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use bookinfo_common::config::{ConfigError, Source};
-use bookinfo_common::respond::json as json_response;
-use bookinfo_common::{RequestContext, Upstream};
+use bookinfo_config::{ConfigError, Source};
+use bookinfo_http::respond::json as json_response;
+use bookinfo_http::upstream::check_base;
+use bookinfo_http::{RequestContext, Upstream, Upstreams};
 use serde_json::json;
 
-use crate::book::{Book, EXTERNAL_ISBN, LookupError};
+use crate::book::{Book, EXTERNAL_ISBN, LookupError, from_google_books};
+
+/// The service's name.
+pub use bookinfo_wire::details::NAME;
+
+/// The one service details calls, outside the mesh (details v2 only): the Google Books API.
+pub const BOOKS: Upstream = Upstream::named("books");
+
+/// `DO_NOT_ENCRYPT`: `true` makes details v2 call the Google Books API in plain HTTP on port 80,
+/// leaving TLS to the mesh (Istio's `bookinfo-details-v2.yaml` sets it).
+pub const DO_NOT_ENCRYPT: &str = "DO_NOT_ENCRYPT";
+/// `BOOKINFO_BOOKS_URL`: overrides the Google Books API address (a local stand-in, say).
+pub const BOOKS_URL: &str = "BOOKINFO_BOOKS_URL";
 
 /// `ENABLE_EXTERNAL_BOOK_SERVICE`: exactly `true` makes details look books up in the Google
 /// Books API (details v2).
@@ -46,7 +59,31 @@ impl Config {
     }
 }
 
-/// The service's routes and state, for [`bookinfo_common::server::run`].
+/// What details calls: with the external book service, the Google Books API, at
+/// `https://www.googleapis.com` unless `DO_NOT_ENCRYPT=true` (plain HTTP on port 80, the
+/// sidecar originating TLS, as the original) or `BOOKINFO_BOOKS_URL` says otherwise.
+///
+/// # Errors
+/// A `BOOKINFO_BOOKS_URL` that is not an `http://host:port` address.
+pub fn upstreams(config: &Config, source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigError> {
+    if !config.external_book_service {
+        return Ok(Upstreams::default());
+    }
+    let base = match source.get(BOOKS_URL) {
+        Some(url) => {
+            let url = url.trim_end_matches('/').to_owned();
+            check_base(BOOKS_URL, &url)?;
+            url
+        }
+        None if source.get(DO_NOT_ENCRYPT).as_deref() == Some("true") => {
+            "http://www.googleapis.com:80".to_owned()
+        }
+        None => "https://www.googleapis.com:443".to_owned(),
+    };
+    Ok(Upstreams::default().with_external(BOOKS, base))
+}
+
+/// The service's routes and state, for [`bookinfo_http::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let config = Data::new(config.clone());
     move |cfg: &mut ServiceConfig| {
@@ -85,15 +122,34 @@ async fn details(
 #[tracing::instrument(name = "fetch book", skip_all)]
 async fn fetch_external(ctx: &RequestContext, id: i64) -> Result<Book, LookupError> {
     let reply = ctx
-        .get(Upstream::Books, format!("/books/v1/volumes?q=isbn:{EXTERNAL_ISBN}"))
+        .get(BOOKS, format!("/books/v1/volumes?q=isbn:{EXTERNAL_ISBN}"))
         .timeout(EXTERNAL_TIMEOUT)
         .send()
         .await?;
-    Book::from_google_books(id, &reply.body)
+    from_google_books(id, &reply.body)
 }
 
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound()
         .content_type("text/html; charset=utf-8")
         .body("<!DOCTYPE html>\n<html><head><title>Not Found</title></head><body><h1>Not Found</h1></body></html>\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_books_api_is_https_unless_told_not_to_encrypt() {
+        let external = Config { external_book_service: true };
+        let books = |source: &[(&str, &str)]| {
+            let upstreams = upstreams(&external, source).unwrap();
+            upstreams.endpoint(BOOKS).unwrap().base().to_owned()
+        };
+        assert_eq!(books(&[]), "https://www.googleapis.com:443");
+        assert_eq!(books(&[("DO_NOT_ENCRYPT", "true")]), "http://www.googleapis.com:80");
+        assert_eq!(books(&[("BOOKINFO_BOOKS_URL", "http://127.0.0.1:1234/")]), "http://127.0.0.1:1234");
+        let v1 = upstreams(&Config::default(), &[("BOOKINFO_BOOKS_URL", "nonsense")]).unwrap();
+        assert_eq!(v1.iter().count(), 0, "details v1 calls nothing");
+    }
 }

@@ -1,20 +1,25 @@
 //! The in-app router: the decision a sidecar would make for one call, made by the calling
-//! service itself (the local stack without `--mesh`).
+//! service itself (the local stack without `--mesh`); [`crate::sidecar`] carries the call by it.
 
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
-use bookinfo_common::routing::{Decision, Retry, Router};
+use bookinfo_http::routing::{Answer, Outbound, Router, Transport};
+use futures_util::future::LocalBoxFuture;
 
 use crate::model::{Condition, Retries, Routing, Rule};
+use crate::sidecar::{self, Decision, Retry};
 
 /// Istio's default retries: twice, on a refused connection.
 const DEFAULT_ATTEMPTS: u32 = 2;
 
 impl Router for Routing {
-    fn route(&self, service: &str, method: &str, path: &str, headers: &HeaderMap) -> Decision {
-        self.decide(service, method, path, headers, &mut || rand::random::<f64>())
+    fn route<'a>(&'a self, call: Outbound<'a>, transport: &'a dyn Transport) -> LocalBoxFuture<'a, Answer> {
+        let decision = self.decide(call.upstream.name(), call.method, call.path, &call.headers, &mut || {
+            rand::random::<f64>()
+        });
+        Box::pin(async move { sidecar::carry(&decision, call, transport).await })
     }
 }
 

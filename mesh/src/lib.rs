@@ -1,7 +1,7 @@
 //! The Istio routing model of the Bookinfo stack, and its two routers.
 //!
 //! The same Istio YAML (VirtualService, DestinationRule, Gateway) steers traffic on a cluster,
-//! in `bookinfo up --routes` (the services apply it to their own calls: [`decide`]) and in
+//! in `bookinfo up --routes` (the services apply it to their own calls: [`decide`], carried by [`sidecar`]) and in
 //! `bookinfo up --mesh` (rendered into the Envoy sidecars' routes: [`envoy`]). [`model`] reads
 //! and checks it once for both; what neither router can do is an error naming the field and
 //! the file, never silently ignored.
@@ -11,10 +11,11 @@ pub mod decide;
 pub mod envoy;
 pub mod istio;
 pub mod model;
+pub mod sidecar;
 
 use std::path::PathBuf;
 
-pub use bookinfo_common::config::parse_duration;
+pub use bookinfo_config::parse_duration;
 
 #[cfg(test)]
 mod tests;

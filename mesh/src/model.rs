@@ -12,7 +12,7 @@ use std::time::Duration;
 use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
-use bookinfo_common::propagation::baggage::{Baggage, USER};
+use bookinfo_propagation::baggage::{Baggage, USER};
 
 use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
 use crate::{RouteError, parse_duration};

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::sidecar::Decision;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use bookinfo_common::routing::Decision;
 
 use crate::Routing;
 use crate::model::Retries;

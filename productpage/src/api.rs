@@ -1,13 +1,13 @@
 //! `/api/v1/products...`: the JSON API of Istio's `swagger.yaml`. Upstream answers are read
-//! into the types details and reviews write (ratings' is free-form JSON) and passed on
+//! into the types details and reviews write (ratings' is passed on as it came) and passed on
 //! re-serialised the way the original writes JSON; a failed call ([`Unavailable`]) answers the
 //! upstream's status (or 500) with the original's error message.
 
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use bookinfo_common::respond;
-use bookinfo_common::{RequestContext, UpstreamError};
+use bookinfo_http::respond;
+use bookinfo_http::{RequestContext, UpstreamError};
 use serde::Serialize;
 use serde_json::json;
 
@@ -102,17 +102,14 @@ fn respond(status: StatusCode, body: &impl Serialize) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DETAILS, REVIEWS};
     use actix_web::body::MessageBody;
-    use bookinfo_common::Upstream;
 
     #[test]
     fn a_failed_call_answers_the_upstreams_status_or_500_with_the_message() {
         let refused = Unavailable {
             message: REVIEWS_UNAVAILABLE,
-            source: UpstreamError::Status {
-                upstream: Upstream::Reviews,
-                status: StatusCode::SERVICE_UNAVAILABLE,
-            },
+            source: UpstreamError::Status { upstream: REVIEWS, status: StatusCode::SERVICE_UNAVAILABLE },
         };
         assert_eq!(refused.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         let response = refused.error_response();
@@ -121,7 +118,7 @@ mod tests {
         let garbled = serde_json::from_str::<u8>("x").unwrap_err();
         let decode = Unavailable {
             message: DETAILS_UNAVAILABLE,
-            source: UpstreamError::Decode { upstream: Upstream::Details, source: garbled },
+            source: UpstreamError::Decode { upstream: DETAILS, source: garbled },
         };
         assert_eq!(decode.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(std::error::Error::source(&decode).is_some_and(|s| s.is::<UpstreamError>()));

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bookinfo_common::{RequestContext, Upstream, UpstreamError};
-use bookinfo_details::book::Book;
-use bookinfo_reviews::body::Reviews;
+use bookinfo_http::{RequestContext, Upstream, UpstreamError};
+use bookinfo_wire::details::Book;
+use bookinfo_wire::reviews::Reviews;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::Config;
 use crate::metrics::Metrics;
+use crate::{Config, DETAILS, RATINGS, REVIEWS};
 
 /// The typed client of productpage's upstreams, shared by every worker.
 #[derive(Debug)]
@@ -35,7 +35,7 @@ impl Backend {
     /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
     pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Book, UpstreamError> {
         let path = format!("/details/{id}");
-        let call = self.call(ctx, Upstream::Details, path, self.config.details_timeout, 1);
+        let call = self.call(ctx, DETAILS, path, self.config.details_timeout, 1);
         call.instrument(ctx.fetch_span("fetch details")).await
     }
 
@@ -44,15 +44,18 @@ impl Backend {
     pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Reviews, UpstreamError> {
         let path = format!("/reviews/{id}");
         let config = &self.config;
-        let call = self.call(ctx, Upstream::Reviews, path, config.reviews_timeout, config.reviews_attempts);
+        let call = self.call(ctx, REVIEWS, path, config.reviews_timeout, config.reviews_attempts);
         call.instrument(ctx.fetch_span("fetch reviews")).await
     }
 
-    /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews). Ratings
-    /// answers whatever was posted for the product, so its body stays free-form JSON.
+    /// `GET /ratings/{id}` (the API route only; the page gets ratings through reviews). The
+    /// answer is passed on whatever its shape, as the original passes on ratings' JSON (its own
+    /// unit test's ratings answers `{}`): any JSON, not only a [`Ratings`].
+    ///
+    /// [`Ratings`]: bookinfo_wire::ratings::Ratings
     pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
         let path = format!("/ratings/{id}");
-        let call = self.call(ctx, Upstream::Ratings, path, self.config.ratings_timeout, 1);
+        let call = self.call(ctx, RATINGS, path, self.config.ratings_timeout, 1);
         call.instrument(ctx.fetch_span("fetch ratings")).await
     }
 

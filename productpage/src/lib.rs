@@ -21,16 +21,35 @@ use std::time::Duration;
 use actix_web::http::{Method, header};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use bookinfo_common::config::{self, ConfigError, Source};
-use bookinfo_common::edge::Edge;
-use bookinfo_common::server::get_or_head;
+use bookinfo_config::{ConfigError, Source};
+use bookinfo_http::edge::Edge;
+use bookinfo_http::server::get_or_head;
+use bookinfo_http::{Upstream, Upstreams};
+use bookinfo_wire::{details, ratings, reviews};
 
 use crate::backend::Backend;
 use crate::metrics::Metrics;
 use crate::session::{RoutedUsers, SessionKey};
 
+/// The service's name.
+pub const NAME: &str = "productpage";
+
+/// details, which productpage calls for the book.
+pub const DETAILS: Upstream = Upstream::named(details::NAME);
+/// reviews, which productpage calls for the reviews.
+pub const REVIEWS: Upstream = Upstream::named(reviews::NAME);
+/// ratings, which productpage's API calls.
+pub const RATINGS: Upstream = Upstream::named(ratings::NAME);
+
 /// `FLOOD_FACTOR`: extra reviews calls per page view (the original's `productpage-v-flooding`).
 pub const FLOOD_FACTOR: &str = "FLOOD_FACTOR";
+/// `BOOKINFO_DETAILS_TIMEOUT`: deadline of the call to details (default 3 s).
+pub const DETAILS_TIMEOUT: &str = "BOOKINFO_DETAILS_TIMEOUT";
+/// `BOOKINFO_REVIEWS_TIMEOUT`: deadline of each attempt on reviews (default 3 s).
+pub const REVIEWS_TIMEOUT: &str = "BOOKINFO_REVIEWS_TIMEOUT";
+/// `BOOKINFO_REVIEWS_ATTEMPTS`: how often reviews is tried (default 2, the original's
+/// deliberate retry).
+pub const REVIEWS_ATTEMPTS: &str = "BOOKINFO_REVIEWS_ATTEMPTS";
 
 /// How productpage calls its upstreams and signs its sessions.
 #[derive(Debug, Clone)]
@@ -76,12 +95,12 @@ impl Config {
     pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
         let default = Self::default();
         Ok(Self {
-            details_timeout: source.duration_or(config::DETAILS_TIMEOUT, default.details_timeout)?,
-            reviews_timeout: source.duration_or(config::REVIEWS_TIMEOUT, default.reviews_timeout)?,
+            details_timeout: source.duration_or(DETAILS_TIMEOUT, default.details_timeout)?,
+            reviews_timeout: source.duration_or(REVIEWS_TIMEOUT, default.reviews_timeout)?,
             reviews_attempts: source
-                .parse_or(config::REVIEWS_ATTEMPTS, default.reviews_attempts, "a number of attempts from 1")?
+                .parse_or(REVIEWS_ATTEMPTS, default.reviews_attempts, "a number of attempts from 1")?
                 .max(1),
-            ratings_timeout: source.duration_or(config::RATINGS_TIMEOUT, default.ratings_timeout)?,
+            ratings_timeout: source.duration_or(ratings::TIMEOUT, default.ratings_timeout)?,
             flood_factor: source.parse_or(FLOOD_FACTOR, default.flood_factor, "a number of calls")?,
             session_key: SessionKey::from_source(source)?,
             routed_users: RoutedUsers::from_source(source)?,
@@ -89,7 +108,15 @@ impl Config {
     }
 }
 
-/// The service's routes and state, for [`bookinfo_common::server::run`].
+/// Where details, reviews and ratings live.
+///
+/// # Errors
+/// An address that cannot be used.
+pub fn upstreams(source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigError> {
+    Upstreams::from_source(&[DETAILS, REVIEWS, RATINGS], source)
+}
+
+/// The service's routes and state, for [`bookinfo_http::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let backend = Data::new(Backend::new(config.clone(), Arc::new(Metrics::default())));
     let edge = Data::new(Edge::new(session::user_of));

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Mutex, PoisonError};
 
-use bookinfo_common::Upstream;
+use bookinfo_http::Upstream;
 
 /// Content type of the Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -48,9 +48,9 @@ mod tests {
     #[test]
     fn counts_render_per_app_and_code() {
         let metrics = Metrics::default();
-        metrics.record(Upstream::Reviews, 200);
-        metrics.record(Upstream::Reviews, 200);
-        metrics.record(Upstream::Details, 503);
+        metrics.record(crate::REVIEWS, 200);
+        metrics.record(crate::REVIEWS, 200);
+        metrics.record(crate::DETAILS, 503);
         let text = metrics.render();
         assert!(text.starts_with("# HELP request_result_total Results of requests\n"));
         assert!(text.contains("request_result_total{destination_app=\"reviews\",response_code=\"200\"} 2\n"));

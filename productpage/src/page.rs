@@ -4,9 +4,11 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::Data;
 use askama::Template;
-use bookinfo_common::{RequestContext, Upstream, UpstreamClient};
-use bookinfo_details::book::Book;
-use bookinfo_reviews::body::{Rating as RatingAnswer, Reviews};
+use bookinfo_http::{RequestContext, Upstream, UpstreamClient};
+use bookinfo_wire::details::Book;
+use bookinfo_wire::reviews::{Rating as RatingAnswer, Reviews};
+
+use crate::{DETAILS, RATINGS, REVIEWS};
 use serde_json::Value;
 
 use crate::backend::Backend;
@@ -201,14 +203,15 @@ pub async fn index(
     routed_users: Data<RoutedUsers>,
     client: Data<UpstreamClient>,
 ) -> HttpResponse {
-    let address = |u: Upstream| client.upstreams().endpoint(u).base().to_owned();
+    let address =
+        |u: Upstream| client.upstreams().endpoint(u).map(|e| e.base().to_owned()).unwrap_or_default();
     html(&IndexPage {
         user: signed_in(&session),
         routed_users,
         services: vec![
-            ServiceRow { name: "details", address: address(Upstream::Details), calls: "" },
-            ServiceRow { name: "reviews", address: address(Upstream::Reviews), calls: "ratings (v2, v3)" },
-            ServiceRow { name: "ratings", address: address(Upstream::Ratings), calls: "" },
+            ServiceRow { name: "details", address: address(DETAILS), calls: "" },
+            ServiceRow { name: "reviews", address: address(REVIEWS), calls: "ratings (v2, v3)" },
+            ServiceRow { name: "ratings", address: address(RATINGS), calls: "" },
         ],
     })
 }

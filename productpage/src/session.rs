@@ -20,7 +20,7 @@ use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bookinfo_common::config::{ConfigError, Source};
+use bookinfo_config::{ConfigError, Source};
 use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::Sha256;
@@ -181,7 +181,7 @@ impl FromRequest for Session {
     }
 }
 
-/// The signed-in user of a request: productpage's [`Edge`](bookinfo_common::edge::Edge) rule, so
+/// The signed-in user of a request: productpage's [`Edge`](bookinfo_http::edge::Edge) rule, so
 /// that `end-user` and the baggage member `user` come from the session only. A cookie that is
 /// not signed with this process's [`SessionKey`] (or an app without one) means nobody.
 pub fn user_of(req: &HttpRequest) -> Option<String> {

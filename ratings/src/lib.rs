@@ -15,9 +15,11 @@ use std::time::Instant;
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
-use bookinfo_common::config::{self, ConfigError, Source};
-use bookinfo_common::respond::json as json_response;
-use bookinfo_common::server::get_or_head;
+use bookinfo_config::{self as config, ConfigError, Source};
+use bookinfo_http::Upstreams;
+use bookinfo_http::respond::json as json_response;
+use bookinfo_http::server::get_or_head;
+use bookinfo_wire::ratings::Ratings;
 use serde_json::{Value, json};
 
 use crate::faults::{Mode, Read};
@@ -52,7 +54,18 @@ struct State {
     store: Store,
 }
 
-/// The service's routes and state, for [`bookinfo_common::server::run`].
+/// The service's name.
+pub use bookinfo_wire::ratings::NAME;
+
+/// Ratings calls no other service.
+///
+/// # Errors
+/// None; the signature matches the other services.
+pub fn upstreams(_source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigError> {
+    Ok(Upstreams::default())
+}
+
+/// The service's routes and state, for [`bookinfo_http::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let mode = config.mode();
     if mode == Mode::Database {
@@ -102,8 +115,11 @@ async fn get_ratings(req: HttpRequest, state: Data<State>) -> HttpResponse {
             );
         }
     }
-    let ratings = state.store.get(id).unwrap_or_else(|| json!({"Reviewer1": 5, "Reviewer2": 4}));
-    json_response(StatusCode::OK, &json!({"id": id, "ratings": ratings}))
+    let answer = match state.store.get(id) {
+        Some(ratings) => Ratings { id, ratings },
+        None => Ratings::defaults(id),
+    };
+    json_response(StatusCode::OK, &answer)
 }
 
 async fn post_ratings(req: HttpRequest, body: Bytes, state: Data<State>) -> HttpResponse {
@@ -123,7 +139,7 @@ async fn post_ratings(req: HttpRequest, body: Bytes, state: Data<State>) -> Http
         );
     }
     state.store.put(id, ratings.clone());
-    json_response(StatusCode::OK, &json!({"id": id, "ratings": ratings}))
+    json_response(StatusCode::OK, &Ratings { id, ratings })
 }
 
 fn product_id(req: &HttpRequest) -> Option<i64> {

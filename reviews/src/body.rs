@@ -1,10 +1,7 @@
-//! The reviews answer: [`Reviews`] is the wire format of `/reviews/{id}`, written by reviews
-//! byte for byte as the original builds it by string concatenation (its spacing included, with
-//! proper escaping of the configured strings), and read by productpage through serde.
+//! The reviews answer, built from the fixed reviews and the ratings; its wire format
+//! ([`Reviews`]) is shared with its readers through `bookinfo-wire`.
 
-use std::fmt::Write;
-
-use serde::{Deserialize, Serialize};
+pub use bookinfo_wire::reviews::{RATINGS_UNAVAILABLE, Rating, Review, Reviews};
 
 /// The two fixed reviews: reviewer and text.
 pub const REVIEWS: [(&str, &str); 2] = [
@@ -14,9 +11,6 @@ pub const REVIEWS: [(&str, &str); 2] = [
         "Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.",
     ),
 ];
-
-/// The error text of a review whose rating is unavailable.
-pub const RATINGS_UNAVAILABLE: &str = "Ratings service is currently unavailable";
 
 /// The rating shown with one review (v2 and v3 only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,119 +30,32 @@ pub struct Origin {
     pub clustername: String,
 }
 
-/// The answer of `/reviews/{id}`. Its serde form (field names and order) is what productpage
-/// reads and passes on; [`Reviews::to_json`] is the exact text reviews answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reviews {
-    /// The product id, as a string (as the original writes it).
-    pub id: String,
-    /// The pod that answered.
-    pub podname: String,
-    /// Its cluster, or the string `null`.
-    pub clustername: String,
-    /// The reviews, in order.
-    pub reviews: Vec<Review>,
-}
-
-/// One review.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Review {
-    /// Who wrote it.
-    pub reviewer: String,
-    /// What they wrote.
-    pub text: String,
-    /// Its rating: absent in v1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rating: Option<Rating>,
-}
-
-/// The rating of one review (v2, v3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Rating {
-    /// The reviewer's stars, in the configured colour.
-    Stars {
-        /// How many.
-        stars: i64,
-        /// `STAR_COLOR`.
-        color: String,
-    },
-    /// Ratings did not answer for this reviewer.
-    Error {
-        /// Why, for people ([`RATINGS_UNAVAILABLE`]).
-        error: String,
-    },
-}
-
-impl Reviews {
-    /// The reviews of product `id`, with a rating per reviewer when `ratings` is given.
-    pub fn new(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> Self {
-        let reviews = REVIEWS
-            .iter()
-            .enumerate()
-            .map(|(i, (reviewer, text))| Review {
-                reviewer: (*reviewer).to_owned(),
-                text: (*text).to_owned(),
-                rating: ratings.map(|(stars, color)| match stars[i] {
-                    Stars::Count(stars) => Rating::Stars { stars, color: color.to_owned() },
-                    Stars::Unavailable => Rating::Error { error: RATINGS_UNAVAILABLE.to_owned() },
-                }),
-            })
-            .collect();
-        Self {
-            id: id.to_string(),
-            podname: origin.podname.clone(),
-            clustername: origin.clustername.clone(),
-            reviews,
-        }
-    }
-
-    /// The answer as the original writes it.
-    pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(512);
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            r#"{{"id": {},"podname": {},"clustername": {},"reviews": ["#,
-            quote(&self.id),
-            quote(&self.podname),
-            quote(&self.clustername)
-        );
-        for (i, review) in self.reviews.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                r#"{{  "reviewer": {},  "text": {}"#,
-                quote(&review.reviewer),
-                quote(&review.text)
-            );
-            match &review.rating {
-                Some(Rating::Stars { stars, color }) => {
-                    let _ = write!(out, r#", "rating": {{"stars": {stars}, "color": {}}}"#, quote(color));
-                }
-                Some(Rating::Error { error }) => {
-                    let _ = write!(out, r#", "rating": {{"error": {}}}"#, quote(error));
-                }
-                None => {}
-            }
-            out.push('}');
-        }
-        out.push_str("]}");
-        out
+/// The reviews of product `id`, with a rating per reviewer when `ratings` is given.
+pub fn build(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> Reviews {
+    let reviews = REVIEWS
+        .iter()
+        .enumerate()
+        .map(|(i, (reviewer, text))| Review {
+            reviewer: (*reviewer).to_owned(),
+            text: (*text).to_owned(),
+            rating: ratings.map(|(stars, color)| match stars[i] {
+                Stars::Count(stars) => Rating::Stars { stars, color: color.to_owned() },
+                Stars::Unavailable => Rating::Error { error: RATINGS_UNAVAILABLE.to_owned() },
+            }),
+        })
+        .collect();
+    Reviews {
+        id: id.to_string(),
+        podname: origin.podname.clone(),
+        clustername: origin.clustername.clone(),
+        reviews,
     }
 }
 
 /// The reviews of product `id` as the original writes them, with a rating per reviewer when
 /// `ratings` is given.
 pub fn render(id: i32, origin: &Origin, ratings: Option<(&[Stars; 2], &str)>) -> String {
-    Reviews::new(id, origin, ratings).to_json()
-}
-
-/// A JSON string literal of `text`.
-fn quote(text: &str) -> String {
-    serde_json::Value::from(text).to_string()
+    build(id, origin, ratings).to_json()
 }
 
 #[cfg(test)]
@@ -185,7 +92,7 @@ mod tests {
     fn what_reviews_writes_reads_back_as_the_same_answer() {
         let all = [Stars::Count(5), Stars::Unavailable];
         for ratings in [None, Some((&all, "red")), Some((&[Stars::Count(0), Stars::Count(-3)], "a\"b"))] {
-            let written = Reviews::new(3, &origin(), ratings);
+            let written = build(3, &origin(), ratings);
             let read: Reviews = serde_json::from_str(&written.to_json()).unwrap();
             assert_eq!(read, written);
             assert_eq!(read.to_json(), written.to_json());
@@ -220,7 +127,7 @@ mod properties {
             let pair = stars.map(|(n, unavailable)| {
                 [Stars::Count(n), if unavailable { Stars::Unavailable } else { Stars::Count(n) }]
             });
-            let written = Reviews::new(0, &origin, pair.as_ref().map(|p| (p, color.as_str())));
+            let written = build(0, &origin, pair.as_ref().map(|p| (p, color.as_str())));
             let read: Reviews = serde_json::from_str(&written.to_json()).unwrap();
             prop_assert_eq!(read, written);
         }

@@ -13,11 +13,11 @@ use std::time::Duration;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpResponse, http::StatusCode};
-use bookinfo_common::config::{self, ConfigError, Source, java_bool};
-use bookinfo_common::respond::json_text;
-use bookinfo_common::server::get_or_head;
-use bookinfo_common::{RequestContext, Upstream};
-use serde_json::Value;
+use bookinfo_config::{self as config, ConfigError, Source, java_bool};
+use bookinfo_http::respond::json_text;
+use bookinfo_http::server::get_or_head;
+use bookinfo_http::{RequestContext, Upstream, Upstreams};
+use bookinfo_wire::ratings::{self, Ratings};
 use tracing::Instrument;
 
 use crate::body::{Origin, Stars};
@@ -64,7 +64,7 @@ impl Config {
             if star_color == "black" { Duration::from_secs(10) } else { Duration::from_millis(2500) };
         Ok(Self {
             enable_ratings,
-            ratings_timeout: source.duration_or(config::RATINGS_TIMEOUT, default_timeout)?,
+            ratings_timeout: source.duration_or(ratings::TIMEOUT, default_timeout)?,
             origin: Origin {
                 podname: source.get(config::HOSTNAME).unwrap_or_else(system_hostname),
                 clustername: source.string_or(CLUSTER_NAME, "null"),
@@ -86,7 +86,21 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "null".to_owned())
 }
 
-/// The service's routes and state, for [`bookinfo_common::server::run`].
+/// The service's name.
+pub use bookinfo_wire::reviews::NAME;
+
+/// ratings, which reviews v2 and v3 call.
+pub const RATINGS: Upstream = Upstream::named(ratings::NAME);
+
+/// Where ratings lives.
+///
+/// # Errors
+/// An address that cannot be used.
+pub fn upstreams(source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigError> {
+    Upstreams::from_source(&[RATINGS], source)
+}
+
+/// The service's routes and state, for [`bookinfo_http::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let config = Data::new(config.clone());
     move |cfg: &mut ServiceConfig| {
@@ -128,7 +142,7 @@ async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config
 /// original, and the reviews are still served.
 async fn fetch_stars(ctx: &RequestContext, id: i32, timeout: Duration) -> [Stars; 2] {
     let call = ctx
-        .get(Upstream::Ratings, format!("/ratings/{id}"))
+        .get(RATINGS, format!("/ratings/{id}"))
         .header(header::ACCEPT, HeaderValue::from_static("application/json"))
         .timeout(timeout);
     match call.send().await {
@@ -141,13 +155,13 @@ async fn fetch_stars(ctx: &RequestContext, id: i32, timeout: Duration) -> [Stars
 }
 
 /// Reads `ratings.Reviewer1` and `ratings.Reviewer2`; a missing or non-integer value (or the
-/// original's `-1` sentinel) makes that reviewer's rating unavailable.
+/// original's `-1` sentinel), or an answer that is not ratings', makes that reviewer's rating
+/// unavailable.
 fn stars_of(body: &[u8]) -> [Stars; 2] {
-    let answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let ratings = answer.get("ratings");
-    body::REVIEWS.map(|(reviewer, _)| match ratings.and_then(|r| r.get(reviewer)).and_then(Value::as_i64) {
-        Some(n) if n != -1 => Stars::Count(n),
-        _ => Stars::Unavailable,
+    let answer: Option<Ratings> = serde_json::from_slice(body).ok();
+    body::REVIEWS.map(|(reviewer, _)| match answer.as_ref().and_then(|a| a.stars(reviewer)) {
+        Some(n) => Stars::Count(n),
+        None => Stars::Unavailable,
     })
 }
 

@@ -34,7 +34,7 @@ pub struct Spec {
     /// Variables set for it, on top of the inherited ones.
     pub env: Vec<(String, String)>,
     /// Inherited variables it must not see.
-    pub scrub: Vec<&'static str>,
+    pub scrub: Vec<String>,
     /// When it is ready.
     pub ready: Ready,
 }

@@ -9,13 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bookinfo_common::TracingMode;
-use bookinfo_common::telemetry::settings::OTEL_PROPAGATORS;
-use bookinfo_common::upstream::Upstream;
+use bookinfo_http::upstream::Upstream;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
     self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Tracer, Workload,
 };
+use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
 
 use super::child::{Ready, Spec};
 use super::envoy::Envoy;
@@ -163,7 +163,7 @@ pub async fn start(
             app.addr.ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
         layout.apps.push((ns.clone(), instance.pod.to_owned(), app_addr, inbound));
         let workload = Workload {
-            app: instance.service.name().to_owned(),
+            app: instance.service.as_str().to_owned(),
             version: instance.version.to_string(),
             pod: instance.pod.to_owned(),
             inbound,

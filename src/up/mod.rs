@@ -18,15 +18,14 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bookinfo_common::TracingMode;
-use bookinfo_common::config::{Env, Source};
-use bookinfo_common::server;
-use bookinfo_common::telemetry::settings::{
-    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
-};
-use bookinfo_common::upstream::Upstream;
+use bookinfo_config::{Env, Source};
+use bookinfo_http::server;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::Tracer;
+use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::settings::{
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
+};
 use bookinfo_traces::sink::{OTLP_PORT, VIEWER_PORT, ZIPKIN_PORT};
 use bookinfo_traces::{Limits, Sink, SinkOptions, file};
 use tokio::time::Instant;
@@ -170,9 +169,9 @@ async fn start_plain(
         let find = |pod: &str| started.iter().find(|(i, _, _)| i.pod == pod).map(|(_, addr, _)| *addr);
         let mut upstreams = Vec::new();
         for (upstream, pod) in [
-            (Upstream::Details, "details"),
-            (Upstream::Reviews, "reviews-v1"),
-            (Upstream::Ratings, "ratings"),
+            (bookinfo_productpage::DETAILS, "details"),
+            (bookinfo_productpage::REVIEWS, "reviews-v1"),
+            (bookinfo_productpage::RATINGS, "ratings"),
         ] {
             if stack::upstreams_of(instance.service).contains(&upstream)
                 && let Some(addr) = find(pod)
@@ -181,10 +180,10 @@ async fn start_plain(
             }
         }
         // Without a mesh, productpage spreads its calls over the reviews versions itself.
-        let reviews_subsets = if instance.service == bookinfo_common::Service::Productpage {
+        let reviews_subsets = if instance.service == crate::service::Service::Productpage {
             started
                 .iter()
-                .filter(|(i, _, _)| i.service == bookinfo_common::Service::Reviews)
+                .filter(|(i, _, _)| i.service == crate::service::Service::Reviews)
                 .map(|(i, addr, _)| (i.version, *addr))
                 .collect()
         } else {
@@ -213,7 +212,7 @@ async fn start_plain(
         .rev()
         .filter_map(|i| started.iter().find(|(s, _, _)| s.pod == i.pod))
         .map(|(i, addr, pid)| {
-            let path = if i.service == bookinfo_common::Service::Productpage { "/productpage" } else { "" };
+            let path = if i.service == crate::service::Service::Productpage { "/productpage" } else { "" };
             Row { name: i.pod.to_owned(), url: format!("http://{}{path}", reachable(*addr)), pid: *pid }
         })
         .collect();
@@ -444,8 +443,7 @@ fn start_sink(args: &UpArgs, base_port: u16) -> Result<Sink, Error> {
         if base_port == 0 {
             return Ok(0);
         }
-        let moved =
-            i32::from(default) + i32::from(base_port) - i32::from(bookinfo_common::config::DEFAULT_PORT);
+        let moved = i32::from(default) + i32::from(base_port) - i32::from(bookinfo_config::DEFAULT_PORT);
         u16::try_from(moved).ok().filter(|p| *p != 0).ok_or_else(|| {
             Error::Stack(format!(
                 "--base-port {base_port} moves the {name} port out of range: set --{name}-port"

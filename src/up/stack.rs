@@ -4,15 +4,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use bookinfo_common::config::{HOST, HOSTNAME, PORT, SERVICE_VERSION, WORKERS};
-use bookinfo_common::propagation::BOOKINFO_TRACING;
-use bookinfo_common::routing::BOOKINFO_ROUTES;
-use bookinfo_common::telemetry::settings::{
+use bookinfo_config::{HOST, HOSTNAME, PORT, SERVICE_VERSION, WORKERS};
+use bookinfo_http::routing::BOOKINFO_ROUTES;
+use bookinfo_http::upstream::{SERVICES_DOMAIN, Upstream};
+use bookinfo_propagation::BOOKINFO_TRACING;
+use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::settings::{
     OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_PROPAGATORS,
     OTEL_SERVICE_NAME,
 };
-use bookinfo_common::upstream::{SERVICES_DOMAIN, Upstream};
-use bookinfo_common::{Service, TracingMode};
+
+use crate::service::Service;
 use bookinfo_productpage::session::ROUTED_USERS;
 use bookinfo_reviews::{ENABLE_RATINGS, ReviewsVersion, STAR_COLOR};
 
@@ -44,19 +46,23 @@ pub const STACK: [Instance; 6] = [
 /// The services `service` calls.
 pub fn upstreams_of(service: Service) -> &'static [Upstream] {
     match service {
-        Service::Productpage => &[Upstream::Details, Upstream::Reviews, Upstream::Ratings],
-        Service::Reviews => &[Upstream::Ratings],
+        Service::Productpage => {
+            &[bookinfo_productpage::DETAILS, bookinfo_productpage::REVIEWS, bookinfo_productpage::RATINGS]
+        }
+        Service::Reviews => &[bookinfo_reviews::RATINGS],
         Service::Details | Service::Ratings => &[],
     }
 }
 
 /// Variables a child must not inherit from the shell: `up` sets what each child needs, and
 /// each service has a telemetry identity of its own.
-pub fn scrubbed() -> Vec<&'static str> {
-    let mut names =
-        vec![OTEL_SERVICE_NAME, BOOKINFO_ROUTES, SERVICES_DOMAIN, ENABLE_RATINGS, STAR_COLOR, PORT, HOST];
-    for upstream in [Upstream::Details, Upstream::Reviews, Upstream::Ratings] {
-        names.extend(upstream.address_vars().into_iter().flatten());
+pub fn scrubbed() -> Vec<String> {
+    let mut names: Vec<String> =
+        [OTEL_SERVICE_NAME, BOOKINFO_ROUTES, SERVICES_DOMAIN, ENABLE_RATINGS, STAR_COLOR, PORT, HOST]
+            .map(str::to_owned)
+            .to_vec();
+    for upstream in upstreams_of(Service::Productpage) {
+        names.extend(upstream.address_vars());
     }
     names
 }
@@ -129,33 +135,31 @@ impl App<'_> {
             env.push((OTEL_PROPAGATORS.into(), propagators.into()));
         }
         for (upstream, addr) in &self.upstreams {
-            if let Some([host_var, port_var, _]) = upstream.address_vars() {
-                let addr = reachable(*addr);
-                env.push((host_var.into(), addr.ip().to_string()));
-                env.push((port_var.into(), addr.port().to_string()));
-            }
+            let [host_var, port_var, _] = upstream.address_vars();
+            let addr = reachable(*addr);
+            env.push((host_var, addr.ip().to_string()));
+            env.push((port_var, addr.port().to_string()));
         }
-        if !self.reviews_subsets.is_empty()
-            && let Some([_, _, subsets_var]) = Upstream::Reviews.address_vars()
-        {
+        if !self.reviews_subsets.is_empty() {
+            let [_, _, subsets_var] = bookinfo_productpage::REVIEWS.address_vars();
             let list: Vec<String> = self
                 .reviews_subsets
                 .iter()
                 .map(|(v, addr)| format!("{v}=http://{}", reachable(*addr)))
                 .collect();
-            env.push((subsets_var.into(), list.join(",")));
+            env.push((subsets_var, list.join(",")));
         }
         let mut scrub = scrubbed();
         if instance.service != Service::Ratings {
             // It selects ratings' fault modes; elsewhere it would only mislabel the service.
-            scrub.push(SERVICE_VERSION);
+            scrub.push(SERVICE_VERSION.to_owned());
         }
         if self.propagators.is_none() && !matches!(self.mode, TracingMode::Otel) {
-            scrub.push(OTEL_PROPAGATORS);
+            scrub.push(OTEL_PROPAGATORS.to_owned());
         }
         let mut args = vec![
             "serve".to_owned(),
-            instance.service.name().to_owned(),
+            instance.service.as_str().to_owned(),
             "--port".to_owned(),
             self.port.to_string(),
             "--host".to_owned(),
@@ -213,7 +217,7 @@ mod tests {
             name: "productpage".into(),
             port: 0,
             mode: TracingMode::Otel,
-            upstreams: vec![(Upstream::Details, "0.0.0.0:9081".parse().unwrap())],
+            upstreams: vec![(bookinfo_productpage::DETAILS, "0.0.0.0:9081".parse().unwrap())],
             reviews_subsets: vec![(ReviewsVersion::V2, "127.0.0.1:9083".parse().unwrap())],
             routes: &[],
             propagators: Some("tracecontext,baggage"),
@@ -226,7 +230,10 @@ mod tests {
         assert_eq!(var("OTEL_PROPAGATORS"), Some("tracecontext,baggage"));
         assert_eq!(var("BOOKINFO_ROUTED_USERS"), Some("jason"));
         assert_eq!(var("BOOKINFO_TRACING"), Some("otel"));
-        assert!(spec.scrub.contains(&"REVIEWS_HOSTNAME") && spec.scrub.contains(&"SERVICE_VERSION"));
+        assert!(
+            spec.scrub.iter().any(|s| s == "REVIEWS_HOSTNAME")
+                && spec.scrub.iter().any(|s| s == "SERVICE_VERSION")
+        );
         assert_eq!(spec.args, ["serve", "productpage", "--port", "0", "--host", "127.0.0.1"]);
     }
 }

@@ -12,8 +12,8 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use bookinfo::serve::Configured;
-use bookinfo_common::server::{self, ServerOptions};
-use bookinfo_common::{Service, Upstreams};
+use bookinfo::service::Service;
+use bookinfo_http::server::{self, ServerOptions};
 use bookinfo_reviews::ReviewsVersion;
 
 /// A running service.
@@ -54,7 +54,7 @@ pub fn spawn(service: Service, version: ReviewsVersion, env: &Env) -> TestApp {
     let configured = Configured::from_source(service, version, &source).expect("configuration");
     let listener = server::bind(Some(Ipv4Addr::LOCALHOST.into()), 0).expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let upstreams = Arc::new(Upstreams::from_source(&source).expect("upstreams"));
+    let upstreams = Arc::new(configured.upstreams(&source).expect("upstreams"));
     let options = ServerOptions { workers: Some(1), handle_signals: false, ..ServerOptions::default() };
     let server = configured.run(listener, &options, upstreams).expect("run");
     actix_web::rt::spawn(server);
@@ -165,7 +165,7 @@ impl Canned {
 
 /// What details answers for product 0: the body of a details stand-in.
 pub fn details_body() -> String {
-    serde_json::to_string(&bookinfo_details::book::Book::comedy_of_errors(0)).expect("a book")
+    serde_json::to_string(&bookinfo_wire::details::Book::comedy_of_errors(0)).expect("a book")
 }
 
 /// What reviews v1 answers for product 0: the body of a reviews stand-in.

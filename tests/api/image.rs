@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bookinfo::cli::{Cli, Command};
 use bookinfo::serve::Plan;
-use bookinfo_common::TracingMode;
-use bookinfo_common::config::Recording;
+use bookinfo_config::Recording;
+use bookinfo_propagation::TracingMode;
 use clap::Parser;
 
 use crate::helpers::get;

@@ -276,7 +276,7 @@ async fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_
     // the local mesh renders.
     let mesh_config = parse_file(&root().join("k8s/istio/mesh-config.yaml"));
     let providers = mesh_config[0]["spec"]["meshConfig"]["extensionProviders"].as_array().unwrap();
-    for tracer in Tracer::ALL {
+    for &tracer in Tracer::ALL {
         let provider =
             providers.iter().find(|p| p["name"] == tracer.as_str()).unwrap_or_else(|| panic!("{tracer}"));
         let w3c = provider["zipkin"]["traceContextOption"] == "USE_B3_WITH_W3C_PROPAGATION";

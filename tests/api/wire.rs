@@ -1,8 +1,8 @@
 //! One schema per wire format: what details and reviews answer over HTTP is read by productpage
 //! into the very types they write, with nothing lost or added.
 
-use bookinfo_details::book::Book;
-use bookinfo_reviews::body::Reviews;
+use bookinfo_wire::details::Book;
+use bookinfo_wire::reviews::Reviews;
 use serde_json::Value;
 
 use crate::helpers::{Env, get, spawn_details, spawn_ratings, spawn_reviews};

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::{HttpResponse, Responder, ResponseError};
-use bookinfo_common::config::parse_duration;
+use bookinfo_config::parse_duration;
 use serde::Serialize;
 use serde_json::json;
 

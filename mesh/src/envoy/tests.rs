@@ -278,7 +278,7 @@ fn a_real_envoy_accepts_every_bootstrap() {
     let all = [DESTINATION_RULES, REVIEWS_BAGGAGE, RATINGS_DELAY, GATEWAY];
     let split = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - match: [{uri: {regex: '/reviews/[0-9]+'}, method: {exact: GET}, withoutHeaders: {x-skip: {}}}]\n    route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews, subset: v9}\n      weight: 50\n    fault: {abort: {httpStatus: 555, percentage: {value: 0.5}}}\n    retries: {attempts: 3, retryOn: '5xx,429', perTryTimeout: 250ms}";
     let mut bootstraps = Vec::new();
-    for tracer in Tracer::ALL {
+    for &tracer in Tracer::ALL {
         let single = mesh(&["default"], tracer, routing(&all));
         let ns = &single.namespaces[0];
         bootstraps.extend(ns.workloads.iter().map(|w| single.sidecar(ns, w)));

@@ -1,15 +1,12 @@
 //! The proxies' tracing: the three providers of `k8s/istio/mesh-config.yaml`, the sampling, the
 //! `istio.*` tags, and the propagators an application must use under each.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde_json::{Value, json};
 
 use super::{CLUSTER_ID, Identity, MESH_ID, Mesh, OTLP_CLUSTER, ZIPKIN_CLUSTER};
 
 /// The tracer the proxies use: Istio's `zipkin`, `zipkin-w3c` and `otel` providers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tracer {
     /// Envoy's Zipkin tracer: B3 multi headers between hops, Zipkin v2 JSON to the collector.
     #[default]
@@ -21,19 +18,9 @@ pub enum Tracer {
     Otel,
 }
 
+bookinfo_config::named!(Tracer, "mesh tracer", { Zipkin => "zipkin", ZipkinW3c => "zipkin-w3c", Otel => "otel" });
+
 impl Tracer {
-    /// Every tracer.
-    pub const ALL: [Tracer; 3] = [Tracer::Zipkin, Tracer::ZipkinW3c, Tracer::Otel];
-
-    /// `zipkin`, `zipkin-w3c` or `otel`, as the providers are named.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tracer::Zipkin => "zipkin",
-            Tracer::ZipkinW3c => "zipkin-w3c",
-            Tracer::Otel => "otel",
-        }
-    }
-
     /// The `OTEL_PROPAGATORS` an application in `otel` mode needs under this tracer: it must
     /// read the trace context its sidecar writes, and only that. An application that also
     /// writes a format its sidecar passes through unchanged leaves a stale context in the
@@ -47,23 +34,6 @@ impl Tracer {
             Tracer::ZipkinW3c => "tracecontext,baggage",
             Tracer::Otel => "tracecontext,baggage",
         }
-    }
-}
-
-impl fmt::Display for Tracer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Tracer {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Tracer::ALL
-            .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(text.trim()))
-            .ok_or_else(|| format!("unknown mesh tracer {text:?}: expected zipkin, zipkin-w3c or otel"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The outbound HTTP client every service calls its upstreams through.
 //!
 //! Handlers take a [`RequestContext`] (an `actix-web` extractor) and call
-//! `ctx.get(Upstream::Reviews, "/reviews/0").timeout(..).send().await`. The context carries the
+//! `ctx.get(REVIEWS, "/reviews/0").timeout(..).send().await`. The context carries the
 //! inbound request's forwarded headers, so every outbound call sends them on without the
 //! handler knowing which headers matter.
 //!
@@ -15,6 +15,7 @@
 //! method, with `url.full`, `server.address`, `server.port` and `http.response.status_code`;
 //! any failure, a 4xx included, marks it as an error.
 
+use std::cell::Cell;
 use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +25,14 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use awc::error::{PayloadError, SendRequestError};
+use bookinfo_propagation::{ForwardedHeaders, carries_trace_context, writable_trace_context};
+use futures_util::future::LocalBoxFuture;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 
-use crate::propagation::{ForwardedHeaders, carries_trace_context, writable_trace_context};
-use crate::routing::{Decision, Router};
-use crate::telemetry::Tracing;
-use crate::telemetry::spans::current_parent;
+use crate::headers::{Read, Write};
+use crate::routing::{Answer, Outbound, Router, Transport};
+use crate::spans::{Tracing, current_parent};
 use crate::upstream::{Upstream, Upstreams};
 
 /// Largest upstream body read; Bookinfo's bodies are well under a kilobyte.
@@ -100,14 +102,14 @@ impl RequestContext {
         // received context of a format it can write goes on stale; `none` forwards no context.
         // The edge rule, where there is one, has already been applied to the inbound headers.
         let forwarded = match &client.tracing {
-            Tracing::Propagate => ForwardedHeaders::capture(req.headers()),
+            Tracing::Propagate => ForwardedHeaders::capture(&Read(req.headers())),
             // With no propagator at all (`OTEL_PROPAGATORS=none`) nothing is written, so what was
             // received goes on, as in propagate mode.
-            Tracing::Otel(otel) => ForwardedHeaders::capture_except(req.headers(), |name| {
+            Tracing::Otel(otel) => ForwardedHeaders::capture_except(&Read(req.headers()), |name| {
                 let propagators = otel.propagators();
                 propagators.owns(name) || (!propagators.kinds().is_empty() && writable_trace_context(name))
             }),
-            Tracing::None => ForwardedHeaders::capture_except(req.headers(), carries_trace_context),
+            Tracing::None => ForwardedHeaders::capture_except(&Read(req.headers()), carries_trace_context),
         };
         Ok(Self { client, forwarded })
     }
@@ -204,110 +206,69 @@ impl Call<'_> {
             attributes.push(KeyValue::new("peer.service", upstream.name()));
             // Semantic conventions: a client span is named after its method alone.
             let cx = otel.start("GET", SpanKind::Client, attributes, &current_parent());
-            otel.propagators().inject(&cx, &mut headers);
+            otel.propagators().inject(&cx, &mut Write(&mut headers));
             cx
         });
+        let pods = Pods { call: self, span: span.as_ref(), first: Cell::new(true) };
         // Local routing sees the call as a sidecar would: with every header it carries.
-        let decision = match &client.routes {
-            Some(routes) => routes.route(upstream.name(), "GET", &self.path, &headers),
-            None => Decision::default(),
+        let routed = match &client.routes {
+            Some(router) => {
+                let call = Outbound { upstream, method: "GET", path: &self.path, headers };
+                router.route(call, &pods)
+            }
+            None => pods.send(None, headers),
         };
-        let result = self.exchange(headers, &decision, span.as_ref()).await;
+        // The caller's deadline covers the whole call: the routing's waits and tries, the body.
+        let answer = actix_web::rt::time::timeout(self.timeout, routed)
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout { upstream, timeout: self.timeout }));
+        let result = match answer {
+            Ok(reply) if reply.status == StatusCode::OK => Ok(reply),
+            Ok(reply) => Err(UpstreamError::Status { upstream, status: reply.status }),
+            Err(err) => Err(err),
+        };
         if let Some(span) = &span {
             end(span, &result);
         }
         result
     }
+}
 
-    /// Sends the call where `decision` says, with its faults, retries and deadline.
-    async fn exchange(
-        &self,
-        headers: HeaderMap,
-        decision: &Decision,
-        span: Option<&Context>,
-    ) -> Result<Reply, UpstreamError> {
-        let upstream = self.upstream;
-        if let Some(status) = decision.refusal {
-            // What the proxy answers for no route (404) or an unknown subset (503).
-            return Err(UpstreamError::Status { upstream, status });
-        }
-        let exchange = async {
-            if let Some(delay) = decision.delay {
-                actix_web::rt::time::sleep(delay).await;
-            }
-            if let Some(status) = decision.abort {
-                return Ok(Reply { upstream, status, body: Bytes::new() });
-            }
-            // A route's retries happen where a sidecar's would: inside this one call.
-            let retry = &decision.retries;
-            let mut headers = headers;
-            let mut tries = 0;
-            loop {
-                // The headers move into the last try; only a try that may be retried copies them.
-                let these =
-                    if tries < retry.attempts { headers.clone() } else { std::mem::take(&mut headers) };
-                let outcome = self.try_once(these, decision.version.as_deref(), span, tries == 0);
-                let outcome = match retry.per_try_timeout {
-                    Some(limit) => actix_web::rt::time::timeout(limit, outcome).await.unwrap_or(Ok(Reply {
-                        upstream,
-                        status: StatusCode::GATEWAY_TIMEOUT,
-                        body: Bytes::new(),
-                    })),
-                    None => outcome.await,
-                };
-                let again = tries < retry.attempts
-                    && match &outcome {
-                        Err(UpstreamError::Connect { .. }) => true,
-                        Ok(reply) => {
-                            let status = reply.status.as_u16();
-                            retry.statuses.contains(&status)
-                                || (retry.server_errors && reply.status.is_server_error())
-                        }
-                        Err(_) => false,
-                    };
-                if !again {
-                    return outcome;
-                }
-                tries += 1;
-                tracing::debug!(%upstream, tries, "retrying, as the route says");
-            }
-        };
-        // A route timeout shorter than the caller's ends the call as Envoy does, with a 504.
-        let (deadline, by_route) = match decision.timeout {
-            Some(route) if route < self.timeout => (route, true),
-            _ => (self.timeout, false),
-        };
-        match actix_web::rt::time::timeout(deadline, exchange).await {
-            Err(_) if by_route => {
-                Err(UpstreamError::Status { upstream, status: StatusCode::GATEWAY_TIMEOUT })
-            }
-            Err(_) => Err(UpstreamError::Timeout { upstream, timeout: self.timeout }),
-            Ok(Err(err)) => Err(err),
-            Ok(Ok(reply)) if reply.status == StatusCode::OK => Ok(reply),
-            Ok(Ok(reply)) => Err(UpstreamError::Status { upstream, status: reply.status }),
-        }
+/// The pods of one call's upstream, as the client reaches them: what a [`Router`] sends tries
+/// through. The first try records where it went on the call's span.
+struct Pods<'a, 'c> {
+    call: &'a Call<'c>,
+    span: Option<&'a Context>,
+    first: Cell<bool>,
+}
+
+impl Transport for Pods<'_, '_> {
+    fn has_version(&self, version: &str) -> bool {
+        let endpoint = self.call.ctx.client.upstreams.endpoint(self.call.upstream);
+        endpoint.is_some_and(|endpoint| endpoint.choose(Some(version)).is_some())
     }
 
-    /// One request to a pod of `version` (any, for `None`); the first try records where it
-    /// went on the span.
-    async fn try_once(
-        &self,
-        headers: HeaderMap,
-        version: Option<&str>,
-        span: Option<&Context>,
-        first: bool,
-    ) -> Result<Reply, UpstreamError> {
-        let upstream = self.upstream;
-        let client = &self.ctx.client;
-        let Some(base) = client.upstreams.endpoint(upstream).choose(version) else {
-            // A subset with no pods: Envoy answers 503 "no healthy upstream".
+    fn send(&self, version: Option<&str>, headers: HeaderMap) -> LocalBoxFuture<'_, Answer> {
+        let version = version.map(str::to_owned);
+        Box::pin(async move { self.try_once(version.as_deref(), headers).await })
+    }
+}
+
+impl Pods<'_, '_> {
+    async fn try_once(&self, version: Option<&str>, headers: HeaderMap) -> Answer {
+        let call = self.call;
+        let upstream = call.upstream;
+        let client = &call.ctx.client;
+        let base = client.upstreams.endpoint(upstream).and_then(|endpoint| endpoint.choose(version));
+        let Some(base) = base else {
+            // Nowhere to send it: what a sidecar answers for a version with no pods.
             return Ok(Reply { upstream, status: StatusCode::SERVICE_UNAVAILABLE, body: Bytes::new() });
         };
-        let url = format!("{base}{}", self.path);
+        let url = format!("{base}{}", call.path);
         let mut request = client.http.get(&url);
         // The call's headers go as they are: the client adds none of its own.
         *request.headers_mut() = headers;
-        if let (Some(cx), true) = (span, first) {
+        if let (Some(cx), true) = (self.span, self.first.replace(false)) {
             let uri = request.get_uri();
             let address = uri.host().map(|host| KeyValue::new("server.address", host.to_owned()));
             let port = uri.port_u16().map(|port| KeyValue::new("server.port", i64::from(port)));
@@ -448,16 +409,15 @@ impl UpstreamError {
 mod tests {
     use super::*;
 
+    const REVIEWS: Upstream = Upstream::named("reviews");
+
     #[test]
     fn a_body_of_another_shape_is_a_decode_error_that_keeps_its_cause() {
-        let reply = Reply {
-            upstream: Upstream::Reviews,
-            status: StatusCode::OK,
-            body: Bytes::from_static(b"{\"error\": 1}"),
-        };
+        let reply =
+            Reply { upstream: REVIEWS, status: StatusCode::OK, body: Bytes::from_static(b"{\"error\": 1}") };
         let err = reply.json::<Vec<u8>>().unwrap_err();
         assert!(
-            matches!(&err, UpstreamError::Decode { upstream: Upstream::Reviews, source } if source.is_data()),
+            matches!(&err, UpstreamError::Decode { upstream: REVIEWS, source } if source.is_data()),
             "{err:?}"
         );
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);

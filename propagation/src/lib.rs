@@ -1,4 +1,5 @@
-//! The headers a request carries on to the services it calls, in both tracing modes.
+//! The headers a request carries on to the services it calls, in every tracing mode, and the
+//! trace context and baggage in them.
 //!
 //! Bookinfo's services forward a fixed allowlist of tracing and application headers from each
 //! inbound request onto every outbound call made while serving it. That is what lets the mesh's
@@ -10,21 +11,25 @@
 //! - [`TracingMode::Otel`]: the headers of the configured propagators ([`Propagators`]:
 //!   W3C trace context, B3, W3C baggage, Jaeger) are extracted into an OpenTelemetry context and
 //!   injected afresh for each outbound call's span; the rest of the allowlist is still copied.
+//! - [`TracingMode::None`]: no trace context at all.
+//!
+//! Headers in, context out: no HTTP server or client here, and no SDK. An HTTP stack hands its
+//! header maps in through [`Headers`] and [`HeadersMut`]; the names and values are the `http`
+//! crate's, which actix-web and awc use.
 
 mod b3;
 pub mod baggage;
 mod carriers;
+pub mod edge;
+mod headers;
 mod jaeger;
 mod propagators;
 mod w3c;
 
-use std::fmt;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
-
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+pub use http::header::{HeaderName, HeaderValue};
 
 pub use self::carriers::{HeaderExtractor, HeaderInjector};
+pub use self::headers::{Headers, HeadersMut};
 pub use self::propagators::{PropagatorKind, Propagators};
 
 /// `BOOKINFO_TRACING`: the tracing mode of a service, `propagate`, `otel` (the default) or
@@ -32,7 +37,7 @@ pub use self::propagators::{PropagatorKind, Propagators};
 pub const BOOKINFO_TRACING: &str = "BOOKINFO_TRACING";
 
 /// How a service takes part in traces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TracingMode {
     /// Forward the tracing headers only; no OpenTelemetry SDK, no spans: the mesh's sidecars
     /// make the trace.
@@ -45,137 +50,123 @@ pub enum TracingMode {
     None,
 }
 
-impl TracingMode {
-    /// `propagate`, `otel` or `none`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TracingMode::Propagate => "propagate",
-            TracingMode::Otel => "otel",
-            TracingMode::None => "none",
+bookinfo_config::named!(TracingMode, "tracing mode", {
+    Propagate => "propagate",
+    Otel => "otel",
+    None => "none",
+});
+
+/// What a known header is, which decides what each tracing mode does with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Envoy's request id, shared by every hop of one request: always forwarded.
+    RequestId,
+    /// A trace context `otel` mode writes itself (W3C trace context, B3): forwarded by
+    /// `propagate`; in `otel` never forwarded as received, even when its propagators do not
+    /// write it (each call is a new span, so a received context would be stale, and the next
+    /// hop could take its parent from it); dropped by `none`.
+    OwnContext,
+    /// Another tracer's context (OpenTracing, Cloud Trace, gRPC, SkyWalking, Datadog):
+    /// forwarded, except by `none`.
+    ForeignContext,
+    /// W3C baggage: forwarded in every mode (`otel` writes it afresh when it propagates it).
+    Baggage,
+    /// What the application itself reads (the user, the agent, cookies, credentials): always
+    /// forwarded.
+    Application,
+    /// Jaeger's `uber-trace-id`: `otel` writes it when asked; not on Istio's list, so never
+    /// forwarded as received.
+    Jaeger,
+}
+
+impl Class {
+    /// Whether it is on the allowlist of forwarded headers.
+    pub fn forwarded(self) -> bool {
+        self != Class::Jaeger
+    }
+
+    /// Whether it carries a trace context, of any tracer.
+    pub fn is_trace_context(self) -> bool {
+        matches!(self, Class::OwnContext | Class::ForeignContext | Class::Jaeger)
+    }
+}
+
+/// The one table of known headers: from it come the allowlist ([`FORWARDED_HEADERS`], in this
+/// order), each header's [`Class`], and the names the carriers look up without parsing.
+macro_rules! known_headers {
+    ($($name:literal => $class:ident,)+) => {
+        /// Every header this crate knows, with its class, in the order forwarded headers go.
+        pub static KNOWN_HEADERS: [(HeaderName, Class); [$($name),+].len()] =
+            [$((HeaderName::from_static($name), Class::$class)),+];
+
+        /// The place of `name` in [`KNOWN_HEADERS`], if it is there (no hashing: a request
+        /// carries a few of these names).
+        fn position(name: &str) -> Option<usize> {
+            [$($name),+].iter().position(|known| *known == name)
         }
-    }
+    };
 }
 
-impl fmt::Display for TracingMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+// The union of what the original services forward (Istio's "Distributed Tracing" overview and
+// FAQ over the releases), plus W3C `baggage`; then Jaeger's.
+known_headers! {
+    "x-request-id" => RequestId,
+    "traceparent" => OwnContext,
+    "tracestate" => OwnContext,
+    "b3" => OwnContext,
+    "x-b3-traceid" => OwnContext,
+    "x-b3-spanid" => OwnContext,
+    "x-b3-parentspanid" => OwnContext,
+    "x-b3-sampled" => OwnContext,
+    "x-b3-flags" => OwnContext,
+    "x-ot-span-context" => ForeignContext,
+    "x-cloud-trace-context" => ForeignContext,
+    "grpc-trace-bin" => ForeignContext,
+    "sw8" => ForeignContext,
+    "x-datadog-trace-id" => ForeignContext,
+    "x-datadog-parent-id" => ForeignContext,
+    "x-datadog-sampling-priority" => ForeignContext,
+    "baggage" => Baggage,
+    "end-user" => Application,
+    "user-agent" => Application,
+    "cookie" => Application,
+    "authorization" => Application,
+    "jwt" => Application,
+    "uber-trace-id" => Jaeger,
 }
 
-impl FromStr for TracingMode {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "propagate" => Ok(TracingMode::Propagate),
-            "otel" => Ok(TracingMode::Otel),
-            "none" => Ok(TracingMode::None),
-            other => Err(format!("unknown tracing mode {other:?}: expected propagate, otel or none")),
-        }
-    }
-}
-
+/// `x-request-id`: Envoy's request id, shared by every hop of one request.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `baggage`: W3C baggage, which also carries the signed-in user to routing rules.
+pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 /// `end-user`: the logged-in user, set by productpage from its session and matched by Istio's
 /// VirtualService samples.
 pub const END_USER: HeaderName = HeaderName::from_static("end-user");
 
-/// `baggage`: W3C baggage, which also carries the signed-in user to routing rules.
-pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+/// The headers copied from an inbound request onto its outbound calls, in order: the
+/// forwarded rows of [`KNOWN_HEADERS`].
+pub fn forwarded_headers() -> impl Iterator<Item = &'static HeaderName> {
+    KNOWN_HEADERS.iter().filter(|(_, class)| class.forwarded()).map(|(name, _)| name)
+}
 
-/// `x-request-id`: Envoy's request id, shared by every hop of one request.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The class of `name`, if this crate knows it.
+pub fn class_of(name: &str) -> Option<Class> {
+    position(name).map(|at| KNOWN_HEADERS[at].1)
+}
 
-/// Headers copied from an inbound request onto its outbound calls, in this order.
-///
-/// The union of what the original services forward (Istio's "Distributed Tracing" overview and
-/// FAQ over the releases) plus W3C `baggage`.
-pub const FORWARDED_HEADERS: [HeaderName; 22] = [
-    X_REQUEST_ID,
-    HeaderName::from_static("traceparent"),
-    HeaderName::from_static("tracestate"),
-    HeaderName::from_static("b3"),
-    HeaderName::from_static("x-b3-traceid"),
-    HeaderName::from_static("x-b3-spanid"),
-    HeaderName::from_static("x-b3-parentspanid"),
-    HeaderName::from_static("x-b3-sampled"),
-    HeaderName::from_static("x-b3-flags"),
-    HeaderName::from_static("x-ot-span-context"),
-    HeaderName::from_static("x-cloud-trace-context"),
-    HeaderName::from_static("grpc-trace-bin"),
-    HeaderName::from_static("sw8"),
-    HeaderName::from_static("x-datadog-trace-id"),
-    HeaderName::from_static("x-datadog-parent-id"),
-    HeaderName::from_static("x-datadog-sampling-priority"),
-    BAGGAGE,
-    END_USER,
-    HeaderName::from_static("user-agent"),
-    HeaderName::from_static("cookie"),
-    HeaderName::from_static("authorization"),
-    HeaderName::from_static("jwt"),
-];
+/// The name of a header this crate knows, without parsing it.
+fn known_name(name: &str) -> Option<&'static HeaderName> {
+    position(name).map(|at| &KNOWN_HEADERS[at].0)
+}
 
-/// [`FORWARDED_HEADERS`] as a place to borrow names from (each use of a `const` is a copy).
-static ALLOWLIST: [HeaderName; 22] = FORWARDED_HEADERS;
-
-/// Where the trace contexts sit in the allowlist, `traceparent` to
-/// `x-datadog-sampling-priority`: `none` forwards none of them.
-const TRACE_CONTEXT: RangeInclusive<usize> = 1..=15;
-
-/// Of those, the ones `otel` mode can write itself (W3C trace context and B3, `traceparent` to
-/// `x-b3-flags`): it never forwards them as received, even those its propagators do not
-/// write. Each call is a new span, so a received context would be stale, and the next hop
-/// could take its parent from it.
-const WRITABLE_CONTEXT: RangeInclusive<usize> = 1..=8;
-
-/// Jaeger's header, which `otel` mode writes when asked; never forwarded as received.
-static UBER_TRACE_ID: HeaderName = HeaderName::from_static(jaeger::UBER_TRACE_ID);
-
-/// Whether `name` carries a trace context (of any tracer the allowlist knows).
+/// Whether `name` carries a trace context (of any tracer the table knows).
 pub fn carries_trace_context(name: &HeaderName) -> bool {
-    allowlisted(name.as_str()).is_some_and(|index| TRACE_CONTEXT.contains(&index))
+    class_of(name.as_str()).is_some_and(Class::is_trace_context)
 }
 
 /// Whether `name` carries a trace context that `otel` mode's propagators can write.
 pub fn writable_trace_context(name: &HeaderName) -> bool {
-    allowlisted(name.as_str()).is_some_and(|index| WRITABLE_CONTEXT.contains(&index))
-}
-
-/// The name of a header this crate knows (the allowlist and Jaeger's), without parsing it.
-fn known_name(name: &str) -> Option<&'static HeaderName> {
-    match allowlisted(name) {
-        Some(index) => Some(&ALLOWLIST[index]),
-        None => (name == jaeger::UBER_TRACE_ID).then_some(&UBER_TRACE_ID),
-    }
-}
-
-/// The place of `name` in [`FORWARDED_HEADERS`], if it is there.
-fn allowlisted(name: &str) -> Option<usize> {
-    let index = match name {
-        "x-request-id" => 0,
-        "traceparent" => 1,
-        "tracestate" => 2,
-        "b3" => 3,
-        "x-b3-traceid" => 4,
-        "x-b3-spanid" => 5,
-        "x-b3-parentspanid" => 6,
-        "x-b3-sampled" => 7,
-        "x-b3-flags" => 8,
-        "x-ot-span-context" => 9,
-        "x-cloud-trace-context" => 10,
-        "grpc-trace-bin" => 11,
-        "sw8" => 12,
-        "x-datadog-trace-id" => 13,
-        "x-datadog-parent-id" => 14,
-        "x-datadog-sampling-priority" => 15,
-        "baggage" => 16,
-        "end-user" => 17,
-        "user-agent" => 18,
-        "cookie" => 19,
-        "authorization" => 20,
-        "jwt" => 21,
-        _ => return None,
-    };
-    Some(index)
+    class_of(name.as_str()).is_some_and(|class| matches!(class, Class::OwnContext | Class::Jaeger))
 }
 
 /// The allowlisted headers of one inbound request, ready to be sent on.
@@ -187,24 +178,25 @@ pub struct ForwardedHeaders {
 impl ForwardedHeaders {
     /// Copies the allowlisted headers of `inbound`; a header sent several times keeps every
     /// value, in order.
-    pub fn capture(inbound: &HeaderMap) -> Self {
+    pub fn capture(inbound: &impl Headers) -> Self {
         Self::capture_except(inbound, |_| false)
     }
 
     /// Copies the allowlisted headers of `inbound` but those `skip` selects (the ones the
     /// OpenTelemetry propagators write afresh).
-    pub fn capture_except(inbound: &HeaderMap, skip: impl Fn(&HeaderName) -> bool) -> Self {
+    pub fn capture_except(inbound: &impl Headers, skip: impl Fn(&HeaderName) -> bool) -> Self {
         // One pass over what came in (looking each allowlisted name up would hash it, for 22
-        // names of which a request carries a few), then the allowlist's order; the sort is
-        // stable, so repeated headers keep theirs.
+        // names of which a request carries a few), then the table's order; the sort is stable,
+        // so repeated headers keep theirs.
         let mut headers: Vec<(usize, HeaderName, HeaderValue)> = inbound
-            .iter()
+            .entries()
             .filter_map(|(name, value)| {
-                let index = allowlisted(name.as_str()).filter(|_| !skip(name))?;
-                Some((index, name.clone(), value.clone()))
+                let at =
+                    position(name.as_str()).filter(|at| KNOWN_HEADERS[*at].1.forwarded() && !skip(name))?;
+                Some((at, name.clone(), value.clone()))
             })
             .collect();
-        headers.sort_by_key(|(index, _, _)| *index);
+        headers.sort_by_key(|(at, _, _)| *at);
         Self { headers: headers.into_iter().map(|(_, name, value)| (name, value)).collect() }
     }
 
@@ -242,6 +234,7 @@ impl ForwardedHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -277,11 +270,16 @@ mod tests {
     }
 
     #[test]
-    fn the_allowlist_index_follows_the_allowlist() {
-        for (index, name) in FORWARDED_HEADERS.iter().enumerate() {
-            assert_eq!(allowlisted(name.as_str()), Some(index), "{name}");
+    fn the_allowlist_is_istios_list_and_baggage_in_order() {
+        let names: Vec<&str> = forwarded_headers().map(HeaderName::as_str).collect();
+        assert_eq!(names.len(), 22);
+        assert_eq!(names.first(), Some(&"x-request-id"));
+        assert_eq!(names.last(), Some(&"jwt"));
+        assert!(!names.contains(&"uber-trace-id"), "Jaeger's is written, never forwarded as received");
+        for (at, (name, _)) in KNOWN_HEADERS.iter().enumerate() {
+            assert_eq!(position(name.as_str()), Some(at), "{name}");
         }
-        assert_eq!(allowlisted("x-envoy-attempt-count"), None);
+        assert_eq!(position("x-envoy-attempt-count"), None);
     }
 
     #[test]
@@ -304,14 +302,11 @@ mod tests {
     }
 
     #[test]
-    fn the_trace_context_ranges_name_the_tracers_headers() {
-        let names = |range: RangeInclusive<usize>| {
-            ALLOWLIST[range].iter().map(HeaderName::as_str).collect::<Vec<_>>()
-        };
-        assert_eq!(names(TRACE_CONTEXT).first(), Some(&"traceparent"));
-        assert_eq!(names(TRACE_CONTEXT).last(), Some(&"x-datadog-sampling-priority"));
+    fn the_classes_say_what_each_mode_does() {
+        let own: Vec<&str> =
+            KNOWN_HEADERS.iter().filter(|(_, c)| *c == Class::OwnContext).map(|(n, _)| n.as_str()).collect();
         assert_eq!(
-            names(WRITABLE_CONTEXT),
+            own,
             [
                 "traceparent",
                 "tracestate",
@@ -324,15 +319,18 @@ mod tests {
             ]
         );
         assert!(carries_trace_context(&HeaderName::from_static("sw8")));
-        assert!(!carries_trace_context(&HeaderName::from_static("baggage")));
+        assert!(carries_trace_context(&HeaderName::from_static("x-datadog-sampling-priority")));
+        assert!(!carries_trace_context(&BAGGAGE));
+        assert!(!carries_trace_context(&X_REQUEST_ID));
         assert!(!writable_trace_context(&HeaderName::from_static("sw8")));
+        assert!(writable_trace_context(&HeaderName::from_static("x-b3-flags")));
     }
 
     #[test]
     fn modes_parse_and_print() {
         assert_eq!("otel".parse::<TracingMode>(), Ok(TracingMode::Otel));
         assert_eq!("propagate".parse::<TracingMode>(), Ok(TracingMode::Propagate));
-        assert!("zipkin".parse::<TracingMode>().unwrap_err().contains("propagate, otel or none"));
+        assert!("zipkin".parse::<TracingMode>().unwrap_err().to_string().contains("propagate, otel, none"));
         assert_eq!("OTEL".parse::<TracingMode>(), Ok(TracingMode::Otel));
         assert_eq!("none".parse::<TracingMode>(), Ok(TracingMode::None));
         assert_eq!(TracingMode::default().to_string(), "otel");

@@ -10,13 +10,66 @@
 //! current OpenTelemetry context while the handler runs.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
+use bookinfo_propagation::{PropagatorKind, Propagators, TracingMode};
 use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::propagation::Propagators;
+/// How this process takes part in traces, per request.
+#[derive(Debug, Clone)]
+pub enum Tracing {
+    /// Copy the forwarded headers verbatim; no spans.
+    Propagate,
+    /// Extract with, and inject through, the propagators; a span per request and per call.
+    Otel(Arc<Otel>),
+    /// Forward no trace context at all; no spans.
+    None,
+}
+
+impl Tracing {
+    /// `mode`, with spans made by `tracer` (in `otel` mode; without a tracer, the SDK being
+    /// off, `otel` only forwards, as `propagate` does), contexts read and written by
+    /// `propagators`, an INTERNAL span around each fetch when `fetch_spans`.
+    pub fn new(
+        mode: TracingMode,
+        tracer: Option<SdkTracer>,
+        propagators: &[PropagatorKind],
+        fetch_spans: bool,
+    ) -> Self {
+        match (mode, tracer) {
+            (TracingMode::Otel, Some(tracer)) => {
+                Tracing::Otel(Arc::new(Otel::new(Propagators::new(propagators), tracer, fetch_spans)))
+            }
+            (TracingMode::None, _) => Tracing::None,
+            _ => Tracing::Propagate,
+        }
+    }
+
+    /// The mode in effect.
+    pub fn mode(&self) -> TracingMode {
+        match self {
+            Tracing::Propagate => TracingMode::Propagate,
+            Tracing::Otel(_) => TracingMode::Otel,
+            Tracing::None => TracingMode::None,
+        }
+    }
+
+    /// The propagators, in `otel` mode.
+    pub fn propagators(&self) -> Option<&Propagators> {
+        self.otel().map(Otel::propagators)
+    }
+
+    /// The spans to make, in `otel` mode.
+    pub fn otel(&self) -> Option<&Otel> {
+        match self {
+            Tracing::Otel(otel) => Some(otel),
+            Tracing::Propagate | Tracing::None => None,
+        }
+    }
+}
 
 /// What `otel` mode needs per request: the propagators, the tracer, and which spans to make.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use crate::client::UpstreamClient;
 use crate::edge;
 use crate::middleware::observe;
 use crate::routing::Router;
-use crate::telemetry::Tracing;
+use crate::spans::Tracing;
 use crate::upstream::Upstreams;
 
 /// Why a service cannot listen.

@@ -5,7 +5,7 @@
 //! - otel: extract the context (W3C, B3, baggage), copy the rest of the allowlist, inject the
 //!   context afresh.
 //!
-//! `cargo bench -p bookinfo-common --bench headers` prints nanoseconds per request (median of
+//! `cargo bench -p bookinfo-http --bench headers` prints nanoseconds per request (median of
 //! 30 batches) and the ratio to propagate. Span creation and export are not included: the stack
 //! benchmark (`bench/run`) measures those end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +14,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use bookinfo_common::propagation::{ForwardedHeaders, PropagatorKind, Propagators};
+use bookinfo_http::headers::{Read, Write};
+use bookinfo_propagation::{ForwardedHeaders, PropagatorKind, Propagators};
 
 /// What a request carries after Istio's sidecar (Zipkin provider) and a browser.
 fn inbound() -> HeaderMap {
@@ -70,12 +71,13 @@ fn main() {
     let inbound = inbound();
     let propagators = Propagators::new(&PropagatorKind::DEFAULT);
 
-    let propagate = measure(|| send_on(&ForwardedHeaders::capture(black_box(&inbound))));
+    let propagate = measure(|| send_on(&ForwardedHeaders::capture(&Read(black_box(&inbound)))));
     let otel = measure(|| {
         let inbound = black_box(&inbound);
-        let cx = propagators.extract(inbound);
-        let mut out = send_on(&ForwardedHeaders::capture_except(inbound, |name| propagators.owns(name)));
-        propagators.inject(&cx, &mut out);
+        let cx = propagators.extract(&Read(inbound));
+        let mut out =
+            send_on(&ForwardedHeaders::capture_except(&Read(inbound), |name| propagators.owns(name)));
+        propagators.inject(&cx, &mut Write(&mut out));
         out
     });
 

@@ -1,8 +1,11 @@
-//! Typed configuration read from the environment.
+//! Configuration read from the environment, the one seam every crate reads it through.
 //!
-//! Every service reads its settings through a [`Source`], so that tests can hand it a map of
-//! variables instead of mutating the process environment (which races with other threads).
-//! Errors name the variable, the value and what was expected.
+//! Every setting is read through a [`Source`], so that tests hand it a map of variables instead
+//! of mutating the process environment (which races with other threads), and so that a
+//! [`Recording`] source can tell which variables a configuration reads. Errors name the
+//! variable, the value and what was expected. The duration grammar ([`parse_duration`]) is the
+//! one of variables, flags and Istio's YAML alike, and [`named!`] is how every named choice
+//! (a tracing mode, a service, a mesh tracer) reads and prints.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -21,17 +24,6 @@ pub const WORKERS: &str = "BOOKINFO_WORKERS";
 pub const HOSTNAME: &str = "HOSTNAME";
 /// `SERVICE_VERSION`: the version a service reports (`v1`, `v2`, ...; ratings' fault modes).
 pub const SERVICE_VERSION: &str = "SERVICE_VERSION";
-
-/// `BOOKINFO_DETAILS_TIMEOUT`: deadline of productpage's call to details (default 3 s).
-pub const DETAILS_TIMEOUT: &str = "BOOKINFO_DETAILS_TIMEOUT";
-/// `BOOKINFO_REVIEWS_TIMEOUT`: deadline of each of productpage's attempts on reviews (default 3 s).
-pub const REVIEWS_TIMEOUT: &str = "BOOKINFO_REVIEWS_TIMEOUT";
-/// `BOOKINFO_REVIEWS_ATTEMPTS`: how often productpage tries reviews (default 2, the original's
-/// deliberate retry).
-pub const REVIEWS_ATTEMPTS: &str = "BOOKINFO_REVIEWS_ATTEMPTS";
-/// `BOOKINFO_RATINGS_TIMEOUT`: deadline of a call to ratings (productpage: 3 s; reviews: 10 s
-/// with black stars, 2.5 s otherwise).
-pub const RATINGS_TIMEOUT: &str = "BOOKINFO_RATINGS_TIMEOUT";
 
 /// Where configuration values come from: the process environment, or a map in tests.
 pub trait Source {
@@ -150,6 +142,67 @@ impl ConfigError {
     }
 }
 
+/// A name that is none of a choice's (`named!`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {given:?}: expected {}", expected.join(", "))]
+pub struct UnknownName {
+    /// What was being named: `tracing mode`, `service`, ...
+    pub what: &'static str,
+    /// The text given.
+    pub given: String,
+    /// The names there are.
+    pub expected: &'static [&'static str],
+}
+
+/// Gives an enum its names, one per variant, and from them `NAMES`, `ALL`, `as_str`,
+/// `Display` and a `FromStr` that ignores letter case and surrounding spaces and whose error
+/// ([`UnknownName`]) lists the names: every named choice of the project reads and prints this
+/// one way.
+///
+/// ```
+/// #[derive(Debug, Clone, Copy, PartialEq)]
+/// enum Colour { Red, Black }
+/// bookinfo_config::named!(Colour, "colour", { Red => "red", Black => "black" });
+/// assert_eq!(" RED".parse::<Colour>(), Ok(Colour::Red));
+/// assert_eq!(Colour::Black.to_string(), "black");
+/// assert!("blue".parse::<Colour>().unwrap_err().to_string().contains("red, black"));
+/// ```
+#[macro_export]
+macro_rules! named {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:expr),+ $(,)? }) => {
+        impl $ty {
+            /// Every variant, in order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            /// Every name, in the order of [`Self::ALL`].
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// Its name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::UnknownName;
+
+            fn from_str(text: &str) -> ::std::result::Result<Self, Self::Err> {
+                let text = text.trim();
+                $ty::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
+                    $crate::UnknownName { what: $what, given: text.to_owned(), expected: $ty::NAMES }
+                })
+            }
+        }
+    };
+}
+
 /// The longest request deadline a variable may set: a day is far beyond any sensible one.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(86_400);
 
@@ -234,7 +287,10 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         let source = [("BOOKINFO_REVIEWS_TIMEOUT", "2d")];
-        assert!(source.duration_or(REVIEWS_TIMEOUT, Duration::ZERO).is_err(), "a deadline is a day at most");
+        assert!(
+            source.duration_or("BOOKINFO_REVIEWS_TIMEOUT", Duration::ZERO).is_err(),
+            "a deadline is a day at most"
+        );
     }
 
     #[test]
@@ -258,6 +314,23 @@ mod tests {
         assert_eq!(source.get(HOST), None);
         let names: Vec<String> = source.names().into_iter().collect();
         assert_eq!(names, [HOST, PORT]);
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Mode {
+        Fast,
+        Slow,
+    }
+    named!(Mode, "mode", { Fast => "fast", Slow => "slow-ish" });
+
+    #[test]
+    fn named_choices_read_any_case_and_name_the_others_when_wrong() {
+        assert_eq!("FAST".parse::<Mode>(), Ok(Mode::Fast));
+        assert_eq!(" slow-ish ".parse::<Mode>(), Ok(Mode::Slow));
+        assert_eq!(Mode::Slow.to_string(), "slow-ish");
+        assert_eq!(Mode::ALL, [Mode::Fast, Mode::Slow]);
+        let err = "medium".parse::<Mode>().unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown mode "medium": expected fast, slow-ish"#);
     }
 
     #[test]

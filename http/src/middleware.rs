@@ -18,8 +18,10 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, TraceId};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
-use crate::propagation::X_REQUEST_ID;
-use crate::telemetry::{Otel, Tracing};
+use bookinfo_propagation::X_REQUEST_ID;
+
+use crate::headers::Read;
+use crate::spans::{Otel, Tracing};
 
 /// Every service's health check, which probes call.
 pub const HEALTH: &str = "/health";
@@ -41,7 +43,7 @@ pub async fn observe(
     let traced = tracing
         .as_ref()
         .and_then(Tracing::otel)
-        .map(|otel| (otel, otel.propagators().extract(req.headers())));
+        .map(|otel| (otel, otel.propagators().extract(&Read(req.headers()))));
     let traced = traced
         .filter(|(_, parent)| route.as_deref() != Some(HEALTH) || parent.span().span_context().is_valid());
     let (response, ids) = match traced {

@@ -1,52 +1,47 @@
-//! OpenTelemetry carriers over `actix-web`'s header map.
+//! OpenTelemetry carriers over a request's [`Headers`].
 //!
 //! `opentelemetry-http` ships carriers for the `http` 1.x types; actix-web 4 and awc 3 are built
-//! on `http` 0.2, so these small adapters take their place. They run on every hop and every
-//! call, so none parses a header name (the tracing headers' names are known in advance, see
-//! `known_name`), and the values of a call's tracing headers are written into one buffer and cut
-//! into header values from it ([`HeaderValues`]): one allocation for all of them rather than one
-//! each.
+//! on `http` 0.2, so these small adapters take their place, over any map lent as [`Headers`].
+//! They run on every hop and every call, so none parses a header name (the tracing headers'
+//! names are known in advance, see `known_name`), and the values of a call's tracing headers
+//! are written into one buffer and cut into header values from it ([`HeaderValues`]): one
+//! allocation for all of them rather than one each.
 
 use std::ops::Range;
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::web::Bytes;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
 
-use super::{UBER_TRACE_ID, known_name};
+use crate::headers::{Headers, HeadersMut};
+use crate::known_name;
 
 /// Reads propagation headers from an inbound request.
-pub struct HeaderExtractor<'a>(pub &'a HeaderMap);
+pub struct HeaderExtractor<'a, H>(pub &'a H);
 
-impl Extractor for HeaderExtractor<'_> {
-    /// The first value of `key`, if it is visible ASCII.
+impl<H: Headers> Extractor for HeaderExtractor<'_, H> {
+    /// The first value of `key`, if it is visible ASCII; only the headers this crate knows are
+    /// read (its propagators ask for no other).
     fn get(&self, key: &str) -> Option<&str> {
-        let value = match known_name(key) {
-            Some(name) => self.0.get(name),
-            None => self.0.get(key),
-        };
-        value.and_then(|value| value.to_str().ok())
+        self.0.first(known_name(key)?).and_then(|value| value.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(HeaderName::as_str).collect()
+        self.0.entries().map(|(name, _)| name.as_str()).collect()
     }
 
     /// Every value of `key`, in order (several `baggage` headers make one list).
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let all = match known_name(key) {
-            Some(name) => self.0.get_all(name),
-            None => self.0.get_all(key),
-        };
-        let values: Vec<&str> = all.filter_map(|value| value.to_str().ok()).collect();
+        let values: Vec<&str> =
+            self.0.values(known_name(key)?).filter_map(|value| value.to_str().ok()).collect();
         (!values.is_empty()).then_some(values)
     }
 }
 
 /// Writes propagation headers onto an outbound request.
-pub struct HeaderInjector<'a>(pub &'a mut HeaderMap);
+pub struct HeaderInjector<'a, H>(pub &'a mut H);
 
-impl Injector for HeaderInjector<'_> {
+impl<H: HeadersMut> Injector for HeaderInjector<'_, H> {
     /// Sets `key`, replacing any value. Empty values (the W3C propagator always writes a
     /// `tracestate`, empty or not) and values that are not valid headers are left out.
     fn set(&mut self, key: &str, value: String) {
@@ -61,7 +56,7 @@ impl Injector for HeaderInjector<'_> {
             },
         };
         if let Ok(value) = HeaderValue::try_from(value) {
-            self.0.insert(name, value);
+            self.0.set(name, value);
         }
     }
 }
@@ -82,7 +77,7 @@ pub struct HeaderValues {
 impl Default for HeaderValues {
     fn default() -> Self {
         // Past `len`, a placeholder never read.
-        let unset = &UBER_TRACE_ID;
+        let unset = &crate::KNOWN_HEADERS[0].0;
         Self { text: Vec::with_capacity(192), values: std::array::from_fn(|_| (unset, 0..0)), len: 0 }
     }
 }
@@ -106,14 +101,14 @@ impl HeaderValues {
     }
 
     /// Sets every value on `headers`, replacing what was there; empty values are left out.
-    pub fn into_headers(self, headers: &mut HeaderMap) {
+    pub fn into_headers(self, headers: &mut impl HeadersMut) {
         let text = Bytes::from(self.text);
         for (header, range) in &self.values[..self.len] {
             if range.is_empty() {
                 continue;
             }
             if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(range.clone())) {
-                headers.insert((*header).clone(), value);
+                headers.set((*header).clone(), value);
             }
         }
     }
@@ -139,6 +134,7 @@ pub fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderMap;
 
     #[test]
     fn the_injector_skips_empty_and_invalid_values() {

@@ -1,7 +1,7 @@
 //! The composite of OpenTelemetry propagators a service reads and writes, from
 //! `OTEL_PROPAGATORS`.
 
-use actix_web::http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceState};
 
@@ -10,8 +10,11 @@ use opentelemetry::propagation::TextMapPropagator;
 use super::b3::{self, B3, B3Encoding};
 use super::baggage::BaggagePropagator;
 use super::carriers::{HeaderExtractor, HeaderInjector, HeaderValues};
+use super::headers::{Headers, HeadersMut};
 use super::jaeger::{self, JaegerPropagator, UBER_TRACE_ID};
 use super::w3c::{self, W3cTraceContext};
+
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// One entry of `OTEL_PROPAGATORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,29 +36,6 @@ impl PropagatorKind {
     /// provider (B3 multi) read, and baggage.
     pub const DEFAULT: [PropagatorKind; 3] =
         [PropagatorKind::TraceContext, PropagatorKind::Baggage, PropagatorKind::B3Multi];
-
-    /// The kind named `name` in `OTEL_PROPAGATORS`, if supported.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "tracecontext" => Some(PropagatorKind::TraceContext),
-            "baggage" => Some(PropagatorKind::Baggage),
-            "b3" => Some(PropagatorKind::B3),
-            "b3multi" => Some(PropagatorKind::B3Multi),
-            "jaeger" => Some(PropagatorKind::Jaeger),
-            _ => None,
-        }
-    }
-
-    /// Its name in `OTEL_PROPAGATORS`.
-    pub fn name(self) -> &'static str {
-        match self {
-            PropagatorKind::TraceContext => "tracecontext",
-            PropagatorKind::Baggage => "baggage",
-            PropagatorKind::B3 => "b3",
-            PropagatorKind::B3Multi => "b3multi",
-            PropagatorKind::Jaeger => "jaeger",
-        }
-    }
 
     /// Every header this propagator reads or writes: they are written afresh for each outbound
     /// call, never copied from the inbound request.
@@ -80,6 +60,14 @@ impl PropagatorKind {
         }
     }
 }
+
+bookinfo_config::named!(PropagatorKind, "propagator", {
+    TraceContext => "tracecontext",
+    Baggage => "baggage",
+    B3 => "b3",
+    B3Multi => "b3multi",
+    Jaeger => "jaeger",
+});
 
 /// The configured propagators, read in order (the last one that finds a context wins) and all
 /// written.
@@ -118,7 +106,7 @@ impl Propagators {
 
     /// The context of an inbound request: remote span and baggage, or an empty context when
     /// its headers hold none (or hold garbage).
-    pub fn extract(&self, headers: &HeaderMap) -> Context {
+    pub fn extract(&self, headers: &impl Headers) -> Context {
         let extractor = HeaderExtractor(headers);
         // The last kind that finds a span context wins: reading from the last one and stopping
         // at the first found gives the same context as reading all in order, and a request
@@ -130,7 +118,7 @@ impl Propagators {
             .map(|reader| reader.extract_with_context(&empty, &extractor))
             .find(|cx| cx.span().span_context().is_valid())
             .unwrap_or(empty);
-        if headers.contains_key("tracestate") {
+        if headers.first(&TRACESTATE).is_some() {
             cx = self.with_w3c_trace_state(cx, &extractor);
         }
         for reader in &self.other_readers {
@@ -141,7 +129,7 @@ impl Propagators {
 
     /// `cx` with the W3C `tracestate`, when another format won with the same span: B3 carries
     /// no trace state, and W3C asks that vendors' entries travel on.
-    fn with_w3c_trace_state(&self, cx: Context, extractor: &HeaderExtractor<'_>) -> Context {
+    fn with_w3c_trace_state(&self, cx: Context, extractor: &HeaderExtractor<'_, impl Headers>) -> Context {
         let context = cx.span().span_context().clone();
         if !self.kinds.contains(&PropagatorKind::TraceContext) || context.trace_state() != &TraceState::NONE {
             return cx;
@@ -162,7 +150,7 @@ impl Propagators {
     }
 
     /// Writes `cx` onto an outbound request's headers.
-    pub fn inject(&self, cx: &Context, headers: &mut HeaderMap) {
+    pub fn inject(&self, cx: &Context, headers: &mut impl HeadersMut) {
         // What the composite would write, with every span-context header's value cut from one
         // buffer; baggage goes through its propagator.
         let span = cx.span();
@@ -192,14 +180,14 @@ impl Propagators {
 
 impl std::fmt::Debug for Propagators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.kinds.iter().map(|k| k.name())).finish()
+        f.debug_list().entries(self.kinds.iter().map(|k| k.as_str())).finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::HeaderValue;
+    use http::header::{HeaderMap, HeaderValue};
     use opentelemetry::baggage::BaggageExt;
     use opentelemetry::propagation::TextMapCompositePropagator;
     use opentelemetry::trace::TraceContextExt;
@@ -384,7 +372,7 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use super::*;
-    use actix_web::http::header::HeaderValue;
+    use http::header::{HeaderMap, HeaderValue};
     use opentelemetry::trace::TraceContextExt;
     use proptest::prelude::*;
 

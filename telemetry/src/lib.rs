@@ -1,10 +1,11 @@
-//! Process-wide telemetry: logs in both modes, and in `otel` mode the OpenTelemetry tracer
+//! Process-wide telemetry: logs in every mode, and in `otel` mode the OpenTelemetry tracer
 //! provider that exports the process's spans.
 //!
 //! [`Setup::read`] reads the standard `OTEL_*` variables ([`settings`]); [`init`] installs the
 //! log subscriber (with the OpenTelemetry layer in `otel` mode) and returns a [`Telemetry`]
-//! guard that owns the provider until [`Telemetry::shutdown`] flushes it. The [`Tracing`] it hands out tells the
-//! server middleware and the outbound client what to do per request.
+//! guard that owns the provider until [`Telemetry::shutdown`] flushes it. Its tracer is what
+//! the HTTP crate makes the request and call spans with; the application's own `tracing` spans
+//! reach the same provider through the tracing-opentelemetry bridge installed here.
 //!
 //! Export never holds a request up: spans are queued to the SDK's batch processor, which runs
 //! on a thread of its own; a full queue drops spans (counted, and logged at shutdown) rather
@@ -15,10 +16,8 @@ pub mod console;
 mod events;
 pub mod otlp;
 pub mod settings;
-pub mod spans;
 
 use std::io::{self, IsTerminal};
-use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -38,9 +37,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 use self::baggage_attributes::BaggageAttributes;
 use self::console::ConsoleExporter;
 use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
-pub use self::spans::Otel;
-use crate::config::Source;
-use crate::propagation::{Propagators, TracingMode};
+use bookinfo_config::Source;
+use bookinfo_propagation::{PropagatorKind, TracingMode};
+use opentelemetry_sdk::trace::SdkTracer;
 
 /// Longest a shutdown waits for the last spans to be exported.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,52 +53,29 @@ pub struct Identity {
     pub version: String,
 }
 
-/// How this process takes part in traces, per request.
+/// What `otel` mode makes the spans of requests and calls with.
 #[derive(Debug, Clone)]
-pub enum Tracing {
-    /// Copy the forwarded headers verbatim; no spans.
-    Propagate,
-    /// Extract with, and inject through, the propagators; a span per request and per call.
-    Otel(Arc<Otel>),
-    /// Forward no trace context at all; no spans.
-    None,
-}
-
-impl Tracing {
-    /// The mode in effect.
-    pub fn mode(&self) -> TracingMode {
-        match self {
-            Tracing::Propagate => TracingMode::Propagate,
-            Tracing::Otel(_) => TracingMode::Otel,
-            Tracing::None => TracingMode::None,
-        }
-    }
-
-    /// The propagators, in `otel` mode.
-    pub fn propagators(&self) -> Option<&Propagators> {
-        self.otel().map(Otel::propagators)
-    }
-
-    /// The spans to make, in `otel` mode.
-    pub fn otel(&self) -> Option<&Otel> {
-        match self {
-            Tracing::Otel(otel) => Some(otel),
-            Tracing::Propagate | Tracing::None => None,
-        }
-    }
+pub struct Spans {
+    /// The tracer; the application's own `tracing` spans share its scope, through the bridge.
+    pub tracer: SdkTracer,
+    /// `OTEL_PROPAGATORS`, in order.
+    pub propagators: Vec<PropagatorKind>,
+    /// `BOOKINFO_FETCH_SPANS`.
+    pub fetch_spans: bool,
 }
 
 /// Owns the process's tracer provider (and the gRPC exporter's runtime) until shutdown.
 pub struct Telemetry {
-    tracing: Tracing,
+    spans: Option<Spans>,
     provider: Option<SdkTracerProvider>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Telemetry {
-    /// What the server and the client do per request.
-    pub fn tracing(&self) -> Tracing {
-        self.tracing.clone()
+    /// What the request and call spans are made with, when spans are made (`otel` mode, the
+    /// SDK not disabled).
+    pub fn spans(&self) -> Option<&Spans> {
+        self.spans.as_ref()
     }
 
     /// Exports the spans still queued, waiting at most [`SHUTDOWN_TIMEOUT`].
@@ -108,7 +84,7 @@ impl Telemetry {
             // Blocking here would stall the server's own runtime thread, which the gRPC
             // exporter may need; a blocking task leaves it free.
             let shutdown =
-                actix_web::rt::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
+                tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
             match shutdown.await {
                 Ok(Ok(())) => tracing::info!("spans flushed"),
                 Ok(Err(err)) => tracing::warn!(error = %err, "spans may be lost at shutdown"),
@@ -159,9 +135,9 @@ pub fn init(identity: &Identity, setup: &Setup) -> Telemetry {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let tracing = match (provider.as_ref(), settings) {
+    let spans = match (provider.as_ref(), settings) {
         (Some(provider), Some(settings)) => {
-            let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.name()).collect();
+            let propagators: Vec<_> = settings.propagators.iter().map(|kind| kind.as_str()).collect();
             let exporters: Vec<_> = settings
                 .exporters
                 .iter()
@@ -179,12 +155,15 @@ pub fn init(identity: &Identity, setup: &Setup) -> Telemetry {
                 fetch_spans = settings.fetch_spans,
                 "tracing: otel"
             );
-            let propagators = Propagators::new(&settings.propagators);
-            Tracing::Otel(Arc::new(Otel::new(propagators, tracer(provider), settings.fetch_spans)))
+            Some(Spans {
+                tracer: tracer(provider),
+                propagators: settings.propagators.clone(),
+                fetch_spans: settings.fetch_spans,
+            })
         }
         _ if mode == TracingMode::None => {
             tracing::info!("tracing: none (no trace context is forwarded, no spans)");
-            Tracing::None
+            None
         }
         _ => {
             if mode == TracingMode::Otel {
@@ -194,10 +173,10 @@ pub fn init(identity: &Identity, setup: &Setup) -> Telemetry {
             } else {
                 tracing::info!("tracing: propagate (headers are forwarded, no spans)");
             }
-            Tracing::Propagate
+            None
         }
     };
-    Telemetry { tracing, provider, runtime }
+    Telemetry { spans, provider, runtime }
 }
 
 /// The tracer of this project's spans: the request's and the calls' (made directly) and the
@@ -359,5 +338,5 @@ fn log_filter(rust_log: Option<&str>) -> EnvFilter {
 /// Logging only, filtered by `RUST_LOG` of the process, for programs and tests that trace
 /// nothing.
 pub fn init_logging() {
-    install_subscriber(None, crate::config::Env.get(RUST_LOG).as_deref());
+    install_subscriber(None, bookinfo_config::Env.get(RUST_LOG).as_deref());
 }

@@ -3,52 +3,15 @@
 //! It alone sets the `end-user` header and the baggage member `user`, from its own session;
 //! whatever a client sends in either is replaced (or removed for an anonymous request), so
 //! routing rules deeper in the mesh never trust the client. Every other service forwards both
-//! unchanged.
-//!
-//! The rule is applied once per request, to the inbound headers, before anything reads them
-//! ([`rule`], the middleware, calling [`apply`]). Both tracing modes then start from the same
-//! baggage: `propagate` copies it, `otel` extracts it; neither edits it again.
+//! unchanged. The rule is applied once per request, to the inbound headers, before anything
+//! reads them (the HTTP crate's middleware calls [`apply`]). Both tracing modes then start from
+//! the same baggage: `propagate` copies it, `otel` extracts it; neither edits it again.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderMap, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::web::Data;
-use actix_web::{Error, HttpRequest};
+use http::header::HeaderValue;
 
-use crate::propagation::baggage::Baggage;
-use crate::propagation::{BAGGAGE, END_USER};
-
-/// Registered as app data (`web::Data<Edge>`) by the edge service.
-#[derive(Debug, Clone, Copy)]
-pub struct Edge {
-    user: fn(&HttpRequest) -> Option<String>,
-}
-
-impl Edge {
-    /// An edge whose signed-in user `user` reads from a request.
-    pub fn new(user: fn(&HttpRequest) -> Option<String>) -> Self {
-        Self { user }
-    }
-
-    /// The signed-in user of `req`, if any.
-    pub fn user(&self, req: &HttpRequest) -> Option<String> {
-        (self.user)(req)
-    }
-}
-
-/// The middleware, for `actix_web::middleware::from_fn`: in a service that registered an
-/// [`Edge`], applies the rule to the request's headers; elsewhere it does nothing.
-pub async fn rule(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if let Some(edge) = req.app_data::<Data<Edge>>().cloned() {
-        let user = edge.user(req.request());
-        apply(req.headers_mut(), user.as_deref());
-    }
-    next.call(req).await
-}
+use crate::baggage::Baggage;
+use crate::headers::HeadersMut;
+use crate::{BAGGAGE, END_USER};
 
 /// The rule on a request's headers, for the signed-in `user` (or nobody):
 /// - `end-user` is the user, or absent;
@@ -56,24 +19,24 @@ pub async fn rule(
 ///   aside) and every other member the client sent, in order; a client's `user` is dropped.
 ///   The W3C limits (64 members, 8192 bytes) are kept by dropping other members from the end,
 ///   never the user's; a header that does not parse is dropped.
-pub fn apply(headers: &mut HeaderMap, user: Option<&str>) {
-    headers.remove(END_USER);
+pub fn apply(headers: &mut impl HeadersMut, user: Option<&str>) {
+    headers.remove(&END_USER);
     if let Some(value) = user.and_then(|user| HeaderValue::from_str(user).ok()) {
-        headers.insert(END_USER, value);
+        headers.set(END_USER, value);
     }
-    let mut baggage = Baggage::from_headers(headers.get_all(BAGGAGE).filter_map(|v| v.to_str().ok()));
+    let mut baggage = Baggage::from_headers(headers.values(&BAGGAGE).filter_map(|v| v.to_str().ok()));
     baggage.set_user(user);
-    headers.remove(BAGGAGE);
+    headers.remove(&BAGGAGE);
     if let Some(value) = baggage.to_header().and_then(|header| HeaderValue::try_from(header).ok()) {
-        headers.insert(BAGGAGE, value);
+        headers.set(BAGGAGE, value);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::propagation::baggage::{MAX_BYTES, MAX_MEMBERS};
-    use actix_web::http::header::HeaderName;
+    use crate::baggage::{MAX_BYTES, MAX_MEMBERS};
+    use http::header::{HeaderMap, HeaderName};
 
     fn edited(inbound: &[(&'static str, &str)], user: Option<&str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -85,7 +48,7 @@ mod tests {
     }
 
     fn values<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
-        headers.get_all(name).map(|v| v.to_str().unwrap()).collect()
+        headers.get_all(name).iter().map(|v| v.to_str().unwrap()).collect()
     }
 
     #[test]

@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use actix_web::http::Uri;
-
-use crate::config::Source;
-use crate::propagation::PropagatorKind;
+use bookinfo_config::Source;
+use bookinfo_propagation::PropagatorKind;
+use http::Uri;
 
 /// `OTEL_SDK_DISABLED`: `true` turns the SDK off (the service then only forwards headers).
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
@@ -172,7 +171,7 @@ impl Settings {
                 let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
                 let mut kinds = Vec::new();
                 for name in &names {
-                    match PropagatorKind::from_name(name) {
+                    match name.parse::<PropagatorKind>().ok() {
                         Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
                         Some(_) => {}
                         None if *name == "none" => {}
@@ -392,8 +391,8 @@ fn key_values(list: &str) -> Option<Vec<(String, String)>> {
 fn headers(list: &str) -> Option<Vec<(String, String)>> {
     let pairs = key_values(list)?;
     let valid = pairs.iter().all(|(key, value)| {
-        actix_web::http::header::HeaderName::try_from(key.as_str()).is_ok()
-            && actix_web::http::header::HeaderValue::try_from(value.as_str()).is_ok()
+        http::header::HeaderName::try_from(key.as_str()).is_ok()
+            && http::header::HeaderValue::try_from(value.as_str()).is_ok()
     });
     valid.then_some(pairs)
 }
