@@ -108,7 +108,7 @@ impl<S: Source> Recording<S> {
         Self { inner, names: std::sync::Mutex::default() }
     }
 
-    /// The names looked up so far, in order.
+    /// The names looked up so far, sorted.
     pub fn names(&self) -> std::collections::BTreeSet<String> {
         self.names.lock().map(|names| names.clone()).unwrap_or_default()
     }

@@ -14,6 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use bookinfo_config::{ConfigError, Source};
+use bookinfo_http::middleware::HEALTH;
 use bookinfo_http::respond::json as json_response;
 use bookinfo_http::upstream::check_base;
 use bookinfo_http::{RequestContext, Upstream, Upstreams};
@@ -89,7 +90,7 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
     move |cfg: &mut ServiceConfig| {
         // WEBrick mounts match whole path segments and serve every method alike.
         cfg.app_data(config.clone())
-            .route("/health", web::route().to(health))
+            .route(HEALTH, web::route().to(health))
             .route("/health/{rest:.*}", web::route().to(health))
             .route("/details", web::route().to(details))
             .route("/details/{id:.*}", web::route().to(details))

@@ -23,6 +23,7 @@ use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use bookinfo_config::{ConfigError, Source};
 use bookinfo_http::edge::Edge;
+use bookinfo_http::middleware::HEALTH;
 use bookinfo_http::server::get_or_head;
 use bookinfo_http::{Upstream, Upstreams};
 use bookinfo_wire::{details, ratings, reviews};
@@ -129,7 +130,7 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
             .app_data(routed_users.clone())
             .service(read_only("/", page::index))
             .service(read_only("/index.html", page::index))
-            .service(read_only("/health", health))
+            .service(read_only(HEALTH, health))
             .service(read_only("/productpage", page::product_page))
             .service(read_only("/logout", session::logout))
             .service(

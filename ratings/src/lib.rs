@@ -17,6 +17,7 @@ use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use bookinfo_config::{self as config, ConfigError, Source};
 use bookinfo_http::Upstreams;
+use bookinfo_http::middleware::HEALTH;
 use bookinfo_http::respond::json as json_response;
 use bookinfo_http::server::get_or_head;
 use bookinfo_wire::ratings::Ratings;
@@ -77,9 +78,7 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
     let state = Data::new(State { mode, started: Instant::now(), store: Store::default() });
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(state.clone())
-            .service(
-                web::resource("/health").route(web::get().to(health)).default_service(web::to(not_found)),
-            )
+            .service(web::resource(HEALTH).route(web::get().to(health)).default_service(web::to(not_found)))
             .service(
                 web::resource("/ratings/{id:.*}")
                     .route(get_or_head().to(get_ratings))

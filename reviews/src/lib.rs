@@ -14,6 +14,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{self, Data, ServiceConfig};
 use actix_web::{HttpResponse, http::StatusCode};
 use bookinfo_config::{self as config, ConfigError, Source, java_bool};
+use bookinfo_http::middleware::HEALTH;
 use bookinfo_http::respond::json_text;
 use bookinfo_http::server::get_or_head;
 use bookinfo_http::{RequestContext, Upstream, Upstreams};
@@ -106,7 +107,7 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
     move |cfg: &mut ServiceConfig| {
         cfg.app_data(config.clone())
             .service(
-                web::resource("/health")
+                web::resource(HEALTH)
                     .route(get_or_head().to(health))
                     .default_service(web::to(method_not_allowed)),
             )

@@ -4,14 +4,14 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use bookinfo_config::{HOST, HOSTNAME, PORT, SERVICE_VERSION, WORKERS};
+use bookinfo_config::{Env, HOST, HOSTNAME, PORT, SERVICE_VERSION, Source, WORKERS};
 use bookinfo_http::routing::BOOKINFO_ROUTES;
 use bookinfo_http::upstream::{SERVICES_DOMAIN, Upstream};
 use bookinfo_propagation::BOOKINFO_TRACING;
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::{
     OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_PROPAGATORS,
-    OTEL_SERVICE_NAME,
+    OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME,
 };
 
 use crate::service::Service;
@@ -130,6 +130,15 @@ impl App<'_> {
                 // Traces show up as soon as they are done, not five seconds later.
                 env.push((OTEL_BSP_SCHEDULE_DELAY.into(), "200".into()));
             }
+        }
+        // Each service names itself: a `service.name` in the shell's resource attributes would
+        // name all six alike, as OTEL_SERVICE_NAME would (which is scrubbed).
+        if let Some(attributes) = Env.get(OTEL_RESOURCE_ATTRIBUTES) {
+            let kept: Vec<&str> = attributes
+                .split(',')
+                .filter(|entry| entry.split('=').next().map(str::trim) != Some("service.name"))
+                .collect();
+            env.push((OTEL_RESOURCE_ATTRIBUTES.into(), kept.join(",")));
         }
         if let Some(propagators) = self.propagators {
             env.push((OTEL_PROPAGATORS.into(), propagators.into()));

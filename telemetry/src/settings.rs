@@ -374,7 +374,8 @@ fn first_set<const N: usize>(
 /// `key=value,key=value` with percent-encoded values, as the specification writes exporter
 /// headers; `None` when an entry is not a valid header.
 /// `key=value` pairs, comma-separated, values percent-encoded (the format of
-/// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`); `None` if any entry is not one.
+/// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`); `None` if any entry is not one
+/// or does not decode.
 fn key_values(list: &str) -> Option<Vec<(String, String)>> {
     list.split(',')
         .map(str::trim)
@@ -388,6 +389,7 @@ fn key_values(list: &str) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// The export headers of `list`; `None` when an entry is not a valid header.
 fn headers(list: &str) -> Option<Vec<(String, String)>> {
     let pairs = key_values(list)?;
     let valid = pairs.iter().all(|(key, value)| {

@@ -96,14 +96,34 @@ async fn the_otel_overlay_runs_as_a_cluster_runs_it_and_its_spans_reach_the_coll
     replay("otel", TracingMode::Otel).await;
 }
 
+#[actix_web::test]
+#[ignore = "needs a Docker engine and the built image: k8s/test/image runs it"]
+async fn the_otel_b3_overlay_runs_as_a_cluster_runs_it_and_its_spans_reach_the_collector() {
+    replay("otel-b3", TracingMode::Otel).await;
+}
+
+/// Without Docker: every overlay's containers, as the replay plans them, against what
+/// `bookinfo serve` reads.
+#[test]
+fn every_variable_the_overlays_give_a_container_is_one_the_binary_reads() {
+    if !crate::manifests::tool("kubectl", &["version", "--client"]) {
+        return;
+    }
+    for (overlay, mode) in
+        [("propagate", TracingMode::Propagate), ("otel", TracingMode::Otel), ("otel-b3", TracingMode::Otel)]
+    {
+        let replay = Replay::plan(Cluster::render(overlay), &[]);
+        assert_eq!(replay.pods.len(), 6, "{overlay}: six Deployments of one pod");
+        for pod in &replay.pods {
+            holds_to_what_the_binary_reads(pod, mode);
+        }
+    }
+}
+
 async fn replay(overlay: &str, mode: TracingMode) {
     let receiver = Receiver::http();
     let collector: SocketAddr = receiver.endpoint.trim_start_matches("http://").parse().unwrap();
     let mut replay = Replay::plan(Cluster::render(overlay), &[(COLLECTOR, collector)]);
-    assert_eq!(replay.pods.len(), 6, "six Deployments of one pod");
-    for pod in &replay.pods {
-        holds_to_what_the_binary_reads(pod, mode);
-    }
 
     replay.start(&image());
     let ready = replay.wait_ready(Duration::from_secs(60));

@@ -9,9 +9,10 @@
 //! set as a kubelet sets them.
 //!
 //! Every container shares the host's network, where a cluster gives each pod its own. So:
-//! - each pod gets a port of its own, and its container the variable `PORT` (which
-//!   `bookinfo serve` reads) to listen there: the one variable added to what the manifests give;
-//!   its probes' port (9080 or `http`) means that port;
+//! - each pod gets a port of its own on the loopback, and its container the variables `PORT`
+//!   and `BOOKINFO_HOST` (which `bookinfo serve` reads) to listen there: the only variables
+//!   added to what a kubelet gives ([`pod_network`]); its probes' port (9080 or `http`) means
+//!   that port;
 //! - each Service is a TCP forwarder on a port of its own (kube-proxy's part), spreading
 //!   connections over the pods its selector picks, round robin; the Service links carry that
 //!   port, and `--add-host` makes the Service's names (`details`, `details.<ns>`,
@@ -99,6 +100,8 @@ pub struct Pod {
     pub args: Vec<String>,
     /// What the manifests give the container: `envFrom`, then `env`, resolved; in order.
     pub env: Vec<(String, String)>,
+    /// What the kubelet adds: the Service links, lower than anything the manifests set.
+    pub links: Vec<(String, String)>,
     /// Names that another variable's value refers to as `$(NAME)`.
     pub referenced: BTreeSet<String>,
     /// The Docker container, once started.
@@ -185,7 +188,36 @@ fn http_status(port: u16, path: &str, timeout: Duration) -> Result<u16, String> 
 /// A Service: a forwarder on its own port to the ports of the pods it selects.
 pub struct Service {
     pub name: String,
+    /// The forwarder's port on this machine.
     pub port: u16,
+    /// The port the manifest declares (9080), and its name.
+    pub declared_port: u64,
+    pub port_name: Option<String>,
+}
+
+/// The variables a kubelet gives every container about the namespace's Services (its
+/// "Service links"), here with the forwarders' addresses.
+fn links(services: &[Service]) -> Vec<(String, String)> {
+    let mut links = Vec::new();
+    for service in services {
+        let prefix = service.name.to_ascii_uppercase().replace('-', "_");
+        let (port, declared) = (service.port, service.declared_port);
+        links.push((format!("{prefix}_SERVICE_HOST"), "127.0.0.1".to_owned()));
+        links.push((format!("{prefix}_SERVICE_PORT"), port.to_string()));
+        if let Some(name) = &service.port_name {
+            links.push((
+                format!("{prefix}_SERVICE_PORT_{}", name.to_ascii_uppercase().replace('-', "_")),
+                port.to_string(),
+            ));
+        }
+        links.push((format!("{prefix}_PORT"), format!("tcp://127.0.0.1:{port}")));
+        let tcp = format!("{prefix}_PORT_{declared}_TCP");
+        links.push((tcp.clone(), format!("tcp://127.0.0.1:{port}")));
+        links.push((format!("{tcp}_PROTO"), "tcp".to_owned()));
+        links.push((format!("{tcp}_PORT"), port.to_string()));
+        links.push((format!("{tcp}_ADDR"), "127.0.0.1".to_owned()));
+    }
+    links
 }
 
 /// Accepts on 127.0.0.1:0 and forwards each connection to the next of `endpoints`.
@@ -213,6 +245,12 @@ fn forward(endpoints: Vec<u16>) -> u16 {
     port
 }
 
+/// What stands for a pod's own network namespace on the shared one: where `bookinfo serve`
+/// listens, the pod's port on the loopback. The only variables added to what a kubelet gives.
+pub fn pod_network(pod: &Pod) -> [(String, String); 2] {
+    [("PORT".into(), pod.port.to_string()), ("BOOKINFO_HOST".into(), "127.0.0.1".into())]
+}
+
 /// A port no one listens on now (the kernel's choice), for a pod to take.
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("a port").port()
@@ -230,7 +268,13 @@ impl Replay {
     /// Plans every pod of `cluster`: ports, names, resolved variables; `outside` maps addresses
     /// the variables name outside the namespace (`host:port`) to local ones. Nothing runs yet.
     pub fn plan(cluster: Cluster, outside: &[(&str, SocketAddr)]) -> Self {
-        let id = format!("{}-{}", cluster.namespace, std::process::id());
+        static REPLAYS: AtomicUsize = AtomicUsize::new(0);
+        let id = format!(
+            "{}-{}-{}",
+            cluster.namespace,
+            std::process::id(),
+            REPLAYS.fetch_add(1, Ordering::Relaxed)
+        );
         let mut pods = Vec::new();
         for deployment in cluster.of_kind("Deployment") {
             let name = deployment["metadata"]["name"].as_str().expect("a name");
@@ -250,28 +294,17 @@ impl Replay {
                         l.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect()
                     })
                     .unwrap_or_default();
-                let spec = containers[0].clone();
-                let (env, referenced) = resolve_env(&cluster, &template["spec"], &spec, &pod_name, outside);
-                let mut args: Vec<String> = Vec::new();
-                for key in ["command", "args"] {
-                    args.extend(
-                        spec[key]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|a| a.as_str().map(str::to_owned)),
-                    );
-                }
                 pods.push(Pod {
                     deployment: name.to_owned(),
                     name: pod_name,
                     labels,
                     port: free_port(),
                     pod_spec: template["spec"].clone(),
-                    spec,
-                    args,
-                    env,
-                    referenced,
+                    spec: containers[0].clone(),
+                    args: Vec::new(),
+                    env: Vec::new(),
+                    links: Vec::new(),
+                    referenced: BTreeSet::new(),
                     container: String::new(),
                 });
             }
@@ -280,6 +313,7 @@ impl Replay {
         for service in cluster.of_kind("Service") {
             let name = service["metadata"]["name"].as_str().expect("a name").to_owned();
             let selector = service["spec"]["selector"].as_object().cloned().unwrap_or_default();
+            let declared = &service["spec"]["ports"][0];
             let endpoints: Vec<u16> = pods
                 .iter()
                 .filter(|pod| {
@@ -288,7 +322,24 @@ impl Replay {
                 .map(|pod| pod.port)
                 .collect();
             assert!(!endpoints.is_empty(), "Service {name} selects no pod");
-            services.push(Service { name, port: forward(endpoints) });
+            services.push(Service {
+                name,
+                port: forward(endpoints),
+                declared_port: declared["port"].as_u64().expect("a port"),
+                port_name: declared["name"].as_str().map(str::to_owned),
+            });
+        }
+        for pod in &mut pods {
+            pod.links = links(&services);
+            let (env, mut referenced) = resolve_env(&cluster, pod, outside);
+            // Kubernetes expands `$(VAR)` in command and args too.
+            let mut args = Vec::new();
+            for key in ["command", "args"] {
+                for arg in pod.spec[key].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    args.push(expand(arg, &[pod.links.as_slice(), env.as_slice()].concat(), &mut referenced));
+                }
+            }
+            (pod.env, pod.args, pod.referenced) = (env, args, referenced);
         }
         Self { cluster, pods, services, id }
     }
@@ -324,23 +375,13 @@ impl Replay {
                 run.extend(["--add-host".into(), format!("{host}:127.0.0.1")]);
             }
         }
-        // The kubelet's Service links, lower than anything the manifests set.
+        // The kubelet's Service links, lower than anything the manifests set; then the pod's
+        // own address, which on a shared network is a port of its own on the loopback.
         let set: BTreeSet<&str> = pod.env.iter().map(|(k, _)| k.as_str()).collect();
-        let mut env: Vec<(String, String)> = Vec::new();
-        for service in &self.services {
-            let prefix = service.name.to_ascii_uppercase().replace('-', "_");
-            for (key, value) in [
-                (format!("{prefix}_SERVICE_HOST"), "127.0.0.1".to_owned()),
-                (format!("{prefix}_SERVICE_PORT"), service.port.to_string()),
-                (format!("{prefix}_PORT"), format!("tcp://127.0.0.1:{}", service.port)),
-            ] {
-                if !set.contains(key.as_str()) {
-                    env.push((key, value));
-                }
-            }
-        }
+        let mut env: Vec<(String, String)> =
+            pod.links.iter().filter(|(k, _)| !set.contains(k.as_str())).cloned().collect();
         env.extend(pod.env.iter().cloned());
-        env.push(("PORT".into(), pod.port.to_string()));
+        env.extend(pod_network(pod));
         for (key, value) in env {
             run.extend(["--env".into(), format!("{key}={value}")]);
         }
@@ -428,6 +469,9 @@ impl Replay {
 
 impl Drop for Replay {
     fn drop(&mut self) {
+        if self.pods.iter().all(|pod| pod.container.is_empty()) {
+            return;
+        }
         let listed = docker(&["ps", "-aq", "--filter", &format!("label=bookinfo.replay={}", self.id)]);
         let ids: Vec<String> =
             String::from_utf8_lossy(&listed.stdout).split_whitespace().map(str::to_owned).collect();
@@ -444,11 +488,10 @@ impl Drop for Replay {
 /// a `$`; an unknown name stays as written); and which names are referred to that way.
 fn resolve_env(
     cluster: &Cluster,
-    pod_spec: &Value,
-    spec: &Value,
-    pod_name: &str,
+    pod: &Pod,
     outside: &[(&str, SocketAddr)],
 ) -> (Vec<(String, String)>, BTreeSet<String>) {
+    let (pod_spec, spec, pod_name) = (&pod.pod_spec, &pod.spec, pod.name.as_str());
     let mut env: Vec<(String, String)> = Vec::new();
     let mut referenced = BTreeSet::new();
     let set = |env: &mut Vec<(String, String)>, key: String, value: String| {
@@ -464,10 +507,12 @@ fn resolve_env(
     for var in spec["env"].as_array().into_iter().flatten() {
         let key = var["name"].as_str().expect("a name").to_owned();
         let value = if let Some(value) = var["value"].as_str() {
-            expand(value, &env, &mut referenced)
+            // Against what is defined so far, the Service links below the rest.
+            expand(value, &[pod.links.as_slice(), env.as_slice()].concat(), &mut referenced)
         } else if let Some(path) = var["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
             match path {
-                "metadata.name" | "spec.nodeName" => pod_name.to_owned(),
+                "metadata.name" => pod_name.to_owned(),
+                "spec.nodeName" => "replay-node".to_owned(),
                 "metadata.namespace" => cluster.namespace.clone(),
                 "status.podIP" | "status.hostIP" => "127.0.0.1".to_owned(),
                 "spec.serviceAccountName" => {

@@ -29,7 +29,7 @@ fn reference(path: &str) -> Option<PathBuf> {
 }
 
 /// Whether `program` can run; without it, that part of the test is skipped.
-fn tool(program: &str, probe: &[&str]) -> bool {
+pub fn tool(program: &str, probe: &[&str]) -> bool {
     let found = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
     if !found {
         skip(&format!("`{program} {}` does not run", probe.join(" ")));
@@ -135,6 +135,11 @@ fn the_base_is_istios_bookinfo_drop_in() {
         for (kind, resource) in [("requests", "cpu"), ("requests", "memory"), ("limits", "memory")] {
             assert!(container["resources"][kind][resource].is_string(), "{name}: {kind}.{resource}");
         }
+        // The propagate overlay drops this list whole: a variable added here must be weighed
+        // there too.
+        let env: Vec<&str> =
+            container["env"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(env, ["POD_NAME", "POD_NAMESPACE", "OTEL_RESOURCE_ATTRIBUTES"], "{name}");
         let security = &container["securityContext"];
         assert_eq!(security["readOnlyRootFilesystem"], true);
         assert_eq!(security["allowPrivilegeEscalation"], false);
@@ -213,6 +218,12 @@ fn both_overlays_run_side_by_side_each_in_its_mode() {
         let data = config[0]["data"].as_object().unwrap();
         if mode == "propagate" {
             assert_eq!(data.keys().collect::<Vec<_>>(), ["BOOKINFO_TRACING"]);
+            // Its patch removes each container's env list whole, which holds only the
+            // variables that name the pod on its spans (the base's test says so).
+            for deployment in of_kind(&objects, "Deployment") {
+                let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+                assert!(container["env"].is_null(), "{}", deployment["metadata"]["name"]);
+            }
             continue;
         }
         let endpoint = data["OTEL_EXPORTER_OTLP_ENDPOINT"].as_str().unwrap();
