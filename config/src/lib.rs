@@ -212,10 +212,10 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(86_400);
 ///
 /// # Errors
 /// Anything else (no number, an unknown unit, a negative value, a duration past what a
-/// [`Duration`] holds), with a message saying what is expected.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// [`Duration`] holds), as an [`InvalidDuration`] saying what is expected.
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidDuration> {
     let text = text.trim();
-    let invalid = || format!("{text:?} is not a duration such as 3s, 2500ms, 1m30s or 2d");
+    let invalid = || InvalidDuration(text.to_owned());
     if text.is_empty() {
         return Err(invalid());
     }
@@ -246,6 +246,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     Ok(total)
 }
+
+/// A text that is not a duration of [`parse_duration`]'s grammar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a duration such as 3s, 2500ms, 1m30s or 2d")]
+pub struct InvalidDuration(pub String);
 
 /// The Java `Boolean.valueOf` reading the original services use: true only for `true`, in any
 /// letter case.
