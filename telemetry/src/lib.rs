@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::trace::{
@@ -36,7 +36,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use self::baggage_attributes::BaggageAttributes;
 use self::console::ConsoleExporter;
-use self::settings::{ExporterKind, Protocol, SamplerKind, Settings};
+use self::settings::{ExporterKind, HttpExporter, Protocol, SamplerKind, Settings};
 use bookinfo_config::Source;
 use bookinfo_propagation::{PropagatorKind, TracingMode};
 use opentelemetry_sdk::trace::SdkTracer;
@@ -209,6 +209,15 @@ fn provider(
     for kind in &settings.exporters {
         match kind {
             ExporterKind::Console => exports.push(batch(ConsoleExporter::default(), settings)),
+            ExporterKind::Otlp
+                if settings.protocol == Protocol::HttpProtobuf
+                    && settings.http_exporter == HttpExporter::Stock =>
+            {
+                match stock_http(settings) {
+                    Ok(exporter) => exports.push(batch(exporter, settings)),
+                    Err(err) => warnings.push(format!("spans are not exported: {err}")),
+                }
+            }
             ExporterKind::Otlp if settings.protocol == Protocol::HttpProtobuf => {
                 let exporter = otlp::HttpExporter::new(
                     &settings.endpoint,
@@ -236,19 +245,38 @@ fn provider(
     (Some(builder.build()), runtime)
 }
 
+/// `opentelemetry-otlp`'s own OTLP/HTTP exporter (`BOOKINFO_OTLP_HTTP_EXPORTER=opentelemetry-otlp`),
+/// for measuring what [`otlp::HttpExporter`] saves: the same endpoint, deadline and headers, no
+/// compression. Its blocking client starts a runtime of its own, which may not be started
+/// inside the server's async context: it is built on a thread of its own.
+fn stock_http(settings: &Settings) -> Result<opentelemetry_otlp::SpanExporter, otlp::SetupError> {
+    let (endpoint, timeout) = (settings.endpoint.clone(), settings.export_timeout);
+    let headers: std::collections::HashMap<String, String> = settings.headers.iter().cloned().collect();
+    let build = move || {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint.as_str())
+            .with_timeout(timeout)
+            .with_headers(headers)
+            .build()
+            .map_err(|source| otlp::SetupError::Otlp { endpoint, source })
+    };
+    std::thread::spawn(build).join().map_err(|_| otlp::SetupError::Thread)?
+}
+
 /// The OTLP/gRPC exporter (OTLP/HTTP is [`otlp::HttpExporter`]). gRPC's client needs a Tokio
 /// runtime that keeps running while it exports and at shutdown; a small one of its own serves,
 /// apart from the server's.
 fn grpc(
     settings: &Settings,
     runtime: &mut Option<tokio::runtime::Runtime>,
-) -> Result<opentelemetry_otlp::SpanExporter, String> {
+) -> Result<opentelemetry_otlp::SpanExporter, otlp::SetupError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("otlp-grpc")
         .enable_all()
         .build()
-        .map_err(|err| format!("cannot start the gRPC exporter's runtime: {err}"))?;
+        .map_err(otlp::SetupError::Runtime)?;
     let built = {
         let _entered = rt.enter();
         opentelemetry_otlp::SpanExporter::builder()
@@ -258,7 +286,7 @@ fn grpc(
             .build()
     };
     *runtime = Some(rt);
-    built.map_err(|err| format!("OTLP exporter for {}: {err}", settings.endpoint))
+    built.map_err(|source| otlp::SetupError::Otlp { endpoint: settings.endpoint.clone(), source })
 }
 
 fn batch(exporter: impl SpanExporter + 'static, settings: &Settings) -> BatchSpanProcessor {
@@ -339,4 +367,54 @@ fn log_filter(rust_log: Option<&str>) -> EnvFilter {
 /// nothing.
 pub fn init_logging() {
     install_subscriber(None, bookinfo_config::Env.get(RUST_LOG).as_deref());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    use prost::Message;
+
+    use super::*;
+    use crate::otlp::tests::{collector, spans};
+
+    #[test]
+    fn the_stock_http_exporter_sends_what_ours_sends() {
+        let (url, collector) = collector(&["HTTP/1.1 200 OK"]);
+        let settings = Settings {
+            endpoint: url,
+            export_timeout: Duration::from_secs(5),
+            http_exporter: HttpExporter::Stock,
+            ..Settings::from_source(&[("BOOKINFO_OTLP_HTTP_EXPORTER", "opentelemetry-otlp")])
+        };
+        let exporter = stock_http(&settings).unwrap();
+        // As the batch processor's own thread does it: outside any async runtime, which the
+        // blocking client may not run in.
+        let mut export = std::pin::pin!(exporter.export(spans()));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let result = loop {
+            if let std::task::Poll::Ready(result) = export.as_mut().poll(&mut cx) {
+                break result;
+            }
+            std::thread::yield_now();
+        };
+        result.unwrap();
+        let seen = collector.join().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (head, body) = &seen[0];
+        assert!(head.contains("content-type: application/x-protobuf"), "{head}");
+        let theirs = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        let ours = ExportTraceServiceRequest::decode(
+            otlp::encode(&(Vec::new(), String::new()), &spans()).unwrap().as_slice(),
+        )
+        .unwrap();
+        let names = |request: &ExportTraceServiceRequest| -> Vec<String> {
+            let spans = request.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans);
+            spans.map(|span| span.name.clone()).collect()
+        };
+        assert_eq!(names(&theirs), names(&ours));
+        assert!(!names(&ours).is_empty());
+    }
 }

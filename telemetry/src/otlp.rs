@@ -27,6 +27,46 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// Most of a collector's answer read (to keep the connection); the rest closes it.
 const MAX_ANSWER: u64 = 64 * 1024;
 
+/// Why an exporter cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An `OTEL_EXPORTER_OTLP_HEADERS` name that is not a header name.
+    #[error("{0:?} is not a header name")]
+    HeaderName(String),
+    /// An `OTEL_EXPORTER_OTLP_HEADERS` value that is not a header value (not shown: it may be a
+    /// secret).
+    #[error("the value of header {0} is not valid")]
+    HeaderValue(String),
+    /// The HTTP client cannot be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// The thread that builds it failed.
+    #[error("the HTTP client's thread failed")]
+    Thread,
+    /// The gRPC exporter's runtime cannot start.
+    #[error("cannot start the gRPC exporter's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// `opentelemetry-otlp` refuses its settings.
+    #[error("OTLP exporter for {endpoint}: {source}")]
+    Otlp {
+        /// The endpoint.
+        endpoint: String,
+        /// Its refusal.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+}
+
+/// The encoder's two passes disagree: the sizes it counted are not the bytes it wrote. Never
+/// expected; a batch for which it happens is dropped rather than sent corrupt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the OTLP encoder counted {counted} bytes and wrote {written}: the batch is dropped")]
+pub struct EncodeError {
+    /// What the first pass counted.
+    pub counted: usize,
+    /// What the second pass wrote.
+    pub written: usize,
+}
+
 /// Sends batches of spans to an OTLP/HTTP endpoint (`.../v1/traces`) as protobuf.
 #[derive(Debug)]
 pub struct HttpExporter {
@@ -49,13 +89,13 @@ impl HttpExporter {
         timeout: Duration,
         headers: &[(String, String)],
         gzip: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let mut default_headers = reqwest::header::HeaderMap::new();
         for (name, value) in headers {
             let name = reqwest::header::HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("{name:?} is not a header name"))?;
+                .map_err(|_| SetupError::HeaderName(name.clone()))?;
             let mut value = reqwest::header::HeaderValue::try_from(value.as_str())
-                .map_err(|_| format!("the value of header {name} is not valid"))?;
+                .map_err(|_| SetupError::HeaderValue(name.to_string()))?;
             value.set_sensitive(true);
             default_headers.append(name, value);
         }
@@ -69,10 +109,8 @@ impl HttpExporter {
                 .default_headers(default_headers)
                 .build()
         };
-        let client = std::thread::spawn(build)
-            .join()
-            .map_err(|_| "the HTTP client's thread failed".to_owned())?
-            .map_err(|err| format!("cannot build the HTTP client: {err}"))?;
+        let client =
+            std::thread::spawn(build).join().map_err(|_| SetupError::Thread)?.map_err(SetupError::Client)?;
         Ok(Self {
             client,
             endpoint: endpoint.to_owned(),
@@ -153,7 +191,9 @@ impl SpanExporter for HttpExporter {
         if batch.is_empty() {
             return Ok(());
         }
-        self.send(encode(&self.resource, &batch))
+        let body =
+            encode(&self.resource, &batch).map_err(|err| OTelSdkError::InternalFailure(err.to_string()))?;
+        self.send(body)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
@@ -486,7 +526,11 @@ fn put_span(out: &mut Vec<u8>, span: &SpanData) {
 
 /// An `ExportTraceServiceRequest` of `spans`, from `resource` (the encoded `Resource` and its
 /// schema URL): one `ResourceSpans`, one `ScopeSpans` per scope, in order of first appearance.
-pub(crate) fn encode(resource: &(Vec<u8>, String), spans: &[SpanData]) -> Vec<u8> {
+///
+/// # Errors
+/// [`EncodeError`] when a span's bytes or the message's are not the size counted for them
+/// (checked in every build: a wrong length prefix would make the whole batch unreadable).
+pub(crate) fn encode(resource: &(Vec<u8>, String), spans: &[SpanData]) -> Result<Vec<u8>, EncodeError> {
     let mut scopes: Vec<&InstrumentationScope> = Vec::new();
     for span in spans {
         if !scopes.contains(&&span.instrumentation_scope) {
@@ -524,18 +568,25 @@ pub(crate) fn encode(resource: &(Vec<u8>, String), spans: &[SpanData]) -> Vec<u8
         for (span, len) in spans.iter().zip(&lengths) {
             if &span.instrumentation_scope == *scope {
                 put_delimited(&mut out, 2, *len);
+                let start = out.len();
                 put_span(&mut out, span);
+                agree(*len, out.len() - start)?;
             }
         }
         put_optional_bytes(&mut out, 3, scope.schema_url().unwrap_or_default().as_bytes());
     }
     put_optional_bytes(&mut out, 3, schema_url.as_bytes());
-    debug_assert_eq!(out.len(), total, "sizes and bytes agree");
-    out
+    agree(total, out.len())?;
+    Ok(out)
+}
+
+/// Whether `written` bytes are the `counted` ones.
+fn agree(counted: usize, written: usize) -> Result<(), EncodeError> {
+    if counted == written { Ok(()) } else { Err(EncodeError { counted, written }) }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
 
@@ -579,7 +630,7 @@ mod tests {
     }
 
     /// Spans of every shape: kinds, statuses, events, links, arrays, trace state, two scopes.
-    fn spans() -> Vec<SpanData> {
+    pub(crate) fn spans() -> Vec<SpanData> {
         let bookinfo = InstrumentationScope::builder("bookinfo").build();
         let other = InstrumentationScope::builder("other")
             .with_version("1.2")
@@ -632,7 +683,7 @@ mod tests {
         let mut exporter =
             HttpExporter::new("http://127.0.0.1:1/v1/traces", Duration::from_secs(1), &[], false).unwrap();
         exporter.set_resource(&resource);
-        let written = encode(&exporter.resource, &spans());
+        let written = encode(&exporter.resource, &spans()).unwrap();
         let decoded = ExportTraceServiceRequest::decode(written.as_slice()).unwrap();
         let mut expected = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(
@@ -657,9 +708,10 @@ mod tests {
     fn a_batch_of_one_scope_is_one_scope_spans() {
         let mut only: Vec<SpanData> = spans();
         only.retain(|s| s.instrumentation_scope.name() == "bookinfo");
-        let decoded =
-            ExportTraceServiceRequest::decode(encode(&(Vec::new(), String::new()), &only).as_slice())
-                .unwrap();
+        let decoded = ExportTraceServiceRequest::decode(
+            encode(&(Vec::new(), String::new()), &only).unwrap().as_slice(),
+        )
+        .unwrap();
         assert_eq!(decoded.resource_spans.len(), 1);
         assert_eq!(decoded.resource_spans[0].scope_spans.len(), 1);
         assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), only.len());
@@ -670,7 +722,7 @@ mod tests {
 
     /// A collector on 127.0.0.1 that gives each connection the next of `answers` (status line
     /// and headers) and keeps each request's head and body.
-    fn collector(answers: &[&'static str]) -> (String, std::thread::JoinHandle<Requests>) {
+    pub(crate) fn collector(answers: &[&'static str]) -> (String, std::thread::JoinHandle<Requests>) {
         use std::io::{BufRead, BufReader, Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
@@ -708,7 +760,7 @@ mod tests {
             collector(&["HTTP/1.1 503 Service Unavailable\r\nretry-after: 0", "HTTP/1.1 200 OK"]);
         let headers = [("authorization".to_owned(), "Bearer t".to_owned())];
         let exporter = HttpExporter::new(&url, Duration::from_secs(5), &headers, true).unwrap();
-        let body = encode(&(Vec::new(), String::new()), &spans());
+        let body = encode(&(Vec::new(), String::new()), &spans()).unwrap();
         assert!(exporter.send(body.clone()).is_ok());
         let seen = collector.join().unwrap();
         assert_eq!(seen.len(), 2, "one retry");
@@ -724,6 +776,14 @@ mod tests {
                 .unwrap();
             assert_eq!(inflated, body);
         }
+    }
+
+    #[test]
+    fn sizes_and_bytes_that_disagree_are_an_error_not_a_body() {
+        assert_eq!(agree(7, 7), Ok(()));
+        let err = agree(7, 9).unwrap_err();
+        assert_eq!(err, EncodeError { counted: 7, written: 9 });
+        assert!(err.to_string().contains("dropped"));
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE
 /// `BOOKINFO_BAGGAGE_ATTRIBUTES`: baggage members copied onto every span as `baggage.<key>`
 /// (default `user`), so a trace shows why it was routed as it was.
 pub const BOOKINFO_BAGGAGE_ATTRIBUTES: &str = "BOOKINFO_BAGGAGE_ATTRIBUTES";
+/// `BOOKINFO_OTLP_HTTP_EXPORTER`: `bookinfo` (the default: this project's encoder, see
+/// [`crate::otlp`]) or `opentelemetry-otlp` (that crate's own exporter, for comparison).
+pub const BOOKINFO_OTLP_HTTP_EXPORTER: &str = "BOOKINFO_OTLP_HTTP_EXPORTER";
 /// `BOOKINFO_FETCH_SPANS`: `true` adds an INTERNAL span around each of a handler's upstream
 /// fetches (`fetch details`, `fetch reviews`, `fetch ratings`). Off by default: each holds
 /// one CLIENT span (two when productpage retries reviews) and says nothing the CLIENT span
@@ -72,6 +75,18 @@ pub enum ExporterKind {
     /// One line per span on standard output.
     Console,
 }
+
+/// Which OTLP/HTTP exporter sends the spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpExporter {
+    /// This project's: the protobuf written straight from the SDK's span data.
+    #[default]
+    Own,
+    /// `opentelemetry-otlp`'s, through `opentelemetry-proto`'s types (no compression).
+    Stock,
+}
+
+bookinfo_config::named!(HttpExporter, "OTLP/HTTP exporter", { Own => "bookinfo", Stock => "opentelemetry-otlp" });
 
 /// OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +140,8 @@ pub struct Settings {
     pub exporters: Vec<ExporterKind>,
     /// OTLP transport.
     pub protocol: Protocol,
+    /// Which OTLP/HTTP exporter.
+    pub http_exporter: HttpExporter,
     /// OTLP trace endpoint (full URL for HTTP, base URL for gRPC).
     pub endpoint: String,
     /// Deadline of one export.
@@ -148,183 +165,23 @@ pub struct Settings {
 impl Settings {
     /// Reads every `OTEL_*` variable above from `source`.
     pub fn from_source(source: &(impl Source + ?Sized)) -> Self {
-        let mut warnings = Vec::new();
-        let mut warn = |name: &str, value: &str, used: &str| {
-            warnings.push(format!("{name}={value:?} is not valid; using {used}"));
-        };
-
-        let mut flag = |name: &str| match source.get(name) {
-            None => false,
-            Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
-            Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                warn(name, &v, "false");
-                false
-            }
-        };
-        let sdk_disabled = flag(OTEL_SDK_DISABLED);
-        let fetch_spans = flag(BOOKINFO_FETCH_SPANS);
-
-        let propagators = match source.get(OTEL_PROPAGATORS) {
-            None => PropagatorKind::DEFAULT.to_vec(),
-            Some(list) => {
-                let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-                let mut kinds = Vec::new();
-                for name in &names {
-                    match name.parse::<PropagatorKind>().ok() {
-                        Some(kind) if !kinds.contains(&kind) => kinds.push(kind),
-                        Some(_) => {}
-                        None if *name == "none" => {}
-                        None => warn(OTEL_PROPAGATORS, name, "the others"),
-                    }
-                }
-                if kinds.is_empty() && !names.contains(&"none") {
-                    warn(OTEL_PROPAGATORS, &list, "tracecontext,baggage,b3multi");
-                    kinds = PropagatorKind::DEFAULT.to_vec();
-                }
-                kinds
-            }
-        };
-
-        let exporters = match source.get(OTEL_TRACES_EXPORTER) {
-            None => vec![ExporterKind::Otlp],
-            Some(list) => {
-                let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
-                let mut kinds = Vec::new();
-                for name in &names {
-                    let kind = match *name {
-                        "otlp" => ExporterKind::Otlp,
-                        // `logging` is the old name of `console`.
-                        "console" | "logging" => ExporterKind::Console,
-                        "none" => continue,
-                        other => {
-                            warn(OTEL_TRACES_EXPORTER, other, "the others");
-                            continue;
-                        }
-                    };
-                    if !kinds.contains(&kind) {
-                        kinds.push(kind);
-                    }
-                }
-                if kinds.is_empty() && !names.contains(&"none") {
-                    warn(OTEL_TRACES_EXPORTER, &list, "otlp");
-                    kinds.push(ExporterKind::Otlp);
-                }
-                kinds
-            }
-        };
-
-        let protocol =
-            match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]) {
-                None => Protocol::HttpProtobuf,
-                Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
-                Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
-                Some((name, v)) => {
-                    warn(name, &v, "http/protobuf (http/json is not supported)");
-                    Protocol::HttpProtobuf
-                }
-            };
-
-        let default_endpoint = match protocol {
-            Protocol::Grpc => "http://localhost:4317",
-            Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
-        };
-        let endpoint =
-            match (source.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), source.get(OTEL_EXPORTER_OTLP_ENDPOINT)) {
-                (Some(url), _) if is_url(&url) => url,
-                (Some(url), _) => {
-                    warn(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &url, default_endpoint);
-                    default_endpoint.to_owned()
-                }
-                (None, Some(url)) if is_url(&url) => match protocol {
-                    Protocol::Grpc => url,
-                    // The signal path is appended to the base URL, per the specification.
-                    Protocol::HttpProtobuf => format!("{}/v1/traces", url.trim_end_matches('/')),
-                },
-                (None, Some(url)) => {
-                    warn(OTEL_EXPORTER_OTLP_ENDPOINT, &url, default_endpoint);
-                    default_endpoint.to_owned()
-                }
-                (None, None) => default_endpoint.to_owned(),
-            };
-
-        let headers = match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS])
-        {
-            None => Vec::new(),
-            Some((name, list)) => headers(&list).unwrap_or_else(|| {
-                warn(name, "(not shown: it may hold a secret)", "no headers");
-                Vec::new()
-            }),
-        };
-        let gzip = match first_set(
-            source,
-            [OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION],
-        ) {
-            None => false,
-            Some((_, v)) if v.trim() == "gzip" => true,
-            Some((_, v)) if v.trim() == "none" => false,
-            Some((name, v)) => {
-                warn(name, &v, "none");
-                false
-            }
-        };
-
-        let mut millis = |name: &str, default: Duration| match source.get(name) {
-            None => default,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(ms) => Duration::from_millis(ms),
-                Err(_) => {
-                    warn(name, &v, &format!("{}ms", default.as_millis()));
-                    default
-                }
-            },
-        };
-        let otlp_timeout = [OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT]
-            .into_iter()
-            .find(|name| source.get(name).is_some())
-            .map_or(Duration::from_secs(10), |name| millis(name, Duration::from_secs(10)));
-        // The SDK's batch processor thread ignores OTEL_BSP_EXPORT_TIMEOUT; the exporter's own
-        // deadline enforces it instead.
-        let export_timeout = otlp_timeout.min(millis(OTEL_BSP_EXPORT_TIMEOUT, Duration::from_secs(30)));
-        let scheduled_delay = millis(OTEL_BSP_SCHEDULE_DELAY, Duration::from_secs(5));
-
-        let mut count = |name: &str, default: usize| match source.get(name) {
-            None => default,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    warn(name, &v, &default.to_string());
-                    default
-                }
-            },
-        };
-        let max_queue_size = count(OTEL_BSP_MAX_QUEUE_SIZE, 2048);
-        let max_export_batch_size = count(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512).min(max_queue_size);
-
-        let sampler = sampler(source, &mut warn);
-
-        // As the specification asks, a value that does not decode is discarded whole.
-        let resource_attributes = match source.get(OTEL_RESOURCE_ATTRIBUTES) {
-            None => Vec::new(),
-            Some(list) => key_values(&list).unwrap_or_else(|| {
-                warn(OTEL_RESOURCE_ATTRIBUTES, &list, "no attributes");
-                Vec::new()
-            }),
-        };
-
+        let warnings = &mut Warnings::default();
+        let protocol = protocol(source, warnings);
+        let export_timeout = export_timeout(source, warnings);
         Settings {
-            sdk_disabled,
+            sdk_disabled: flag(source, OTEL_SDK_DISABLED, warnings),
             service_name: source.get(OTEL_SERVICE_NAME),
-            resource_attributes,
-            propagators,
-            exporters,
+            resource_attributes: resource_attributes(source, warnings),
+            propagators: propagators(source, warnings),
+            exporters: exporters(source, warnings),
             protocol,
-            endpoint,
+            http_exporter: http_exporter(source, warnings),
+            endpoint: endpoint(source, protocol, warnings),
             export_timeout,
-            headers,
-            gzip,
-            sampler,
-            batch: Batch { max_queue_size, scheduled_delay, max_export_batch_size },
+            headers: export_headers(source, warnings),
+            gzip: gzip(source, warnings),
+            sampler: sampler(source, warnings),
+            batch: batch(source, warnings),
             baggage_attributes: source
                 .string_or(BOOKINFO_BAGGAGE_ATTRIBUTES, "user")
                 .split(',')
@@ -332,19 +189,219 @@ impl Settings {
                 .filter(|key| !key.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            fetch_spans,
-            warnings,
+            fetch_spans: flag(source, BOOKINFO_FETCH_SPANS, warnings),
+            warnings: std::mem::take(&mut warnings.0),
         }
     }
 }
 
-fn sampler(source: &(impl Source + ?Sized), warn: &mut impl FnMut(&str, &str, &str)) -> SamplerKind {
-    let ratio = |warn: &mut dyn FnMut(&str, &str, &str)| match source.get(OTEL_TRACES_SAMPLER_ARG) {
+/// The values that were invalid, each replaced by a default, one sentence each.
+#[derive(Default)]
+struct Warnings(Vec<String>);
+
+impl Warnings {
+    /// `name=value` is not valid; `used` is used instead.
+    fn invalid(&mut self, name: &str, value: &str, used: &str) {
+        self.0.push(format!("{name}={value:?} is not valid; using {used}"));
+    }
+}
+
+/// A `true`/`false` variable (any letter case), false when unset.
+fn flag(source: &(impl Source + ?Sized), name: &str, warnings: &mut Warnings) -> bool {
+    match source.get(name) {
+        None => false,
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            warnings.invalid(name, &v, "false");
+            false
+        }
+    }
+}
+
+/// A list of names (`OTEL_PROPAGATORS`, `OTEL_TRACES_EXPORTER`): each one `kind` knows, once,
+/// in order; `none` alone is the empty list; an unknown name is reported and left out; a list
+/// of unknown names only gives `default`.
+fn kinds<T: PartialEq + Clone>(
+    source: &(impl Source + ?Sized),
+    name: &str,
+    default: &[T],
+    (kind, name_of): (impl Fn(&str) -> Option<T>, impl Fn(&T) -> &'static str),
+    warnings: &mut Warnings,
+) -> Vec<T> {
+    let Some(list) = source.get(name) else { return default.to_vec() };
+    let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let mut kinds = Vec::new();
+    for entry in &names {
+        match kind(entry) {
+            Some(found) if !kinds.contains(&found) => kinds.push(found),
+            Some(_) => {}
+            None if *entry == "none" => {}
+            None => warnings.invalid(name, entry, "the others"),
+        }
+    }
+    if kinds.is_empty() && !names.contains(&"none") {
+        let used: Vec<&str> = default.iter().map(name_of).collect();
+        warnings.invalid(name, &list, &used.join(","));
+        return default.to_vec();
+    }
+    kinds
+}
+
+fn propagators(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Vec<PropagatorKind> {
+    let named = (|name: &str| name.parse().ok(), |kind: &PropagatorKind| kind.as_str());
+    kinds(source, OTEL_PROPAGATORS, &PropagatorKind::DEFAULT, named, warnings)
+}
+
+fn exporters(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Vec<ExporterKind> {
+    let kind = |name: &str| match name {
+        "otlp" => Some(ExporterKind::Otlp),
+        // `logging` is the old name of `console`.
+        "console" | "logging" => Some(ExporterKind::Console),
+        _ => None,
+    };
+    let name_of = |kind: &ExporterKind| match kind {
+        ExporterKind::Otlp => "otlp",
+        ExporterKind::Console => "console",
+    };
+    kinds(source, OTEL_TRACES_EXPORTER, &[ExporterKind::Otlp], (kind, name_of), warnings)
+}
+
+fn protocol(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Protocol {
+    match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL]) {
+        None => Protocol::HttpProtobuf,
+        Some((_, v)) if v.trim() == "grpc" => Protocol::Grpc,
+        Some((_, v)) if v.trim() == "http/protobuf" => Protocol::HttpProtobuf,
+        Some((name, v)) => {
+            warnings.invalid(name, &v, "http/protobuf (http/json is not supported)");
+            Protocol::HttpProtobuf
+        }
+    }
+}
+
+fn http_exporter(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> HttpExporter {
+    match source.get(BOOKINFO_OTLP_HTTP_EXPORTER) {
+        None => HttpExporter::Own,
+        Some(v) => v.parse().unwrap_or_else(|_| {
+            warnings.invalid(BOOKINFO_OTLP_HTTP_EXPORTER, &v, "bookinfo");
+            HttpExporter::Own
+        }),
+    }
+}
+
+/// The trace endpoint: `_TRACES_ENDPOINT` as given, else the base endpoint with the signal's
+/// path (HTTP), else the protocol's default.
+fn endpoint(source: &(impl Source + ?Sized), protocol: Protocol, warnings: &mut Warnings) -> String {
+    let default_endpoint = match protocol {
+        Protocol::Grpc => "http://localhost:4317",
+        Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
+    };
+    match (source.get(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), source.get(OTEL_EXPORTER_OTLP_ENDPOINT)) {
+        (Some(url), _) if is_url(&url) => url,
+        (Some(url), _) => {
+            warnings.invalid(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &url, default_endpoint);
+            default_endpoint.to_owned()
+        }
+        (None, Some(url)) if is_url(&url) => match protocol {
+            Protocol::Grpc => url,
+            // The signal path is appended to the base URL, per the specification.
+            Protocol::HttpProtobuf => format!("{}/v1/traces", url.trim_end_matches('/')),
+        },
+        (None, Some(url)) => {
+            warnings.invalid(OTEL_EXPORTER_OTLP_ENDPOINT, &url, default_endpoint);
+            default_endpoint.to_owned()
+        }
+        (None, None) => default_endpoint.to_owned(),
+    }
+}
+
+fn export_headers(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Vec<(String, String)> {
+    match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS]) {
+        None => Vec::new(),
+        Some((name, list)) => headers(&list).unwrap_or_else(|| {
+            warnings.invalid(name, "(not shown: it may hold a secret)", "no headers");
+            Vec::new()
+        }),
+    }
+}
+
+fn gzip(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> bool {
+    match first_set(source, [OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, OTEL_EXPORTER_OTLP_COMPRESSION]) {
+        None => false,
+        Some((_, v)) if v.trim() == "gzip" => true,
+        Some((_, v)) if v.trim() == "none" => false,
+        Some((name, v)) => {
+            warnings.invalid(name, &v, "none");
+            false
+        }
+    }
+}
+
+/// Milliseconds in `name`, or `default`.
+fn millis(
+    source: &(impl Source + ?Sized),
+    name: &str,
+    default: Duration,
+    warnings: &mut Warnings,
+) -> Duration {
+    match source.get(name) {
+        None => default,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) => Duration::from_millis(ms),
+            Err(_) => {
+                warnings.invalid(name, &v, &format!("{}ms", default.as_millis()));
+                default
+            }
+        },
+    }
+}
+
+/// The deadline of one export: the OTLP timeout, within `OTEL_BSP_EXPORT_TIMEOUT`.
+fn export_timeout(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Duration {
+    let otlp_timeout = [OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT]
+        .into_iter()
+        .find(|name| source.get(name).is_some())
+        .map_or(Duration::from_secs(10), |name| millis(source, name, Duration::from_secs(10), warnings));
+    // The SDK's batch processor thread ignores OTEL_BSP_EXPORT_TIMEOUT; the exporter's own
+    // deadline enforces it instead.
+    otlp_timeout.min(millis(source, OTEL_BSP_EXPORT_TIMEOUT, Duration::from_secs(30), warnings))
+}
+
+fn batch(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Batch {
+    let mut count = |name: &str, default: usize| match source.get(name) {
+        None => default,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                warnings.invalid(name, &v, &default.to_string());
+                default
+            }
+        },
+    };
+    let max_queue_size = count(OTEL_BSP_MAX_QUEUE_SIZE, 2048);
+    let max_export_batch_size = count(OTEL_BSP_MAX_EXPORT_BATCH_SIZE, 512).min(max_queue_size);
+    let scheduled_delay = millis(source, OTEL_BSP_SCHEDULE_DELAY, Duration::from_secs(5), warnings);
+    Batch { max_queue_size, scheduled_delay, max_export_batch_size }
+}
+
+/// As the specification asks, a value that does not decode is discarded whole.
+fn resource_attributes(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> Vec<(String, String)> {
+    match source.get(OTEL_RESOURCE_ATTRIBUTES) {
+        None => Vec::new(),
+        Some(list) => key_values(&list).unwrap_or_else(|| {
+            warnings.invalid(OTEL_RESOURCE_ATTRIBUTES, &list, "no attributes");
+            Vec::new()
+        }),
+    }
+}
+
+fn sampler(source: &(impl Source + ?Sized), warnings: &mut Warnings) -> SamplerKind {
+    let ratio = |warnings: &mut Warnings| match source.get(OTEL_TRACES_SAMPLER_ARG) {
         None => 1.0,
         Some(v) => match v.trim().parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => r,
             _ => {
-                warn(OTEL_TRACES_SAMPLER_ARG, &v, "1.0");
+                warnings.invalid(OTEL_TRACES_SAMPLER_ARG, &v, "1.0");
                 1.0
             }
         },
@@ -353,11 +410,11 @@ fn sampler(source: &(impl Source + ?Sized), warn: &mut impl FnMut(&str, &str, &s
         None | Some("parentbased_always_on") => SamplerKind::ParentBasedAlwaysOn,
         Some("always_on") => SamplerKind::AlwaysOn,
         Some("always_off") => SamplerKind::AlwaysOff,
-        Some("traceidratio") => SamplerKind::TraceIdRatio(ratio(warn)),
+        Some("traceidratio") => SamplerKind::TraceIdRatio(ratio(warnings)),
         Some("parentbased_always_off") => SamplerKind::ParentBasedAlwaysOff,
-        Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio(warn)),
+        Some("parentbased_traceidratio") => SamplerKind::ParentBasedTraceIdRatio(ratio(warnings)),
         Some(other) => {
-            warn(OTEL_TRACES_SAMPLER, other, "parentbased_always_on");
+            warnings.invalid(OTEL_TRACES_SAMPLER, other, "parentbased_always_on");
             SamplerKind::ParentBasedAlwaysOn
         }
     }
@@ -371,8 +428,6 @@ fn first_set<const N: usize>(
     names.into_iter().find_map(|name| source.get(name).map(|value| (name, value)))
 }
 
-/// `key=value,key=value` with percent-encoded values, as the specification writes exporter
-/// headers; `None` when an entry is not a valid header.
 /// `key=value` pairs, comma-separated, values percent-encoded (the format of
 /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES`); `None` if any entry is not one
 /// or does not decode.
@@ -516,6 +571,30 @@ mod tests {
         assert_eq!(s.protocol, Protocol::HttpProtobuf);
         assert_eq!(s.endpoint, "http://localhost:4318/v1/traces");
         assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn a_list_of_unknown_names_falls_back_to_the_default_and_says_which() {
+        let s = settings(&[("OTEL_PROPAGATORS", "xray"), ("OTEL_TRACES_EXPORTER", "zipkin,jaeger")]);
+        assert_eq!(s.propagators, PropagatorKind::DEFAULT);
+        assert_eq!(s.exporters, [ExporterKind::Otlp]);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w == r#"OTEL_PROPAGATORS="xray" is not valid; using tracecontext,baggage,b3multi"#),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w == r#"OTEL_TRACES_EXPORTER="zipkin,jaeger" is not valid; using otlp"#),
+            "{:?}",
+            s.warnings
+        );
+        let s = settings(&[("BOOKINFO_OTLP_HTTP_EXPORTER", "OpenTelemetry-OTLP")]);
+        assert_eq!(s.http_exporter, HttpExporter::Stock);
+        assert!(settings(&[("BOOKINFO_OTLP_HTTP_EXPORTER", "fast")]).warnings[0].ends_with("using bookinfo"));
     }
 
     #[test]
