@@ -3,6 +3,7 @@
 //! real OTLP receiver for its spans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod architecture;
 mod bad_input;
 mod cli;
 mod curl;
