@@ -378,7 +378,8 @@ mod tests {
     use prost::Message;
 
     use super::*;
-    use crate::otlp::tests::{collector, spans};
+    use crate::otlp::encode::tests::spans;
+    use crate::otlp::tests::collector;
 
     #[test]
     fn the_stock_http_exporter_sends_what_ours_sends() {
@@ -407,7 +408,7 @@ mod tests {
         assert!(head.contains("content-type: application/x-protobuf"), "{head}");
         let theirs = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
         let ours = ExportTraceServiceRequest::decode(
-            otlp::encode(&(Vec::new(), String::new()), &spans()).unwrap().as_slice(),
+            otlp::encode::encode(&(Vec::new(), String::new()), &spans()).unwrap().as_slice(),
         )
         .unwrap();
         let names = |request: &ExportTraceServiceRequest| -> Vec<String> {
