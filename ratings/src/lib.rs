@@ -48,6 +48,29 @@ impl Config {
     }
 }
 
+/// Largest body a `POST` may have: the stars of a few reviewers fit in far less.
+pub const MAX_POST: usize = 4096;
+/// Most reviewers one `POST` may rate.
+pub const MAX_REVIEWERS: usize = 16;
+/// Longest reviewer name.
+pub const MAX_REVIEWER: usize = 64;
+
+/// Whether `ratings` is what a ratings store holds: an object of at most [`MAX_REVIEWERS`]
+/// reviewers (non-empty names of at most [`MAX_REVIEWER`] bytes), each rated with whole stars
+/// from 1 to 5. Anything else (`-1`, `1.5`, `"5"`, `1e23`) would hide or garble a reviewer's
+/// stars for every reader.
+pub fn valid_ratings(ratings: &Value) -> bool {
+    ratings.as_object().is_some_and(|reviewers| {
+        !reviewers.is_empty()
+            && reviewers.len() <= MAX_REVIEWERS
+            && reviewers.iter().all(|(name, stars)| {
+                !name.is_empty()
+                    && name.len() <= MAX_REVIEWER
+                    && stars.as_u64().is_some_and(|n| (1..=5).contains(&n))
+            })
+    })
+}
+
 /// Shared state of every worker.
 struct State {
     mode: Mode,
@@ -77,7 +100,9 @@ pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone 
     }
     let state = Data::new(State { mode, started: Instant::now(), store: Store::default() });
     move |cfg: &mut ServiceConfig| {
+        // A larger body is refused (413) before it is read.
         cfg.app_data(state.clone())
+            .app_data(web::PayloadConfig::new(MAX_POST))
             .service(web::resource(HEALTH).route(web::get().to(health)).default_service(web::to(not_found)))
             .service(
                 web::resource("/ratings/{id:.*}")
@@ -125,17 +150,20 @@ async fn post_ratings(req: HttpRequest, body: Bytes, state: Data<State>) -> Http
     let Some(id) = product_id(&req) else {
         return invalid_id();
     };
+    let invalid =
+        || json_response(StatusCode::BAD_REQUEST, &json!({"error": "please provide valid ratings JSON"}));
+    // The original's order: the JSON, then the version, then (here) what the JSON holds.
     let Ok(ratings) = serde_json::from_slice::<Value>(&body) else {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "please provide valid ratings JSON"}),
-        );
+        return invalid();
     };
     if state.mode == Mode::Database {
         return json_response(
             StatusCode::NOT_IMPLEMENTED,
             &json!({"error": "Post not implemented for database backed ratings"}),
         );
+    }
+    if !valid_ratings(&ratings) {
+        return invalid();
     }
     state.store.put(id, ratings.clone());
     json_response(StatusCode::OK, &Ratings { id, ratings })
@@ -157,4 +185,36 @@ async fn not_found() -> HttpResponse {
 
 async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "GET, HEAD, POST")).finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_stars_from_one_to_five_of_a_few_named_reviewers_are_ratings() {
+        for good in [json!({"Reviewer1": 1, "Reviewer2": 5}), json!({"Someone": 3})] {
+            assert!(valid_ratings(&good), "{good}");
+        }
+        let many: serde_json::Map<String, Value> =
+            (0..=MAX_REVIEWERS).map(|i| (format!("r{i}"), json!(3))).collect();
+        for bad in [
+            json!({"Reviewer1": -1}),
+            json!({"Reviewer1": 0}),
+            json!({"Reviewer1": 6}),
+            json!({"Reviewer1": 1.5}),
+            json!({"Reviewer1": 5.0}),
+            json!({"Reviewer1": "5"}),
+            json!({"Reviewer1": 1e23}),
+            json!({"Reviewer1": null}),
+            json!({"": 3}),
+            json!({"x".repeat(MAX_REVIEWER + 1): 3}),
+            json!({}),
+            json!([0, 0, 0]),
+            json!(5),
+            Value::Object(many),
+        ] {
+            assert!(!valid_ratings(&bad), "{bad}");
+        }
+    }
 }

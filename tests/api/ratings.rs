@@ -114,3 +114,45 @@ async fn v2_reports_its_database_unreachable_and_refuses_posts() {
         (501, r#"{"error":"Post not implemented for database backed ratings"}"#)
     );
 }
+
+#[actix_web::test]
+async fn a_post_holds_whole_stars_from_one_to_five_or_is_refused_and_changes_nothing() {
+    let ratings = spawn_ratings(&Env::new());
+    for body in [
+        r#"{"Reviewer1": -1}"#,
+        r#"{"Reviewer1": 1.5}"#,
+        r#"{"Reviewer1": "5"}"#,
+        r#"{"Reviewer1": 1e23}"#,
+        "[0,0,0]",
+    ] {
+        let refused = answer(client().post(ratings.url("/ratings/5")).send_body(body)).await;
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (400, r#"{"error":"please provide valid ratings JSON"}"#),
+            "{body}"
+        );
+    }
+    let read = get(&ratings.url("/ratings/5")).await;
+    assert_eq!(
+        read.body, r#"{"id":5,"ratings":{"Reviewer1":5,"Reviewer2":4}}"#,
+        "everyone still sees the stars"
+    );
+}
+
+#[actix_web::test]
+async fn large_posts_are_refused_before_they_are_read_and_cost_no_memory() {
+    let ratings = crate::process::Served::start("ratings", &[], &[]).await;
+    let pid = ratings.proc.pid();
+    let before = crate::wait::peak_rss(pid);
+    // Under actix-web's own limit (256 KiB), over ratings': each one kept would cost megabytes.
+    let big = format!("[{}0]", "0,".repeat(100_000));
+    for id in 0..50 {
+        let refused = answer(client().post(ratings.url(&format!("/ratings/{id}"))).send_body(big.clone())).await;
+        assert_eq!(refused.status, 413);
+    }
+    let grown = crate::wait::peak_rss(pid).saturating_sub(before);
+    // Each body read whole and parsed would have cost megabytes (hundreds in all).
+    assert!(grown < 16 << 20, "ratings grew by {} MB for refused bodies", grown >> 20);
+    assert_eq!(get(&ratings.url("/ratings/1")).await.status, 200);
+    ratings.stop().await;
+}
