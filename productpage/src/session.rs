@@ -15,7 +15,7 @@ use std::future::{Ready, ready};
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
@@ -226,32 +226,46 @@ pub async fn logout(req: HttpRequest) -> HttpResponse {
 }
 
 fn redirect(req: &HttpRequest) -> HttpResponse {
+    // The Host the request came with: never X-Forwarded-Host or Forwarded, which any client adds.
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
     let location = req
         .headers()
         .get(header::REFERER)
-        .filter(|referer| referer.to_str().is_ok_and(|r| same_origin(r, req.connection_info().host())))
-        .cloned()
-        .unwrap_or(HeaderValue::from_static(HOME));
+        .and_then(|referer| referer.to_str().ok())
+        .and_then(|referer| back_to(referer, host))
+        .unwrap_or_else(|| HOME.to_owned());
     HttpResponse::Found()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 
-/// Whether `referer` is a page of this site: a path (not `//host` or `/\host`, which browsers
-/// read as another host), or an `http`/`https` URL whose host and port are `host`, the host
-/// the request was sent to.
-fn same_origin(referer: &str, host: &str) -> bool {
-    if referer.starts_with('/') {
-        return !referer.starts_with("//") && !referer.starts_with("/\\");
+/// Where to send a browser back to from `referer`, when it is a page of this site: always a
+/// path on this server (of a `http`/`https` URL, only when its host and port are `host`), so
+/// that no header a client sends can make the redirect leave the site. `None` for anything
+/// else: another site, a path browsers read as another host (`//host`, `/\host`, and any
+/// control character or space, which browsers drop: `/\t/host`), another scheme.
+fn back_to(referer: &str, host: Option<&str>) -> Option<String> {
+    if !referer.bytes().all(|b| b.is_ascii_graphic()) || referer.contains('\\') {
+        return None;
     }
-    let Ok(url) = Url::parse(referer) else { return false };
-    let Some(referer_host) = url.host_str() else { return false };
-    let authority = match url.port() {
-        Some(port) => format!("{referer_host}:{port}"),
-        None => referer_host.to_owned(),
+    let path = if referer.starts_with('/') {
+        referer.to_owned()
+    } else {
+        let url = Url::parse(referer).ok()?;
+        let authority = match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str()?),
+            None => url.host_str()?.to_owned(),
+        };
+        if !matches!(url.scheme(), "http" | "https") || !authority.eq_ignore_ascii_case(host?) {
+            return None;
+        }
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
     };
-    matches!(url.scheme(), "http" | "https") && authority.eq_ignore_ascii_case(host)
+    (path.starts_with('/') && !path.starts_with("//")).then_some(path)
 }
 
 /// The session cookie: scripts cannot read it, and other sites' requests do not carry it
@@ -333,29 +347,41 @@ mod tests {
     }
 
     #[test]
-    fn only_same_origin_referers_are_returned_to() {
-        let host = "productpage:9080";
-        for ok in
-            ["http://productpage:9080/productpage?u=1", "https://PRODUCTPAGE:9080/", "/productpage", "/"]
-        {
-            assert!(same_origin(ok, host), "{ok}");
+    fn only_pages_of_this_site_are_returned_to_and_always_as_a_path() {
+        let host = Some("productpage:9080");
+        for (referer, path) in [
+            ("http://productpage:9080/productpage?u=1", "/productpage?u=1"),
+            ("https://PRODUCTPAGE:9080/", "/"),
+            ("/productpage", "/productpage"),
+            ("/", "/"),
+        ] {
+            assert_eq!(back_to(referer, host).as_deref(), Some(path), "{referer}");
         }
+        assert_eq!(
+            back_to("http://bookinfo.example/productpage", Some("bookinfo.example")).as_deref(),
+            Some("/productpage")
+        );
         for foreign in [
             "http://evil.example/productpage",
             "http://productpage:9081/",
             "http://productpage/",
             "http://productpage:9080@evil.example/",
+            "http://productpage:9080//evil.example/",
             "//evil.example/",
             "/\\evil.example/",
+            "/\t/evil.example/",
+            "/\n/evil.example/",
+            "/ /evil.example/",
+            "/x\\..\\evil",
             "javascript:alert(document.cookie)",
             "data:text/html,x",
             "ftp://productpage:9080/",
             "productpage",
             "",
         ] {
-            assert!(!same_origin(foreign, host), "{foreign}");
+            assert_eq!(back_to(foreign, host), None, "{foreign:?}");
         }
-        assert!(same_origin("http://bookinfo.example/productpage", "bookinfo.example"));
+        assert_eq!(back_to("http://productpage:9080/", None), None, "no Host: no URL is this site");
     }
 
     #[test]
@@ -392,10 +418,13 @@ mod properties {
             prop_assert_eq!(key.verify(&value), Some(user));
         }
 
-        /// Any referer: a yes or a no, never a panic.
+        /// Any referer: a path of this site or nothing, never a panic.
         #[test]
-        fn any_referer_is_judged(referer in ".{0,200}") {
-            let _ = same_origin(&referer, "productpage:9080");
+        fn any_referer_is_a_path_of_this_site_or_nothing(referer in ".{0,200}") {
+            if let Some(path) = back_to(&referer, Some("productpage:9080")) {
+                prop_assert!(path.starts_with('/') && !path.starts_with("//"));
+                prop_assert!(path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\'));
+            }
         }
 
         /// Any bytes as a login form: a field or none, never a panic.

@@ -240,17 +240,21 @@ async fn the_sign_in_form_suggests_only_the_users_routing_tells_apart() {
 async fn sign_in_and_out_return_to_a_referer_of_this_site_only() {
     let productpage = spawn_productpage(None, None, None, &[]);
     let own = productpage.url("/productpage?u=normal");
-    for referer in [own.as_str(), "/productpage?u=test"] {
+    // Back to the page, always as a path of this site.
+    for (referer, back) in
+        [(own.as_str(), "/productpage?u=normal"), ("/productpage?u=test", "/productpage?u=test")]
+    {
         let signed_in = login(&productpage, "username=jason", Some(referer)).await;
-        assert_eq!((signed_in.status, signed_in.header("location")), (302, Some(referer)));
+        assert_eq!((signed_in.status, signed_in.header("location")), (302, Some(back)));
         let signed_out =
             answer(client().get(productpage.url("/logout")).insert_header(("referer", referer)).send()).await;
-        assert_eq!((signed_out.status, signed_out.header("location")), (302, Some(referer)));
+        assert_eq!((signed_out.status, signed_out.header("location")), (302, Some(back)));
     }
     for foreign in [
         "http://evil.example/productpage",
         "javascript:alert(document.cookie)",
         "//evil.example/productpage",
+        "/\t/evil.example/",
         &format!("http://{}:1/productpage", productpage.addr.ip()),
     ] {
         let signed_in = login(&productpage, "username=jason", Some(foreign)).await;
@@ -262,6 +266,21 @@ async fn sign_in_and_out_return_to_a_referer_of_this_site_only() {
         let signed_out =
             answer(client().get(productpage.url("/logout")).insert_header(("referer", foreign)).send()).await;
         assert_eq!(signed_out.header("location"), Some("/productpage"), "{foreign}");
+    }
+}
+
+#[actix_web::test]
+async fn no_header_a_client_sends_makes_the_redirect_leave_the_site() {
+    let productpage = spawn_productpage(None, None, None, &[]);
+    let referer = "http://evil.example/productpage";
+    for spoof in
+        [("x-forwarded-host", "evil.example"), ("forwarded", "host=evil.example"), ("host", "evil.example")]
+    {
+        let request =
+            client().get(productpage.url("/logout")).insert_header(("referer", referer)).insert_header(spoof);
+        let location = answer(request.send()).await.header("location").map(str::to_owned);
+        let location = location.unwrap();
+        assert!(location.starts_with('/') && !location.starts_with("//"), "{spoof:?}: {location}");
     }
 }
 

@@ -147,7 +147,8 @@ async fn large_posts_are_refused_before_they_are_read_and_cost_no_memory() {
     // Under actix-web's own limit (256 KiB), over ratings': each one kept would cost megabytes.
     let big = format!("[{}0]", "0,".repeat(100_000));
     for id in 0..50 {
-        let refused = answer(client().post(ratings.url(&format!("/ratings/{id}"))).send_body(big.clone())).await;
+        let refused =
+            answer(client().post(ratings.url(&format!("/ratings/{id}"))).send_body(big.clone())).await;
         assert_eq!(refused.status, 413);
     }
     let grown = crate::wait::peak_rss(pid).saturating_sub(before);
