@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use regex::RegexBuilder;
 use serde_json::Value;
@@ -216,6 +217,7 @@ impl Routing {
         Ok(())
     }
 
+    /// One HTTP rule of a VirtualService, checked.
     fn compile(
         &mut self,
         place: &Place<'_>,
@@ -223,34 +225,55 @@ impl Routing {
         route: &istio::HttpRoute,
     ) -> Result<Rule, RouteError> {
         place.refuse(&route.other, "name, match, route, fault, timeout and retries")?;
-        let mut matches = Vec::new();
-        for (m, request) in route.matches.iter().enumerate() {
-            let place = place.within(format!(".match[{m}]"));
-            place.refuse(&request.other, "name, headers, withoutHeaders, uri and method")?;
-            let mut conditions = Vec::new();
-            for (negate, field, headers) in
-                [(false, "headers", &request.headers), (true, "withoutHeaders", &request.without_headers)]
-            {
-                for (name, string_match) in headers {
-                    let matcher = matcher(&place.within(format!(".{field}.{name}")), string_match)?;
-                    conditions.push(Condition::Header { name: name.to_ascii_lowercase(), matcher, negate });
-                }
-            }
-            if let Some(uri) = &request.uri {
-                conditions.push(Condition::Uri(matcher(&place.within(".uri"), uri)?));
-            }
-            if let Some(method) = &request.method {
-                conditions.push(Condition::Method(matcher(&place.within(".method"), method)?));
-            }
-            matches.push(Match { name: request.name.clone(), conditions });
+        let matches = route
+            .matches
+            .iter()
+            .enumerate()
+            .map(|(m, request)| request_match(&place.within(format!(".match[{m}]")), request))
+            .collect::<Result<_, _>>()?;
+        let destinations = self.destinations(place, &route.route)?;
+        let (mut delay, mut abort) = (None, None);
+        if let Some(fault) = &route.fault {
+            let place = place.within(".fault");
+            place.refuse(&fault.other, "delay and abort")?;
+            delay = fault.delay.as_ref().map(|d| self.delay(&place.within(".delay"), d)).transpose()?;
+            abort = fault.abort.as_ref().map(|a| self.abort(&place.within(".abort"), a)).transpose()?;
         }
+        let timeout = route
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|err| place.within(".timeout").error(err)))
+            .transpose()?
+            .filter(|t| !t.is_zero());
+        let retries = match &route.retries {
+            None => Retries::Default,
+            Some(r) => retries(&place.within(".retries"), r)?,
+        };
+        Ok(Rule {
+            virtual_service: virtual_service.to_owned(),
+            name: route.name.clone(),
+            matches,
+            destinations,
+            delay,
+            abort,
+            timeout,
+            retries,
+        })
+    }
 
-        if route.route.is_empty() {
+    /// A rule's destinations, their weights adding up to 100; a subset no DestinationRule
+    /// defines is a warning (calls routed there fail, as in Istio).
+    fn destinations(
+        &mut self,
+        place: &Place<'_>,
+        route: &[istio::RouteDestination],
+    ) -> Result<Vec<Destination>, RouteError> {
+        if route.is_empty() {
             return Err(place.within(".route").error("no destination"));
         }
         let mut destinations = Vec::new();
-        let many = route.route.len() > 1;
-        for (d, destination) in route.route.iter().enumerate() {
+        let many = route.len() > 1;
+        for (d, destination) in route.iter().enumerate() {
             let place = place.within(format!(".route[{d}]"));
             place.refuse(&destination.other, "destination and weight")?;
             place.within(".destination").refuse(&destination.destination.other, "host, subset and port")?;
@@ -287,68 +310,26 @@ impl Routing {
         if total != 100 {
             return Err(place.within(".route").error(format!("the weights add up to {total}, not 100")));
         }
+        Ok(destinations)
+    }
 
-        let (mut delay, mut abort) = (None, None);
-        if let Some(fault) = &route.fault {
-            let place = place.within(".fault");
-            place.refuse(&fault.other, "delay and abort")?;
-            if let Some(d) = &fault.delay {
-                let place = place.within(".delay");
-                place.refuse(&d.other, "fixedDelay and percentage")?;
-                let fixed = d.fixed_delay.as_deref().ok_or_else(|| place.error("no fixedDelay"))?;
-                let duration =
-                    parse_duration(fixed).map_err(|err| place.error(format!("fixedDelay: {err}")))?;
-                delay = Some((duration, self.percent(&place, d.percentage.as_ref(), d.percent)?));
-            }
-            if let Some(a) = &fault.abort {
-                let place = place.within(".abort");
-                place.refuse(&a.other, "httpStatus and percentage")?;
-                let code = a.http_status.ok_or_else(|| place.error("no httpStatus"))?;
-                let status =
-                    u16::try_from(code).ok().filter(|c| (200..600).contains(c)).ok_or_else(|| {
-                        place.error(format!("httpStatus: {code} is not a status from 200 to 599"))
-                    })?;
-                abort = Some((status, self.percent(&place, a.percentage.as_ref(), None)?));
-            }
-        }
-        let timeout = route
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|err| place.within(".timeout").error(err)))
-            .transpose()?
-            .filter(|t| !t.is_zero());
-        let retries = match &route.retries {
-            None => Retries::Default,
-            Some(r) => {
-                let place = place.within(".retries");
-                place.refuse(&r.other, "attempts, perTryTimeout and retryOn")?;
-                match r.attempts {
-                    Some(0) | None => Retries::Off,
-                    Some(n @ 1..=100) => Retries::Custom {
-                        attempts: n as u32,
-                        per_try_timeout: r
-                            .per_try_timeout
-                            .as_deref()
-                            .map(|t| {
-                                parse_duration(t).map_err(|err| place.error(format!("perTryTimeout: {err}")))
-                            })
-                            .transpose()?,
-                        retry_on: r.retry_on.as_deref().map(|on| retry_on(&place, on)).transpose()?,
-                    },
-                    Some(n) => return Err(place.error(format!("attempts: {n} (0 to 100)"))),
-                }
-            }
-        };
-        Ok(Rule {
-            virtual_service: virtual_service.to_owned(),
-            name: route.name.clone(),
-            matches,
-            destinations,
-            delay,
-            abort,
-            timeout,
-            retries,
-        })
+    /// A fault's delay, and its share of requests.
+    fn delay(&mut self, place: &Place<'_>, delay: &istio::Delay) -> Result<(Duration, f64), RouteError> {
+        place.refuse(&delay.other, "fixedDelay and percentage")?;
+        let fixed = delay.fixed_delay.as_deref().ok_or_else(|| place.error("no fixedDelay"))?;
+        let duration = parse_duration(fixed).map_err(|err| place.error(format!("fixedDelay: {err}")))?;
+        Ok((duration, self.percent(place, delay.percentage.as_ref(), delay.percent)?))
+    }
+
+    /// A fault's abort status, and its share of requests.
+    fn abort(&mut self, place: &Place<'_>, abort: &istio::Abort) -> Result<(u16, f64), RouteError> {
+        place.refuse(&abort.other, "httpStatus and percentage")?;
+        let code = abort.http_status.ok_or_else(|| place.error("no httpStatus"))?;
+        let status = u16::try_from(code)
+            .ok()
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| place.error(format!("httpStatus: {code} is not a status from 200 to 599")))?;
+        Ok((status, self.percent(place, abort.percentage.as_ref(), None)?))
     }
 
     /// A fault's share of requests; none applies it to no request, as Istio does.
@@ -372,6 +353,45 @@ impl Routing {
                 Ok(0.0)
             }
         }
+    }
+}
+
+/// One `match` of a rule: conditions that must all hold.
+fn request_match(place: &Place<'_>, request: &istio::MatchRequest) -> Result<Match, RouteError> {
+    place.refuse(&request.other, "name, headers, withoutHeaders, uri and method")?;
+    let mut conditions = Vec::new();
+    for (negate, field, headers) in
+        [(false, "headers", &request.headers), (true, "withoutHeaders", &request.without_headers)]
+    {
+        for (name, string_match) in headers {
+            let matcher = matcher(&place.within(format!(".{field}.{name}")), string_match)?;
+            conditions.push(Condition::Header { name: name.to_ascii_lowercase(), matcher, negate });
+        }
+    }
+    if let Some(uri) = &request.uri {
+        conditions.push(Condition::Uri(matcher(&place.within(".uri"), uri)?));
+    }
+    if let Some(method) = &request.method {
+        conditions.push(Condition::Method(matcher(&place.within(".method"), method)?));
+    }
+    Ok(Match { name: request.name.clone(), conditions })
+}
+
+/// A rule's `retries`: none with no attempts, at most 100.
+fn retries(place: &Place<'_>, retries: &istio::Retries) -> Result<Retries, RouteError> {
+    place.refuse(&retries.other, "attempts, perTryTimeout and retryOn")?;
+    match retries.attempts {
+        Some(0) | None => Ok(Retries::Off),
+        Some(n @ 1..=100) => Ok(Retries::Custom {
+            attempts: n as u32,
+            per_try_timeout: retries
+                .per_try_timeout
+                .as_deref()
+                .map(|t| parse_duration(t).map_err(|err| place.error(format!("perTryTimeout: {err}"))))
+                .transpose()?,
+            retry_on: retries.retry_on.as_deref().map(|on| retry_on(place, on)).transpose()?,
+        }),
+        Some(n) => Err(place.error(format!("attempts: {n} (0 to 100)"))),
     }
 }
 
