@@ -101,7 +101,8 @@ pub struct DownstreamConnectionsConfig {
 
 impl ExtensionConfig for DownstreamConnectionsConfig {
     const NAME: &'static str = "envoy.resource_monitors.global_downstream_max_connections";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+    const TYPE: &'static str =
+        "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
 }
 
 /// `config.bootstrap.v3.Bootstrap.StaticResources`.

@@ -56,7 +56,8 @@ pub struct HttpConnectionManager {
 
 impl ExtensionConfig for HttpConnectionManager {
     const NAME: &'static str = "envoy.filters.network.http_connection_manager";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    const TYPE: &'static str =
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 }
 
 /// `HttpConnectionManager.CodecType`.
@@ -83,7 +84,7 @@ pub struct Router;
 
 impl ExtensionConfig for Router {
     const NAME: &'static str = "envoy.filters.http.router";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+    const TYPE: &'static str = "envoy.extensions.filters.http.router.v3.Router";
 }
 
 /// The fault filter's configuration: a delay, an abort, both or (on a listener, so that the
@@ -100,7 +101,7 @@ pub struct HttpFault {
 
 impl ExtensionConfig for HttpFault {
     const NAME: &'static str = "envoy.filters.http.fault";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault";
+    const TYPE: &'static str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
 }
 
 /// `extensions.filters.common.fault.v3.FaultDelay`.

@@ -27,8 +27,9 @@ pub use self::tracing::*;
 pub trait ExtensionConfig: Serialize {
     /// The extension's name, as Istio names it.
     const NAME: &'static str;
-    /// The message's type: the `@type` of its `typed_config`.
-    const TYPE_URL: &'static str;
+    /// The message's full protobuf name, such as `envoy.config.trace.v3.ZipkinConfig`: its
+    /// `typed_config`'s `@type` is `type.googleapis.com/` and that name.
+    const TYPE: &'static str;
 }
 
 /// An extension and its configuration, `{"name": ..., "typed_config": {"@type": ..., ...}}`:
@@ -63,16 +64,20 @@ impl<T: ExtensionConfig> Serialize for PerFilterConfig<T> {
 #[derive(Serialize)]
 #[serde(bound = "T: Serialize")]
 struct Any<'a, T> {
-    #[serde(rename = "@type")]
-    type_url: &'static str,
+    #[serde(rename = "@type", serialize_with = "type_url")]
+    type_name: &'static str,
     #[serde(flatten)]
     message: &'a T,
 }
 
 impl<'a, T: ExtensionConfig> Any<'a, T> {
     fn of(message: &'a T) -> Self {
-        Any { type_url: T::TYPE_URL, message }
+        Any { type_name: T::TYPE, message }
     }
+}
+
+fn type_url<S: Serializer>(type_name: &&'static str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&format_args!("type.googleapis.com/{type_name}"))
 }
 
 /// `config.core.v3.Address`: here always a socket address.

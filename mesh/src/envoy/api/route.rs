@@ -188,8 +188,7 @@ pub struct PreviousHostsPredicate;
 
 impl ExtensionConfig for PreviousHostsPredicate {
     const NAME: &'static str = "envoy.retry_host_predicates.previous_hosts";
-    const TYPE_URL: &'static str =
-        "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+    const TYPE: &'static str = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 }
 
 /// `config.route.v3.Decorator`.

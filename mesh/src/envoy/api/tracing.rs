@@ -87,7 +87,7 @@ pub struct ZipkinConfig {
 
 impl ExtensionConfig for ZipkinConfig {
     const NAME: &'static str = "envoy.tracers.zipkin";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig";
+    const TYPE: &'static str = "envoy.config.trace.v3.ZipkinConfig";
 }
 
 /// `ZipkinConfig.CollectorEndpointVersion`.
@@ -117,7 +117,7 @@ pub struct OpenTelemetryConfig {
 
 impl ExtensionConfig for OpenTelemetryConfig {
     const NAME: &'static str = "envoy.tracers.opentelemetry";
-    const TYPE_URL: &'static str = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig";
+    const TYPE: &'static str = "envoy.config.trace.v3.OpenTelemetryConfig";
 }
 
 /// `config.core.v3.HttpService`.
