@@ -1,6 +1,6 @@
 //! The part of Envoy's v3 API the bootstraps use, as serde types: each field is spelled as
 //! Envoy spells it in JSON, so that a misspelt key is a compile error rather than a proxy
-//! that refuses to start (or worse, ignores what it was told).
+//! that refuses to start.
 //!
 //! Only what `bookinfo up --mesh` writes is here. A `google.protobuf.Any` is written in one
 //! place ([`Extension`], [`PerFilterConfig`]) from the type's [`ExtensionConfig`], so a
