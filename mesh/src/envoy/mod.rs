@@ -9,15 +9,25 @@
 //! `istio.*` literal tags. One outbound listener per upstream stands in for Istio's single
 //! `0.0.0.0:9080` listener with a virtual host per service: the applications are pointed at
 //! them through their `*_HOSTNAME`/`*_SERVICE_PORT` variables.
+//!
+//! A bootstrap is built of [`api`]'s types, which spell Envoy's fields; [`Mesh::sidecar`] and
+//! [`Mesh::gateway`] give it as the JSON `bookinfo up --mesh` writes.
 
+pub mod api;
 mod routes;
 mod tracing;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use self::api::{
+    Address, Admin, Bootstrap, ClusterLoadAssignment, CodecType, DiscoveryType, DownstreamConnectionsConfig,
+    Endpoint, Extension, FilterChain, HttpConnectionManager, HttpFault, HttpFilter, Labels, LayeredRuntime,
+    LbEndpoint, LbPolicy, Listener, LocalityLbEndpoints, Node, NodeMetadata, OverloadManager,
+    RouteConfiguration, Router, RuntimeLayer, StaticLayer, StaticResources, TrafficDirection,
+};
 use crate::model::{LoadBalancer, Routing};
 
 pub use self::tracing::Tracer;
@@ -125,9 +135,22 @@ const INBOUND_CLUSTER: &str = "inbound|9080||";
 const ZIPKIN_CLUSTER: &str = "zipkin";
 const OTLP_CLUSTER: &str = "opentelemetry-collector";
 
+/// How long a cluster's connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Mesh {
-    /// The bootstrap of `workload`'s sidecar in `namespace`.
+    /// The bootstrap of `workload`'s sidecar in `namespace`, as JSON.
     pub fn sidecar(&self, namespace: &Namespace, workload: &Workload) -> Value {
+        json(&self.sidecar_bootstrap(namespace, workload))
+    }
+
+    /// The bootstrap of the ingress gateway, as JSON.
+    pub fn gateway(&self) -> Value {
+        json(&self.gateway_bootstrap())
+    }
+
+    /// The bootstrap of `workload`'s sidecar in `namespace`.
+    pub fn sidecar_bootstrap(&self, namespace: &Namespace, workload: &Workload) -> Bootstrap {
         let ns = namespace.name.as_str();
         let identity = Identity {
             node_id: format!("sidecar~127.0.0.1~{}.{ns}~{ns}.svc.cluster.local", workload.pod),
@@ -136,28 +159,12 @@ impl Mesh {
             version: workload.version.clone(),
             namespace: ns.to_owned(),
         };
-        let inbound_routes = json!({
-            "name": INBOUND_CLUSTER,
-            "validate_clusters": false,
-            "virtual_hosts": [{
-                "name": "inbound|http|9080",
-                "domains": ["*"],
-                "routes": [{
-                    "name": "default",
-                    "match": {"prefix": "/"},
-                    "route": {"cluster": INBOUND_CLUSTER, "timeout": "0s"},
-                    "decorator": {"operation": format!("{}:{SERVICE_PORT}/*", fqdn(&workload.app, ns))},
-                }],
-            }],
-        });
         let mut listeners = vec![self.listener(
             &format!("inbound_{}", workload.inbound),
             workload.inbound,
-            Some("INBOUND"),
+            Side::Inbound,
             &identity,
-            inbound_routes,
-            false,
-            false,
+            routes::inbound(&workload.app, ns),
         )];
         let mut clusters = vec![static_cluster(INBOUND_CLUSTER, &[workload.app_addr], None)];
         for (service, addr) in &workload.outbound {
@@ -165,11 +172,9 @@ impl Mesh {
             listeners.push(self.listener(
                 &format!("outbound_{service}_{addr}"),
                 *addr,
-                Some("OUTBOUND"),
+                Side::Outbound,
                 &identity,
                 routes,
-                true,
-                false,
             ));
             clusters.extend(self.service_clusters(namespace, service));
         }
@@ -177,7 +182,7 @@ impl Mesh {
     }
 
     /// The bootstrap of the ingress gateway.
-    pub fn gateway(&self) -> Value {
+    pub fn gateway_bootstrap(&self) -> Bootstrap {
         let identity = Identity {
             node_id: "router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local"
                 .to_owned(),
@@ -197,11 +202,9 @@ impl Mesh {
             listeners.push(self.listener(
                 &format!("gateway_{}", listener.addr),
                 listener.addr,
-                Some("OUTBOUND"),
+                Side::Gateway,
                 &identity,
                 routes,
-                false,
-                true,
             ));
         }
         let mut clusters = Vec::new();
@@ -213,7 +216,7 @@ impl Mesh {
 
     /// The clusters of `service` in `namespace`: the whole service, and each subset the
     /// DestinationRules define (those of a version no pod has are empty: Envoy answers 503).
-    fn service_clusters(&self, namespace: &Namespace, service: &str) -> Vec<Value> {
+    fn service_clusters(&self, namespace: &Namespace, service: &str) -> Vec<api::Cluster> {
         let endpoints = |version: Option<&str>| -> Vec<SocketAddr> {
             namespace
                 .workloads
@@ -235,86 +238,95 @@ impl Mesh {
         clusters
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn listener(
         &self,
         name: &str,
         addr: SocketAddr,
-        direction: Option<&str>,
+        side: Side,
         identity: &Identity,
-        route_config: Value,
-        faults: bool,
-        gateway: bool,
-    ) -> Value {
-        let mut filters = Vec::new();
-        if faults {
+        route_config: RouteConfiguration,
+    ) -> Listener {
+        let mut http_filters = Vec::new();
+        if side == Side::Outbound {
             // Empty, so that routes can carry their own faults.
-            filters.push(json!({"name": "envoy.filters.http.fault", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}}));
+            http_filters.push(HttpFilter::Fault(Extension(HttpFault::default())));
         }
-        filters.push(json!({"name": "envoy.filters.http.router", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}));
-        let mut listener = json!({
-            "name": name,
-            "address": socket_address(addr),
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": name,
-                    "codec_type": "AUTO",
-                    "generate_request_id": true,
-                    "tracing": self.tracing(identity, gateway),
-                    "route_config": route_config,
-                    "http_filters": filters,
-                },
-            }]}],
-        });
-        if let Some(direction) = direction {
-            listener["traffic_direction"] = json!(direction);
+        http_filters.push(HttpFilter::Router(Extension(Router)));
+        let manager = HttpConnectionManager {
+            stat_prefix: name.to_owned(),
+            codec_type: CodecType::Auto,
+            generate_request_id: true,
+            tracing: self.tracing(identity, side == Side::Gateway),
+            route_config,
+            http_filters,
+        };
+        Listener {
+            name: name.to_owned(),
+            address: addr.into(),
+            filter_chains: vec![FilterChain { filters: vec![Extension(manager)] }],
+            traffic_direction: match side {
+                Side::Inbound => TrafficDirection::Inbound,
+                Side::Outbound | Side::Gateway => TrafficDirection::Outbound,
+            },
         }
-        listener
     }
 
     fn bootstrap(
         &self,
         identity: &Identity,
         admin: SocketAddr,
-        listeners: Vec<Value>,
-        mut clusters: Vec<Value>,
-    ) -> Value {
+        listeners: Vec<Listener>,
+        mut clusters: Vec<api::Cluster>,
+    ) -> Bootstrap {
         clusters.push(self.collector_cluster());
         let flush = u64::try_from(self.flush.as_millis()).unwrap_or(u64::MAX).max(1);
-        json!({
-            "node": {
-                "id": identity.node_id,
-                "cluster": identity.cluster,
-                "metadata": {"NAMESPACE": identity.namespace, "LABELS": {"app": identity.app, "version": identity.version}},
-            },
-            "admin": {"address": socket_address(admin)},
-            "layered_runtime": {"layers": [{"name": "bookinfo", "static_layer": {
-                // Spans reach the store soon after the request, not five seconds later.
-                "tracing.zipkin.flush_interval_ms": flush,
-                "tracing.opentelemetry.flush_interval_ms": flush,
-            }}]},
-            // Without a connection limit Envoy warns at start; this one is never reached here.
-            "overload_manager": {"resource_monitors": [{
-                "name": "envoy.resource_monitors.global_downstream_max_connections",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
-                    "max_active_downstream_connections": 50_000,
+        Bootstrap {
+            node: Node {
+                id: identity.node_id.clone(),
+                cluster: identity.cluster.clone(),
+                metadata: NodeMetadata {
+                    namespace: identity.namespace.clone(),
+                    labels: Labels { app: identity.app.clone(), version: identity.version.clone() },
                 },
-            }]},
-            "static_resources": {"listeners": listeners, "clusters": clusters},
-        })
+            },
+            admin: Admin { address: admin.into() },
+            layered_runtime: LayeredRuntime {
+                layers: vec![RuntimeLayer {
+                    name: "bookinfo".to_owned(),
+                    // Spans reach the store soon after the request, not five seconds later.
+                    static_layer: StaticLayer {
+                        zipkin_flush_interval_ms: flush,
+                        opentelemetry_flush_interval_ms: flush,
+                    },
+                }],
+            },
+            // Without a connection limit Envoy warns at start; this one is never reached here.
+            overload_manager: OverloadManager {
+                resource_monitors: vec![Extension(DownstreamConnectionsConfig {
+                    max_active_downstream_connections: 50_000,
+                })],
+            },
+            static_resources: StaticResources { listeners, clusters },
+        }
     }
 
-    fn collector_cluster(&self) -> Value {
+    fn collector_cluster(&self) -> api::Cluster {
         match self.tracer {
             Tracer::Otel => static_cluster(OTLP_CLUSTER, &[self.otlp], None),
             Tracer::Zipkin | Tracer::ZipkinW3c => static_cluster(ZIPKIN_CLUSTER, &[self.zipkin], None),
         }
     }
+}
+
+/// Which of a proxy's listeners: that decides its direction, its filters and its spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// A sidecar's, in front of its application.
+    Inbound,
+    /// A sidecar's, for one service its application calls (routes may carry faults).
+    Outbound,
+    /// The gateway's (which spawns a span of its own for the upstream, as Istio's gateways do).
+    Gateway,
 }
 
 /// Who a proxy is, for its node and its span tags.
@@ -326,26 +338,33 @@ struct Identity {
     namespace: String,
 }
 
-fn socket_address(addr: SocketAddr) -> Value {
-    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+/// A bootstrap as JSON. Serialising it cannot fail: every map in it is keyed by strings and no
+/// `Serialize` of [`api`] errs of its own (were it to, Envoy would refuse the `null`).
+fn json(bootstrap: &Bootstrap) -> Value {
+    serde_json::to_value(bootstrap).unwrap_or_default()
 }
 
-fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBalancer>) -> Value {
+fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBalancer>) -> api::Cluster {
     let lb_policy = match balancer {
-        Some(LoadBalancer::RoundRobin) => "ROUND_ROBIN",
-        Some(LoadBalancer::Random) => "RANDOM",
+        Some(LoadBalancer::RoundRobin) => LbPolicy::RoundRobin,
+        Some(LoadBalancer::Random) => LbPolicy::Random,
         // Istio's default.
-        Some(LoadBalancer::LeastRequest) | None => "LEAST_REQUEST",
+        Some(LoadBalancer::LeastRequest) | None => LbPolicy::LeastRequest,
     };
-    let lb_endpoints: Vec<Value> =
-        endpoints.iter().map(|addr| json!({"endpoint": {"address": socket_address(*addr)}})).collect();
-    json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "10s",
-        "lb_policy": lb_policy,
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
-    })
+    let lb_endpoints = endpoints
+        .iter()
+        .map(|addr| LbEndpoint { endpoint: Endpoint { address: Address::from(*addr) } })
+        .collect();
+    api::Cluster {
+        name: name.to_owned(),
+        discovery: DiscoveryType::Static,
+        connect_timeout: CONNECT_TIMEOUT,
+        lb_policy,
+        load_assignment: ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: vec![LocalityLbEndpoints { lb_endpoints }],
+        },
+    }
 }
 
 #[cfg(test)]

@@ -3,109 +3,132 @@
 //! route (the listener's fault filter reads them), timeouts and retries, decorators named as
 //! Istio names them.
 
-use serde_json::{Value, json};
+use std::time::Duration;
 
-use super::{SERVICE_PORT, fqdn, host_of, outbound_cluster};
+use super::api::{
+    ClusterSpecifier, ClusterWeight, Decorator, DenominatorType, Extension, FaultAbort, FaultDelay,
+    FractionalPercent, HeaderMatch, HeaderMatcher, HttpFault, PathMatch, PerFilterConfig,
+    PreviousHostsPredicate, RegexMatcher, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch,
+    StringMatcher, VirtualHost, WeightedClusters,
+};
+use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster};
 use crate::model::{Condition, Matcher, Retries, Routing, Rule};
 
 /// Istio's default retry conditions.
 const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
-/// The route configuration of a sidecar's listener for `service` in `namespace`.
-pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> Value {
-    let routes: Vec<Value> = match routing.services.get(service) {
-        Some(rules) => rules.iter().flat_map(|rule| render(rule, namespace)).collect(),
-        None => {
-            vec![default_route(service, namespace, &format!("{}:{SERVICE_PORT}/*", fqdn(service, namespace)))]
-        }
-    };
-    json!({
-        "name": format!("{SERVICE_PORT}"),
-        // A route may name a subset no DestinationRule defines: Envoy answers 503, as in Istio.
-        "validate_clusters": false,
-        "virtual_hosts": [{
-            "name": format!("{}:{SERVICE_PORT}", fqdn(service, namespace)),
-            "domains": ["*"],
-            "routes": routes,
-            "include_request_attempt_count": true,
+/// The route configuration of a sidecar's inbound listener: every path to its application.
+pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
+    RouteConfiguration {
+        name: INBOUND_CLUSTER.to_owned(),
+        validate_clusters: false,
+        virtual_hosts: vec![VirtualHost {
+            name: "inbound|http|9080".to_owned(),
+            domains: vec!["*".to_owned()],
+            routes: vec![every_path(INBOUND_CLUSTER.to_owned(), app, namespace, None)],
+            include_request_attempt_count: false,
         }],
-    })
+    }
+}
+
+/// The route configuration of a sidecar's listener for `service` in `namespace`.
+pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> RouteConfiguration {
+    let routes: Vec<Route> = match routing.services.get(service) {
+        Some(rules) => rules.iter().flat_map(|rule| render(rule, namespace)).collect(),
+        None => vec![default_route(service, namespace)],
+    };
+    RouteConfiguration {
+        name: format!("{SERVICE_PORT}"),
+        validate_clusters: false,
+        virtual_hosts: vec![VirtualHost {
+            name: format!("{}:{SERVICE_PORT}", fqdn(service, namespace)),
+            domains: vec!["*".to_owned()],
+            routes,
+            include_request_attempt_count: true,
+        }],
+    }
 }
 
 /// The gateway's routes to `namespace`: the routing files' gateway rules (by their hosts), or
 /// every path to productpage.
-pub(super) fn gateway(routing: &Routing, namespace: &str) -> Value {
-    let virtual_hosts: Vec<Value> = if routing.gateway.is_empty() {
-        vec![json!({
-            "name": "*:80",
-            "domains": ["*"],
-            "routes": [default_route("productpage", namespace, &format!("{}:{SERVICE_PORT}/*", fqdn("productpage", namespace)))],
-        })]
+pub(super) fn gateway(routing: &Routing, namespace: &str) -> RouteConfiguration {
+    let virtual_hosts = if routing.gateway.is_empty() {
+        vec![gateway_host("*", vec![default_route("productpage", namespace)])]
     } else {
         let mut hosts: Vec<&String> = routing.gateway.iter().flat_map(|g| &g.hosts).collect();
         hosts.dedup();
         hosts
             .into_iter()
             .map(|host| {
-                let routes: Vec<Value> = routing
+                let routes = routing
                     .gateway
                     .iter()
                     .filter(|g| g.hosts.contains(host))
                     .flat_map(|g| render(&g.rule, namespace))
                     .collect();
-                let domains = if host == "*" { json!(["*"]) } else { json!([host, format!("{host}:*")]) };
-                json!({"name": format!("{host}:80"), "domains": domains, "routes": routes})
+                gateway_host(host, routes)
             })
             .collect()
     };
-    json!({"name": "http.8080", "validate_clusters": false, "virtual_hosts": virtual_hosts})
+    gateway_routes(virtual_hosts)
 }
 
 /// The gateway's routes by host: each namespace's productpage for its own host.
-pub(super) fn gateway_by_host<'a>(namespaces: impl Iterator<Item = &'a str>) -> Value {
-    let virtual_hosts: Vec<Value> = namespaces
-        .map(|ns| {
-            let host = host_of(ns);
-            let operation = format!("{}:{SERVICE_PORT}/*", fqdn("productpage", ns));
-            json!({
-                "name": format!("{host}:80"),
-                "domains": [host, format!("{host}:*")],
-                "routes": [default_route("productpage", ns, &operation)],
-            })
-        })
-        .collect();
-    json!({"name": "http.8080", "validate_clusters": false, "virtual_hosts": virtual_hosts})
+pub(super) fn gateway_by_host<'a>(namespaces: impl Iterator<Item = &'a str>) -> RouteConfiguration {
+    gateway_routes(
+        namespaces.map(|ns| gateway_host(&host_of(ns), vec![default_route("productpage", ns)])).collect(),
+    )
+}
+
+fn gateway_routes(virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+    RouteConfiguration { name: "http.8080".to_owned(), validate_clusters: false, virtual_hosts }
+}
+
+/// The gateway's virtual host for `host` (`*` for any), on any port.
+fn gateway_host(host: &str, routes: Vec<Route>) -> VirtualHost {
+    let domains =
+        if host == "*" { vec![host.to_owned()] } else { vec![host.to_owned(), format!("{host}:*")] };
+    VirtualHost { name: format!("{host}:80"), domains, routes, include_request_attempt_count: false }
 }
 
 /// Istio's route where no VirtualService says otherwise: every path, no timeout, the default
 /// retries.
-fn default_route(service: &str, namespace: &str, operation: &str) -> Value {
-    json!({
-        "name": "default",
-        "match": {"prefix": "/"},
-        "route": {
-            "cluster": outbound_cluster(service, None, namespace),
-            "timeout": "0s",
-            "retry_policy": default_retry(),
-        },
-        "decorator": {"operation": operation},
-    })
+fn default_route(service: &str, namespace: &str) -> Route {
+    every_path(outbound_cluster(service, None, namespace), service, namespace, Some(default_retry()))
 }
 
-fn default_retry() -> Value {
-    json!({
-        "retry_on": DEFAULT_RETRY_ON,
-        "num_retries": 2,
-        "retry_host_predicate": [{
-            "name": "envoy.retry_host_predicates.previous_hosts",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"},
-        }],
-        "host_selection_retry_max_attempts": "5",
-    })
+/// Every path to `cluster`, no timeout, spans named after `service`.
+fn every_path(cluster: String, service: &str, namespace: &str, retry_policy: Option<RetryPolicy>) -> Route {
+    Route {
+        name: Some("default".to_owned()),
+        matches: RouteMatch {
+            case_sensitive: None,
+            path: PathMatch::Prefix("/".to_owned()),
+            headers: Vec::new(),
+        },
+        route: RouteAction {
+            cluster: ClusterSpecifier::Cluster(cluster),
+            timeout: Duration::ZERO,
+            retry_policy,
+        },
+        decorator: Decorator { operation: format!("{}:{SERVICE_PORT}/*", fqdn(service, namespace)) },
+        typed_per_filter_config: None,
+    }
+}
+
+fn default_retry() -> RetryPolicy {
+    RetryPolicy {
+        retry_on: DEFAULT_RETRY_ON.to_owned(),
+        num_retries: 2,
+        retry_host_predicate: vec![Extension(PreviousHostsPredicate)],
+        host_selection_retry_max_attempts: 5,
+        retriable_status_codes: Vec::new(),
+        per_try_timeout: None,
+    }
 }
 
 /// One rule as routes: one per match (Istio's translation), or one matching everything.
-fn render(rule: &Rule, namespace: &str) -> Vec<Value> {
+fn render(rule: &Rule, namespace: &str) -> Vec<Route> {
     if rule.matches.is_empty() {
         return vec![route(rule, rule.name.clone(), &[], namespace)];
     }
@@ -121,69 +144,74 @@ fn render(rule: &Rule, namespace: &str) -> Vec<Value> {
         .collect()
 }
 
-fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace: &str) -> Value {
-    let mut path_match = ("prefix", json!("/"));
+fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace: &str) -> Route {
+    let mut path_match = PathMatch::Prefix("/".to_owned());
     let mut headers = Vec::new();
     let mut path = "/*".to_owned();
     for condition in conditions {
         match condition {
-            Condition::Header { name, matcher, negate } => {
-                let mut header = header_matcher(name, matcher);
-                if *negate {
-                    header["invert_match"] = json!(true);
-                    if !matches!(matcher, Matcher::Present) {
-                        header["treat_missing_header_as_empty"] = json!(true);
-                    }
-                }
-                headers.push(header);
-            }
+            Condition::Header { name, matcher, negate } => headers.push(HeaderMatcher {
+                invert_match: *negate,
+                treat_missing_header_as_empty: *negate && !matches!(matcher, Matcher::Present),
+                ..header_matcher(name, matcher)
+            }),
             Condition::Method(matcher) => headers.push(header_matcher(":method", matcher)),
             Condition::Uri(matcher) => match matcher {
                 Matcher::Exact(exact) => {
-                    path_match = ("path", json!(exact));
+                    path_match = PathMatch::Path(exact.clone());
                     path.clone_from(exact);
                 }
                 Matcher::Prefix(prefix) => {
-                    path_match = ("prefix", json!(prefix));
+                    path_match = PathMatch::Prefix(prefix.clone());
                     path = format!("{prefix}*");
                 }
                 Matcher::Regex { source, .. } => {
-                    path_match = ("safe_regex", json!({"regex": source}));
+                    path_match = PathMatch::SafeRegex(RegexMatcher { regex: source.clone() });
                     path.clone_from(source);
                 }
                 Matcher::Present => {}
             },
         }
     }
-    let mut matched = json!({"case_sensitive": true});
-    matched[path_match.0] = path_match.1;
-    headers.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    if !headers.is_empty() {
-        matched["headers"] = Value::Array(headers);
-    }
+    headers.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let clusters: Vec<(String, u32)> = rule
+    let mut clusters: Vec<ClusterWeight> = rule
         .destinations
         .iter()
         // Istio leaves out the 0-weighted destinations of a weighted route.
         .filter(|d| rule.destinations.len() == 1 || d.weight > 0)
-        .map(|d| (outbound_cluster(&d.host, d.subset.as_deref(), namespace), d.weight))
+        .map(|d| ClusterWeight {
+            name: outbound_cluster(&d.host, d.subset.as_deref(), namespace),
+            weight: d.weight,
+        })
         .collect();
-    let mut action = json!({"timeout": rule.timeout.map_or_else(|| "0s".to_owned(), seconds)});
-    let operation = if let [(cluster, _)] = clusters.as_slice() {
-        action["cluster"] = json!(cluster);
+    let (cluster, operation) = if clusters.len() == 1 {
+        let cluster = clusters.remove(0).name;
         let host = cluster.rsplit('|').next().unwrap_or_default();
-        format!("{host}:{SERVICE_PORT}{path}")
+        let operation = format!("{host}:{SERVICE_PORT}{path}");
+        (ClusterSpecifier::Cluster(cluster), operation)
     } else {
-        let weighted: Vec<Value> =
-            clusters.iter().map(|(name, weight)| json!({"name": name, "weight": weight})).collect();
-        action["weighted_clusters"] = json!({"clusters": weighted});
         // Where several clusters share a route, Istio names it after the VirtualService.
-        format!("{}:{SERVICE_PORT}{path}", rule.virtual_service)
+        let operation = format!("{}:{SERVICE_PORT}{path}", rule.virtual_service);
+        (ClusterSpecifier::WeightedClusters(WeightedClusters { clusters }), operation)
     };
-    match &rule.retries {
-        Retries::Default => action["retry_policy"] = default_retry(),
-        Retries::Off => {}
+    Route {
+        name,
+        matches: RouteMatch { case_sensitive: Some(true), path: path_match, headers },
+        route: RouteAction {
+            cluster,
+            timeout: rule.timeout.unwrap_or_default(),
+            retry_policy: retry_policy(&rule.retries),
+        },
+        decorator: Decorator { operation },
+        typed_per_filter_config: fault(rule).map(PerFilterConfig),
+    }
+}
+
+fn retry_policy(retries: &Retries) -> Option<RetryPolicy> {
+    match retries {
+        Retries::Default => Some(default_retry()),
+        Retries::Off => None,
         Retries::Custom { attempts, per_try_timeout, retry_on } => {
             let tokens: Vec<&str> = retry_on.as_deref().unwrap_or(DEFAULT_RETRY_ON).split(',').collect();
             let statuses: Vec<u16> = tokens.iter().filter_map(|t| t.parse().ok()).collect();
@@ -191,62 +219,49 @@ fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace:
             if !statuses.is_empty() && !on.contains(&"retriable-status-codes") {
                 on.push("retriable-status-codes");
             }
-            let mut policy = default_retry();
-            policy["num_retries"] = json!(attempts);
-            policy["retry_on"] = json!(on.join(","));
-            if !statuses.is_empty() {
-                policy["retriable_status_codes"] = json!(statuses);
-            }
-            if let Some(per_try) = per_try_timeout {
-                policy["per_try_timeout"] = json!(seconds(*per_try));
-            }
-            action["retry_policy"] = policy;
+            Some(RetryPolicy {
+                retry_on: on.join(","),
+                num_retries: *attempts,
+                retriable_status_codes: statuses,
+                per_try_timeout: *per_try_timeout,
+                ..default_retry()
+            })
         }
     }
-    let mut route = json!({"match": matched, "route": action, "decorator": {"operation": operation}});
-    if let Some(name) = name {
-        route["name"] = json!(name);
-    }
-    if let Some(fault) = fault(rule) {
-        route["typed_per_filter_config"] = json!({"envoy.filters.http.fault": fault});
-    }
-    route
 }
 
-fn header_matcher(name: &str, matcher: &Matcher) -> Value {
-    match matcher {
-        Matcher::Exact(exact) => json!({"name": name, "string_match": {"exact": exact}}),
-        Matcher::Prefix(prefix) => json!({"name": name, "string_match": {"prefix": prefix}}),
+fn header_matcher(name: &str, matcher: &Matcher) -> HeaderMatcher {
+    let matcher = match matcher {
+        Matcher::Exact(exact) => HeaderMatch::StringMatch(StringMatcher::Exact(exact.clone())),
+        Matcher::Prefix(prefix) => HeaderMatch::StringMatch(StringMatcher::Prefix(prefix.clone())),
         Matcher::Regex { source, .. } => {
-            json!({"name": name, "string_match": {"safe_regex": {"regex": source}}})
+            HeaderMatch::StringMatch(StringMatcher::SafeRegex(RegexMatcher { regex: source.clone() }))
         }
-        Matcher::Present => json!({"name": name, "present_match": true}),
+        Matcher::Present => HeaderMatch::PresentMatch(true),
+    };
+    HeaderMatcher {
+        name: name.to_owned(),
+        matcher,
+        invert_match: false,
+        treat_missing_header_as_empty: false,
     }
 }
 
 /// A route's fault, as Istio writes it: percentages in millionths.
-fn fault(rule: &Rule) -> Option<Value> {
-    let percentage =
-        |percent: f64| json!({"numerator": (percent * 10_000.0).round() as u64, "denominator": "MILLION"});
+fn fault(rule: &Rule) -> Option<HttpFault> {
+    let percentage = |percent: f64| FractionalPercent {
+        numerator: (percent * 10_000.0).round() as u64,
+        denominator: DenominatorType::Million,
+    };
     if rule.delay.is_none() && rule.abort.is_none() {
         return None;
     }
-    let mut fault = json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"});
-    if let Some((delay, percent)) = rule.delay {
-        fault["delay"] = json!({"fixed_delay": seconds(delay), "percentage": percentage(percent)});
-    }
-    if let Some((status, percent)) = rule.abort {
-        fault["abort"] = json!({"http_status": status, "percentage": percentage(percent)});
-    }
-    Some(fault)
-}
-
-/// A duration in protobuf's JSON form: `7s`, `0.500s`.
-fn seconds(duration: std::time::Duration) -> String {
-    let nanos = duration.subsec_nanos();
-    if nanos == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}.{nanos:09}s", duration.as_secs())
-    }
+    Some(HttpFault {
+        delay: rule
+            .delay
+            .map(|(delay, percent)| FaultDelay { fixed_delay: delay, percentage: percentage(percent) }),
+        abort: rule
+            .abort
+            .map(|(status, percent)| FaultAbort { http_status: status, percentage: percentage(percent) }),
+    })
 }

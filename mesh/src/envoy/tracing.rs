@@ -1,9 +1,16 @@
 //! The proxies' tracing: the three providers of `k8s/istio/mesh-config.yaml`, the sampling, the
 //! `istio.*` tags, and the propagators an application must use under each.
 
-use serde_json::{Value, json};
+use std::time::Duration;
 
+use super::api::{
+    CollectorEndpointVersion, CustomTag, Extension, HttpService, HttpUri, OpenTelemetryConfig, Percent,
+    TagValue, TraceContextOption, Tracing, TracingProvider, ZipkinConfig,
+};
 use super::{CLUSTER_ID, Identity, MESH_ID, Mesh, OTLP_CLUSTER, ZIPKIN_CLUSTER};
+
+/// How long a proxy waits on the collector.
+const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The tracer the proxies use: Istio's `zipkin`, `zipkin-w3c` and `otel` providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,55 +47,47 @@ impl Tracer {
 impl Mesh {
     /// The connection manager's `tracing`, for a proxy of `identity` (a gateway spawns the
     /// upstream span of its own, as Istio's gateways do).
-    pub(super) fn tracing(&self, identity: &Identity, gateway: bool) -> Value {
-        let literal = |tag: &str, value: &str| json!({"tag": tag, "literal": {"value": value}});
-        let provider = match self.tracer {
-            Tracer::Zipkin | Tracer::ZipkinW3c => {
-                let mut config = json!({
-                    "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
-                    "collector_service": {"http_uri": {
-                        "uri": format!("http://{}/api/v2/spans", self.zipkin),
-                        "cluster": ZIPKIN_CLUSTER,
-                        "timeout": "5s",
-                    }},
-                    "collector_endpoint_version": "HTTP_JSON",
-                    "trace_id_128bit": true,
-                    "shared_span_context": false,
-                });
-                if self.tracer == Tracer::ZipkinW3c {
-                    config["trace_context_option"] = json!("USE_B3_WITH_W3C_PROPAGATION");
-                }
-                json!({"name": "envoy.tracers.zipkin", "typed_config": config})
-            }
-            Tracer::Otel => json!({"name": "envoy.tracers.opentelemetry", "typed_config": {
-                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                "http_service": {"http_uri": {
-                    "uri": format!("http://{}/v1/traces", self.otlp),
-                    "cluster": OTLP_CLUSTER,
-                    "timeout": "5s",
-                }},
-                "service_name": identity.cluster,
-            }}),
+    pub(super) fn tracing(&self, identity: &Identity, gateway: bool) -> Tracing {
+        let literal = |tag: &str, value: &str| CustomTag {
+            tag: tag.to_owned(),
+            value: TagValue::Literal { value: value.to_owned() },
         };
-        let mut tracing = json!({
-            "client_sampling": {"value": 100.0},
-            "random_sampling": {"value": self.sampling},
-            "overall_sampling": {"value": 100.0},
-            "custom_tags": [
+        let collector = |uri: String, cluster: &str| HttpService {
+            http_uri: HttpUri { uri, cluster: cluster.to_owned(), timeout: COLLECTOR_TIMEOUT },
+        };
+        let provider = match self.tracer {
+            Tracer::Zipkin | Tracer::ZipkinW3c => TracingProvider::Zipkin(Extension(ZipkinConfig {
+                collector_service: collector(format!("http://{}/api/v2/spans", self.zipkin), ZIPKIN_CLUSTER),
+                collector_endpoint_version: CollectorEndpointVersion::HttpJson,
+                trace_id_128bit: true,
+                shared_span_context: false,
+                trace_context_option: (self.tracer == Tracer::ZipkinW3c)
+                    .then_some(TraceContextOption::UseB3WithW3cPropagation),
+            })),
+            Tracer::Otel => TracingProvider::OpenTelemetry(Extension(OpenTelemetryConfig {
+                http_service: collector(format!("http://{}/v1/traces", self.otlp), OTLP_CLUSTER),
+                service_name: identity.cluster.clone(),
+            })),
+        };
+        Tracing {
+            client_sampling: Percent { value: 100.0 },
+            random_sampling: Percent { value: self.sampling },
+            overall_sampling: Percent { value: 100.0 },
+            custom_tags: vec![
                 // What the routing rules match on, for reading a trace next to them (Istio's
                 // Telemetry `customTags`, k8s/istio/telemetry-*.yaml).
-                {"tag": "baggage", "request_header": {"name": "baggage"}},
+                CustomTag {
+                    tag: "baggage".to_owned(),
+                    value: TagValue::RequestHeader { name: "baggage".to_owned() },
+                },
                 literal("istio.canonical_revision", &identity.version),
                 literal("istio.canonical_service", &identity.app),
                 literal("istio.cluster_id", CLUSTER_ID),
                 literal("istio.mesh_id", MESH_ID),
                 literal("istio.namespace", &identity.namespace),
             ],
-            "provider": provider,
-        });
-        if gateway {
-            tracing["spawn_upstream_span"] = json!(true);
+            provider,
+            spawn_upstream_span: gateway.then_some(true),
         }
-        tracing
     }
 }

@@ -1,165 +1,18 @@
-//! Istio routing, read and checked: the rules of every VirtualService, the subsets of every
-//! DestinationRule, the ingress gateway's routes. Both routers work from it: the in-app one
-//! ([`crate::decide`]) and Envoy's ([`crate::envoy`]).
-//!
-//! What either router cannot do is refused here, by name, with its file and place: a routing
-//! file either means what it says on both, or does not load.
+//! Istio's YAML read into the [`Routing`], and checked: what neither router acts on is an
+//! error naming the field, its file and its place.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::{Regex, RegexBuilder};
+use regex::RegexBuilder;
 use serde_json::Value;
 
-use bookinfo_propagation::baggage::{Baggage, USER};
-
+use super::{
+    Condition, Destination, GatewayRule, LoadBalancer, Match, Matcher, Retries, Routing, Rule, short,
+};
 use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
 use crate::{RouteError, parse_duration};
-
-/// Every routing resource of a set of files.
-#[derive(Debug, Clone, Default)]
-pub struct Routing {
-    /// Rules of mesh-bound VirtualServices, by service (short name), in file order.
-    pub services: BTreeMap<String, Vec<Rule>>,
-    /// Rules of VirtualServices bound to the ingress gateway, in file order.
-    pub gateway: Vec<GatewayRule>,
-    /// Subsets by service: subset name to its `version` label.
-    pub subsets: BTreeMap<String, BTreeMap<String, String>>,
-    /// Load balancing by service, where a DestinationRule says.
-    pub load_balancers: BTreeMap<String, LoadBalancer>,
-    /// What applies, but perhaps not as the author thought (a subset no DestinationRule
-    /// defines answers 503, as in Istio).
-    pub warnings: Vec<String>,
-}
-
-/// One HTTP rule of a VirtualService.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    /// The VirtualService's name (Istio names multi-destination routes after it).
-    pub virtual_service: String,
-    /// The rule's name.
-    pub name: Option<String>,
-    /// Conditions, any of which selects the rule; none selects every request.
-    pub matches: Vec<Match>,
-    /// Where requests go; weights add up to 100.
-    pub destinations: Vec<Destination>,
-    /// Fault: wait this long, for this share (0-100) of requests.
-    pub delay: Option<(Duration, f64)>,
-    /// Fault: answer this status, for this share (0-100) of requests.
-    pub abort: Option<(u16, f64)>,
-    /// The route's deadline (none: no deadline, as Istio's default).
-    pub timeout: Option<Duration>,
-    /// Retries.
-    pub retries: Retries,
-}
-
-/// A VirtualService rule at the ingress gateway, with the hosts it serves.
-#[derive(Debug, Clone)]
-pub struct GatewayRule {
-    /// The VirtualService's hosts (`*` for any).
-    pub hosts: Vec<String>,
-    /// The rule.
-    pub rule: Rule,
-}
-
-/// Conditions that must all hold.
-#[derive(Debug, Clone)]
-pub struct Match {
-    /// Its name (Istio appends it to the rule's).
-    pub name: Option<String>,
-    /// The conditions.
-    pub conditions: Vec<Condition>,
-}
-
-/// One condition on a request.
-#[derive(Debug, Clone)]
-pub enum Condition {
-    /// On a header (lower case); `negate` for `withoutHeaders`.
-    Header {
-        /// The header.
-        name: String,
-        /// How its value must look.
-        matcher: Matcher,
-        /// The condition holds when the header does not match.
-        negate: bool,
-    },
-    /// On the path (without the query).
-    Uri(Matcher),
-    /// On the method.
-    Method(Matcher),
-}
-
-/// How a value must look.
-#[derive(Debug, Clone)]
-pub enum Matcher {
-    /// Equal to it.
-    Exact(String),
-    /// Starting with it.
-    Prefix(String),
-    /// Matching it as a whole (RE2 syntax, Envoy's full-match semantics).
-    Regex {
-        /// The expression as written.
-        source: String,
-        /// Compiled, anchored at both ends.
-        compiled: Regex,
-    },
-    /// Present, whatever the value.
-    Present,
-}
-
-impl Matcher {
-    /// Whether `value` matches.
-    pub fn matches(&self, value: &str) -> bool {
-        match self {
-            Matcher::Exact(exact) => value == exact,
-            Matcher::Prefix(prefix) => value.starts_with(prefix.as_str()),
-            Matcher::Regex { compiled, .. } => compiled.is_match(value),
-            Matcher::Present => true,
-        }
-    }
-}
-
-/// A destination and its share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Destination {
-    /// The service (short name).
-    pub host: String,
-    /// The subset, if any.
-    pub subset: Option<String>,
-    /// Share of requests, 0-100.
-    pub weight: u32,
-}
-
-/// Retries of a route.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Retries {
-    /// Istio's default: 2 retries on connection failures and refused streams.
-    #[default]
-    Default,
-    /// `attempts: 0`: none.
-    Off,
-    /// As the VirtualService says.
-    Custom {
-        /// Retries at most.
-        attempts: u32,
-        /// Deadline of each try.
-        per_try_timeout: Option<Duration>,
-        /// Envoy's retry conditions, and status codes (Istio's default when unset).
-        retry_on: Option<String>,
-    },
-}
-
-/// Load balancing of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadBalancer {
-    /// In turn (Istio's default is least request; either spreads evenly here).
-    RoundRobin,
-    /// At random.
-    Random,
-    /// To the endpoint with the fewest requests in flight.
-    LeastRequest,
-}
 
 /// Envoy's retry conditions Istio passes through `retryOn`.
 const RETRY_ON: [&str; 16] = [
@@ -180,12 +33,6 @@ const RETRY_ON: [&str; 16] = [
     "resource-exhausted",
     "unavailable",
 ];
-
-/// The short name of a service: `reviews.default.svc.cluster.local` and `reviews` are both
-/// `reviews`.
-pub fn short(host: &str) -> String {
-    host.split('.').next().unwrap_or(host).to_owned()
-}
 
 /// Where in the files a problem is.
 struct Place<'a> {
@@ -300,54 +147,6 @@ impl Routing {
         Self::parse(&refs)
     }
 
-    /// Whether any mesh rule applies to `service`.
-    pub fn covers(&self, service: &str) -> bool {
-        self.services.contains_key(service)
-    }
-
-    /// The signed-in users some rule tells apart, by the `end-user` header or the `user`
-    /// baggage member productpage sends for them: what the page can suggest signing in as.
-    ///
-    /// Candidates are the words written in the rules' own matchers, each kept only if the
-    /// matcher accepts the headers productpage sends for that user; a matcher that accepts
-    /// any user (a presence test, `.+`) names nobody.
-    pub fn routed_users(&self) -> Vec<String> {
-        let rules = self.services.values().flatten().chain(self.gateway.iter().map(|g| &g.rule));
-        let mut users = BTreeSet::new();
-        for condition in rules.flat_map(|r| &r.matches).flat_map(|m| &m.conditions) {
-            let Condition::Header { name, matcher, negate: false } = condition else { continue };
-            let sent: fn(&str) -> Option<String> = match name.as_str() {
-                "end-user" => |user| Some(user.to_owned()),
-                "baggage" => |user| {
-                    let mut baggage = Baggage::default();
-                    baggage.set_user(Some(user));
-                    baggage.to_header()
-                },
-                _ => continue,
-            };
-            // Accepting a name written nowhere means accepting everybody.
-            if sent("no-such-user-0").is_some_and(|value| matcher.matches(&value)) {
-                continue;
-            }
-            let written = match matcher {
-                Matcher::Exact(text) | Matcher::Prefix(text) | Matcher::Regex { source: text, .. } => text,
-                Matcher::Present => continue,
-            };
-            let words = written.split(|c: char| !(c.is_alphanumeric() || "_.-".contains(c)));
-            for word in words.filter(|w| !w.is_empty() && *w != USER) {
-                if sent(word).is_some_and(|value| matcher.matches(&value)) {
-                    users.insert(word.to_owned());
-                }
-            }
-        }
-        users.into_iter().collect()
-    }
-
-    /// The `version` label of `subset` of `service`, if a DestinationRule defines it.
-    pub fn version_of(&self, service: &str, subset: &str) -> Option<&str> {
-        self.subsets.get(service)?.get(subset).map(String::as_str)
-    }
-
     fn add_destination_rule(&mut self, path: &Path, dr: &DestinationRule) -> Result<(), RouteError> {
         let place = Place { path, at: format!("DestinationRule {}", dr.metadata.name) };
         place.refuse(&dr.spec.other, "host, subsets and trafficPolicy.loadBalancer")?;
@@ -418,6 +217,7 @@ impl Routing {
         Ok(())
     }
 
+    /// One HTTP rule of a VirtualService, checked.
     fn compile(
         &mut self,
         place: &Place<'_>,
@@ -425,34 +225,55 @@ impl Routing {
         route: &istio::HttpRoute,
     ) -> Result<Rule, RouteError> {
         place.refuse(&route.other, "name, match, route, fault, timeout and retries")?;
-        let mut matches = Vec::new();
-        for (m, request) in route.matches.iter().enumerate() {
-            let place = place.within(format!(".match[{m}]"));
-            place.refuse(&request.other, "name, headers, withoutHeaders, uri and method")?;
-            let mut conditions = Vec::new();
-            for (negate, field, headers) in
-                [(false, "headers", &request.headers), (true, "withoutHeaders", &request.without_headers)]
-            {
-                for (name, string_match) in headers {
-                    let matcher = matcher(&place.within(format!(".{field}.{name}")), string_match)?;
-                    conditions.push(Condition::Header { name: name.to_ascii_lowercase(), matcher, negate });
-                }
-            }
-            if let Some(uri) = &request.uri {
-                conditions.push(Condition::Uri(matcher(&place.within(".uri"), uri)?));
-            }
-            if let Some(method) = &request.method {
-                conditions.push(Condition::Method(matcher(&place.within(".method"), method)?));
-            }
-            matches.push(Match { name: request.name.clone(), conditions });
+        let matches = route
+            .matches
+            .iter()
+            .enumerate()
+            .map(|(m, request)| request_match(&place.within(format!(".match[{m}]")), request))
+            .collect::<Result<_, _>>()?;
+        let destinations = self.destinations(place, &route.route)?;
+        let (mut delay, mut abort) = (None, None);
+        if let Some(fault) = &route.fault {
+            let place = place.within(".fault");
+            place.refuse(&fault.other, "delay and abort")?;
+            delay = fault.delay.as_ref().map(|d| self.delay(&place.within(".delay"), d)).transpose()?;
+            abort = fault.abort.as_ref().map(|a| self.abort(&place.within(".abort"), a)).transpose()?;
         }
+        let timeout = route
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t).map_err(|err| place.within(".timeout").error(err)))
+            .transpose()?
+            .filter(|t| !t.is_zero());
+        let retries = match &route.retries {
+            None => Retries::Default,
+            Some(r) => retries(&place.within(".retries"), r)?,
+        };
+        Ok(Rule {
+            virtual_service: virtual_service.to_owned(),
+            name: route.name.clone(),
+            matches,
+            destinations,
+            delay,
+            abort,
+            timeout,
+            retries,
+        })
+    }
 
-        if route.route.is_empty() {
+    /// A rule's destinations, their weights adding up to 100; a subset no DestinationRule
+    /// defines is a warning (calls routed there fail, as in Istio).
+    fn destinations(
+        &mut self,
+        place: &Place<'_>,
+        route: &[istio::RouteDestination],
+    ) -> Result<Vec<Destination>, RouteError> {
+        if route.is_empty() {
             return Err(place.within(".route").error("no destination"));
         }
         let mut destinations = Vec::new();
-        let many = route.route.len() > 1;
-        for (d, destination) in route.route.iter().enumerate() {
+        let many = route.len() > 1;
+        for (d, destination) in route.iter().enumerate() {
             let place = place.within(format!(".route[{d}]"));
             place.refuse(&destination.other, "destination and weight")?;
             place.within(".destination").refuse(&destination.destination.other, "host, subset and port")?;
@@ -489,68 +310,26 @@ impl Routing {
         if total != 100 {
             return Err(place.within(".route").error(format!("the weights add up to {total}, not 100")));
         }
+        Ok(destinations)
+    }
 
-        let (mut delay, mut abort) = (None, None);
-        if let Some(fault) = &route.fault {
-            let place = place.within(".fault");
-            place.refuse(&fault.other, "delay and abort")?;
-            if let Some(d) = &fault.delay {
-                let place = place.within(".delay");
-                place.refuse(&d.other, "fixedDelay and percentage")?;
-                let fixed = d.fixed_delay.as_deref().ok_or_else(|| place.error("no fixedDelay"))?;
-                let duration =
-                    parse_duration(fixed).map_err(|err| place.error(format!("fixedDelay: {err}")))?;
-                delay = Some((duration, self.percent(&place, d.percentage.as_ref(), d.percent)?));
-            }
-            if let Some(a) = &fault.abort {
-                let place = place.within(".abort");
-                place.refuse(&a.other, "httpStatus and percentage")?;
-                let code = a.http_status.ok_or_else(|| place.error("no httpStatus"))?;
-                let status =
-                    u16::try_from(code).ok().filter(|c| (200..600).contains(c)).ok_or_else(|| {
-                        place.error(format!("httpStatus: {code} is not a status from 200 to 599"))
-                    })?;
-                abort = Some((status, self.percent(&place, a.percentage.as_ref(), None)?));
-            }
-        }
-        let timeout = route
-            .timeout
-            .as_deref()
-            .map(|t| parse_duration(t).map_err(|err| place.within(".timeout").error(err)))
-            .transpose()?
-            .filter(|t| !t.is_zero());
-        let retries = match &route.retries {
-            None => Retries::Default,
-            Some(r) => {
-                let place = place.within(".retries");
-                place.refuse(&r.other, "attempts, perTryTimeout and retryOn")?;
-                match r.attempts {
-                    Some(0) | None => Retries::Off,
-                    Some(n @ 1..=100) => Retries::Custom {
-                        attempts: n as u32,
-                        per_try_timeout: r
-                            .per_try_timeout
-                            .as_deref()
-                            .map(|t| {
-                                parse_duration(t).map_err(|err| place.error(format!("perTryTimeout: {err}")))
-                            })
-                            .transpose()?,
-                        retry_on: r.retry_on.as_deref().map(|on| retry_on(&place, on)).transpose()?,
-                    },
-                    Some(n) => return Err(place.error(format!("attempts: {n} (0 to 100)"))),
-                }
-            }
-        };
-        Ok(Rule {
-            virtual_service: virtual_service.to_owned(),
-            name: route.name.clone(),
-            matches,
-            destinations,
-            delay,
-            abort,
-            timeout,
-            retries,
-        })
+    /// A fault's delay, and its share of requests.
+    fn delay(&mut self, place: &Place<'_>, delay: &istio::Delay) -> Result<(Duration, f64), RouteError> {
+        place.refuse(&delay.other, "fixedDelay and percentage")?;
+        let fixed = delay.fixed_delay.as_deref().ok_or_else(|| place.error("no fixedDelay"))?;
+        let duration = parse_duration(fixed).map_err(|err| place.error(format!("fixedDelay: {err}")))?;
+        Ok((duration, self.percent(place, delay.percentage.as_ref(), delay.percent)?))
+    }
+
+    /// A fault's abort status, and its share of requests.
+    fn abort(&mut self, place: &Place<'_>, abort: &istio::Abort) -> Result<(u16, f64), RouteError> {
+        place.refuse(&abort.other, "httpStatus and percentage")?;
+        let code = abort.http_status.ok_or_else(|| place.error("no httpStatus"))?;
+        let status = u16::try_from(code)
+            .ok()
+            .filter(|c| (200..600).contains(c))
+            .ok_or_else(|| place.error(format!("httpStatus: {code} is not a status from 200 to 599")))?;
+        Ok((status, self.percent(place, abort.percentage.as_ref(), None)?))
     }
 
     /// A fault's share of requests; none applies it to no request, as Istio does.
@@ -574,6 +353,45 @@ impl Routing {
                 Ok(0.0)
             }
         }
+    }
+}
+
+/// One `match` of a rule: conditions that must all hold.
+fn request_match(place: &Place<'_>, request: &istio::MatchRequest) -> Result<Match, RouteError> {
+    place.refuse(&request.other, "name, headers, withoutHeaders, uri and method")?;
+    let mut conditions = Vec::new();
+    for (negate, field, headers) in
+        [(false, "headers", &request.headers), (true, "withoutHeaders", &request.without_headers)]
+    {
+        for (name, string_match) in headers {
+            let matcher = matcher(&place.within(format!(".{field}.{name}")), string_match)?;
+            conditions.push(Condition::Header { name: name.to_ascii_lowercase(), matcher, negate });
+        }
+    }
+    if let Some(uri) = &request.uri {
+        conditions.push(Condition::Uri(matcher(&place.within(".uri"), uri)?));
+    }
+    if let Some(method) = &request.method {
+        conditions.push(Condition::Method(matcher(&place.within(".method"), method)?));
+    }
+    Ok(Match { name: request.name.clone(), conditions })
+}
+
+/// A rule's `retries`: none with no attempts, at most 100.
+fn retries(place: &Place<'_>, retries: &istio::Retries) -> Result<Retries, RouteError> {
+    place.refuse(&retries.other, "attempts, perTryTimeout and retryOn")?;
+    match retries.attempts {
+        Some(0) | None => Ok(Retries::Off),
+        Some(n @ 1..=100) => Ok(Retries::Custom {
+            attempts: n as u32,
+            per_try_timeout: retries
+                .per_try_timeout
+                .as_deref()
+                .map(|t| parse_duration(t).map_err(|err| place.error(format!("perTryTimeout: {err}"))))
+                .transpose()?,
+            retry_on: retries.retry_on.as_deref().map(|on| retry_on(place, on)).transpose()?,
+        }),
+        Some(n) => Err(place.error(format!("attempts: {n} (0 to 100)"))),
     }
 }
 
