@@ -302,7 +302,10 @@ pub struct TraceSource {
 }
 
 /// A size such as `64MiB`, `500KB` or `1048576` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+///
+/// # Errors
+/// Not a number with one of the units, or more bytes than a `u64` holds.
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
@@ -314,10 +317,21 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1000 * 1000 * 1000,
         "gib" => 1 << 30,
-        _ => return Err(format!("{text:?} is not a size such as 64MiB")),
+        _ => return Err(SizeError::Malformed(text.to_owned())),
     };
-    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 64MiB"))?;
-    number.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
+    let number: u64 = number.parse().map_err(|_| SizeError::Malformed(text.to_owned()))?;
+    number.checked_mul(scale).ok_or_else(|| SizeError::TooLarge(text.to_owned()))
+}
+
+/// A text [`parse_size`] does not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// Not a number with one of the units.
+    #[error("{0:?} is not a size such as 64MiB")]
+    Malformed(String),
+    /// More bytes than a `u64` holds.
+    #[error("{0:?} is too large")]
+    TooLarge(String),
 }
 
 /// Options of `bookinfo serve`.
@@ -431,18 +445,28 @@ fn routes(flag: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Vec<PathB
 }
 
 /// One file name of a comma-separated list, spaces around it trimmed.
-fn file_name(text: &str) -> Result<PathBuf, String> {
+fn file_name(text: &str) -> Result<PathBuf, EmptyFileName> {
     let text = text.trim();
-    if text.is_empty() { Err("an empty file name in the list".to_owned()) } else { Ok(PathBuf::from(text)) }
+    if text.is_empty() { Err(EmptyFileName) } else { Ok(PathBuf::from(text)) }
 }
 
-fn percent(text: &str) -> Result<f64, String> {
+/// An empty name in a comma-separated list of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an empty file name in the list")]
+struct EmptyFileName;
+
+fn percent(text: &str) -> Result<f64, NotAPercentage> {
     text.trim()
         .parse::<f64>()
         .ok()
         .filter(|p| (0.0..=100.0).contains(p))
-        .ok_or_else(|| format!("{text:?} is not a percentage from 0 to 100"))
+        .ok_or_else(|| NotAPercentage(text.to_owned()))
 }
+
+/// A `--mesh-sampling` that is not from 0 to 100.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a percentage from 0 to 100")]
+struct NotAPercentage(String);
 
 #[cfg(test)]
 mod tests {
@@ -505,9 +529,9 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("500kb"), Ok(500_000));
         assert_eq!(parse_size("1024"), Ok(1024));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("-1MiB").is_err());
-        assert!(parse_size("99999999999GiB").is_err());
+        assert_eq!(parse_size("lots"), Err(SizeError::Malformed("lots".into())));
+        assert_eq!(parse_size("-1MiB"), Err(SizeError::Malformed("-1MiB".into())));
+        assert_eq!(parse_size("99999999999GiB"), Err(SizeError::TooLarge("99999999999GiB".into())));
     }
 
     #[test]

@@ -290,22 +290,36 @@ fn url_rejected(reason: &str) -> Failure {
 }
 
 /// `--max-time`: seconds as curl reads them.
-fn seconds(text: &str) -> Result<f64, String> {
+fn seconds(text: &str) -> Result<f64, BadNumber> {
     match text.trim().parse::<f64>() {
-        Ok(value) if value.is_nan() => Err("expected a proper numerical parameter".to_owned()),
-        Ok(value) if value < 0.0 => Err("expected a positive numerical parameter".to_owned()),
-        Ok(value) if value > MAX_SECONDS => Err("too large number".to_owned()),
+        Ok(value) if value.is_nan() => Err(BadNumber::NotANumber),
+        Ok(value) if value < 0.0 => Err(BadNumber::Negative),
+        Ok(value) if value > MAX_SECONDS => Err(BadNumber::TooLarge),
         Ok(value) => Ok(value),
-        Err(_) => Err("expected a proper numerical parameter".to_owned()),
+        Err(_) => Err(BadNumber::NotANumber),
     }
 }
 
 /// `--max-redirs`: a count, or -1 for no limit.
-fn redirect_limit(text: &str) -> Result<i64, String> {
+fn redirect_limit(text: &str) -> Result<i64, BadNumber> {
     match text.trim().parse::<i64>() {
         Ok(value) if value >= -1 => Ok(value),
-        _ => Err("expected a proper numerical parameter".to_owned()),
+        _ => Err(BadNumber::NotANumber),
     }
+}
+
+/// A numeric option's value curl refuses, in curl's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum BadNumber {
+    /// Not a number at all.
+    #[error("expected a proper numerical parameter")]
+    NotANumber,
+    /// Below zero.
+    #[error("expected a positive numerical parameter")]
+    Negative,
+    /// Past what curl can hold.
+    #[error("too large number")]
+    TooLarge,
 }
 
 /// A command line curl would refuse, in curl's words (without the `curl: ` prefix).
@@ -343,5 +357,22 @@ fn connect_failure(uri: &Uri, error: &SendRequestError) -> Failure {
             ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
         ) => Failure(6, format!("Could not resolve host: {host}")),
         _ => Failure(7, format!("Failed to connect to {host} port {port}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_options_are_refused_in_curls_words() {
+        assert_eq!(seconds(" 2.5 "), Ok(2.5));
+        assert_eq!(seconds("-1"), Err(BadNumber::Negative));
+        assert_eq!(seconds("NaN"), Err(BadNumber::NotANumber));
+        assert_eq!(seconds("soon"), Err(BadNumber::NotANumber));
+        assert_eq!(seconds("1e300"), Err(BadNumber::TooLarge));
+        assert_eq!(redirect_limit("-1"), Ok(-1));
+        assert_eq!(redirect_limit("-2"), Err(BadNumber::NotANumber));
+        assert_eq!(BadNumber::TooLarge.to_string(), "too large number");
     }
 }
