@@ -15,6 +15,7 @@ use bookinfo_propagation::TracingMode;
 use crate::service::Service;
 use bookinfo_mesh::envoy::Tracer;
 use bookinfo_reviews::ReviewsVersion;
+use bookinfo_traces::sink::Listener;
 use clap::{Args, Parser, Subcommand};
 
 /// Istio's Bookinfo sample in Rust: four services in one binary.
@@ -220,6 +221,26 @@ pub struct StoreArgs {
     /// Size of the trace file past which it is rotated (one older part is kept).
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub traces_file_size: u64,
+}
+
+impl StoreArgs {
+    /// The port `--otlp-port`, `--zipkin-port` or `--viewer-port` gives `listener`, if any.
+    pub fn port(&self, listener: Listener) -> Option<u16> {
+        match listener {
+            Listener::Otlp => self.otlp_port,
+            Listener::Zipkin => self.zipkin_port,
+            Listener::Viewer => self.viewer_port,
+        }
+    }
+
+    /// The flag that sets `listener`'s port: `--{name}-port`.
+    pub fn port_flag(listener: Listener) -> &'static str {
+        match listener {
+            Listener::Otlp => "otlp",
+            Listener::Zipkin => "zipkin",
+            Listener::Viewer => "viewer",
+        }
+    }
 }
 
 /// `bookinfo traces`.

@@ -15,7 +15,7 @@ use bookinfo_reviews::ReviewsVersion;
 use bookinfo_telemetry::{self as telemetry, Identity};
 
 use crate::cli::ServeArgs;
-use crate::error::Error;
+use crate::error::{Error, StackError};
 use crate::service::Service;
 
 /// Set by `bookinfo up` on its children: the parent's process id. A child whose parent dies
@@ -245,7 +245,7 @@ pub fn follow_parent() -> Result<(), Error> {
     #[cfg(target_os = "linux")]
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)?;
     if nix::unistd::getppid().as_raw() != parent {
-        return Err(Error::Stack(format!("the stack (process {parent}) is gone")));
+        return Err(StackError::ParentGone(parent).into());
     }
     Ok(())
 }
@@ -255,7 +255,7 @@ pub fn follow_parent() -> Result<(), Error> {
 pub fn exec(command: &[String]) -> Error {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = command.split_first() else {
-        return Error::Stack("exec: no program".to_owned());
+        return StackError::NoProgram.into();
     };
     if Env.get(STACK_PARENT).is_some() {
         let parent: i32 = match Env.parse_or(STACK_PARENT, 0, "a process id") {
@@ -267,12 +267,12 @@ pub fn exec(command: &[String]) -> Error {
             return Error::Io(err.into());
         }
         if nix::unistd::getppid().as_raw() != parent {
-            return Error::Stack(format!("the stack (process {parent}) is gone"));
+            return StackError::ParentGone(parent).into();
         }
     }
     // Only returns on failure.
-    let err = std::process::Command::new(program).args(args).exec();
-    Error::Stack(format!("cannot start {program}: {err}"))
+    let source = std::process::Command::new(program).args(args).exec();
+    StackError::Spawn { program: program.into(), source }.into()
 }
 
 #[cfg(test)]

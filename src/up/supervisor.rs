@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::child::{self, Exit, Spec, Started};
-use crate::error::Error;
+use crate::error::{Error, StackError};
 
 /// The first back-off, doubled after each death.
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
@@ -112,7 +112,9 @@ impl Supervisor {
             .collect();
         let mut results = Vec::new();
         for (mut spec, task) in specs.into_iter().zip(starting) {
-            let result = task.await.unwrap_or_else(|err| Err(Error::Stack(format!("{}: {err}", spec.name))));
+            let result = task
+                .await
+                .unwrap_or_else(|source| Err(StackError::Lost { name: spec.name.clone(), source }.into()));
             let pid = result.as_ref().ok().map(|s| s.pid);
             if let Ok(started) = &result {
                 spec.pin_port(started.addr);

@@ -70,6 +70,38 @@ impl Default for SinkOptions {
     }
 }
 
+/// What a sink listens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// The OTLP/HTTP receiver.
+    Otlp,
+    /// The Zipkin receiver.
+    Zipkin,
+    /// The query API and web viewer.
+    Viewer,
+}
+
+impl Listener {
+    /// The port it takes by default, the one the tools it stands in for take.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Listener::Otlp => OTLP_PORT,
+            Listener::Zipkin => ZIPKIN_PORT,
+            Listener::Viewer => VIEWER_PORT,
+        }
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listener::Otlp => "OTLP/HTTP",
+            Listener::Zipkin => "Zipkin",
+            Listener::Viewer => "trace viewer",
+        })
+    }
+}
+
 /// Why a sink cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -78,8 +110,8 @@ pub enum SinkError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Which receiver it is for.
-        what: &'static str,
+        /// What it is for.
+        what: Listener,
         /// The system's error.
         source: io::Error,
     },
@@ -152,9 +184,9 @@ impl Sink {
             addr.map(|addr| TcpListener::bind(addr).map_err(|source| SinkError::Bind { addr, what, source }))
                 .transpose()
         };
-        let otlp = bind(options.otlp, "OTLP/HTTP")?;
-        let zipkin = bind(options.zipkin, "Zipkin")?;
-        let query_listener = bind(options.query, "trace viewer")?;
+        let otlp = bind(options.otlp, Listener::Otlp)?;
+        let zipkin = bind(options.zipkin, Listener::Zipkin)?;
+        let query_listener = bind(options.query, Listener::Viewer)?;
         let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
         let (otlp_addr, zipkin_addr, query_addr) = (local(&otlp), local(&zipkin), local(&query_listener));
 
