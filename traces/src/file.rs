@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use bookinfo_config::Source;
+
 use crate::model::{Span, TraceId};
 use crate::trace::{Dedup, Trace};
 use crate::wire::otlp;
@@ -31,10 +33,11 @@ const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Spans per line at most: a huge trace is written as several lines (readers join them).
 const LINE_SPANS: usize = 1000;
 
-/// Where run directories go: `$BOOKINFO_RUNS_DIR`, else `$XDG_STATE_HOME/bookinfo/runs`, else
-/// `~/.local/state/bookinfo/runs`, else `bookinfo-runs` in the temporary directory.
-pub fn runs_root() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+/// Where run directories go, as `source` says: `$BOOKINFO_RUNS_DIR`, else
+/// `$XDG_STATE_HOME/bookinfo/runs`, else `~/.local/state/bookinfo/runs`, else `bookinfo-runs` in
+/// the temporary directory.
+pub fn runs_root(source: &(impl Source + ?Sized)) -> PathBuf {
+    let var = |name: &str| source.get(name).map(PathBuf::from);
     if let Some(dir) = var(RUNS_DIR) {
         return dir;
     }
@@ -532,6 +535,17 @@ mod tests {
         fs::write(&lines, format!("{good}\nnot json\n{{\"also\": \"nothing\"}}\n")).unwrap();
         let read = read_latest(&lines, 5, &|_| true).unwrap();
         assert_eq!((read.traces.len(), read.unreadable), (1, 1));
+    }
+
+    #[test]
+    fn the_runs_directory_is_the_variables_choice_in_order() {
+        let all = [("BOOKINFO_RUNS_DIR", "/runs"), ("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")];
+        assert_eq!(runs_root(&all), PathBuf::from("/runs"));
+        assert_eq!(runs_root(&all[1..]), PathBuf::from("/state/bookinfo/runs"));
+        assert_eq!(runs_root(&all[2..]), PathBuf::from("/home/u/.local/state/bookinfo/runs"));
+        let empty = [("BOOKINFO_RUNS_DIR", ""), ("HOME", "/home/u")];
+        assert_eq!(runs_root(&empty), PathBuf::from("/home/u/.local/state/bookinfo/runs"), "empty is unset");
+        assert_eq!(runs_root(&[("OTHER", "x")]), std::env::temp_dir().join("bookinfo-runs"));
     }
 
     #[test]
