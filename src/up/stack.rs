@@ -9,6 +9,7 @@ use bookinfo_http::routing::BOOKINFO_ROUTES;
 use bookinfo_http::upstream::{SERVICES_DOMAIN, Upstream};
 use bookinfo_propagation::BOOKINFO_TRACING;
 use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::RUST_LOG;
 use bookinfo_telemetry::settings::{
     OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_PROPAGATORS,
     OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME,
@@ -19,10 +20,6 @@ use bookinfo_productpage::session::ROUTED_USERS;
 use bookinfo_reviews::{ENABLE_RATINGS, ReviewsVersion, STAR_COLOR};
 
 use super::child::{Ready, Spec};
-
-/// `RUST_LOG`: the services' log filter, which `up` sets from `--log-level` unless the shell
-/// does.
-const RUST_LOG: &str = "RUST_LOG";
 
 /// One workload of the stack: a Kubernetes Deployment's pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
