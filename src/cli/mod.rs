@@ -197,4 +197,23 @@ mod tests {
     fn unknown_services_are_refused() {
         assert!(Cli::try_parse_from(["bookinfo", "serve", "mongodb"]).is_err());
     }
+
+    #[test]
+    fn up_reads_its_variables_from_the_source_handed_in_and_its_flags_win() {
+        let up = Cli::try_parse_from(["bookinfo"]).unwrap().up;
+        let source = [
+            ("BOOKINFO_BASE_PORT", "10080"),
+            ("BOOKINFO_TRACING", "none"),
+            ("BOOKINFO_ROUTES", "a.yaml, b.yaml"),
+        ];
+        assert_eq!(up.base_port(&source), Ok(10_080));
+        assert_eq!(up.tracing(&source), Ok(TracingMode::None));
+        assert_eq!(up.routes(&source), Ok(vec![PathBuf::from("a.yaml"), PathBuf::from("b.yaml")]));
+        let unset = [("OTHER", "x")];
+        assert_eq!((up.base_port(&unset), up.tracing(&unset)), (Ok(9080), Ok(TracingMode::Otel)));
+        assert_eq!(up.routes(&[("BOOKINFO_ROUTES", "a.yaml,,b.yaml")]).unwrap_err().name, "BOOKINFO_ROUTES");
+        let flags =
+            Cli::try_parse_from(["bookinfo", "--base-port", "0", "--tracing", "propagate"]).unwrap().up;
+        assert_eq!((flags.base_port(&source), flags.tracing(&source)), (Ok(0), Ok(TracingMode::Propagate)));
+    }
 }

@@ -66,6 +66,7 @@ pub(super) fn flag_or_env<T: FromStr>(
     }
 }
 
+/// The flag's tracing mode, or `BOOKINFO_TRACING` of `source`, or `otel`.
 pub(super) fn tracing_mode(
     flag: Option<TracingMode>,
     source: &(impl Source + ?Sized),
@@ -74,6 +75,7 @@ pub(super) fn tracing_mode(
     Ok(flag_or_env(flag, bookinfo_propagation::BOOKINFO_TRACING, expected, source)?.unwrap_or_default())
 }
 
+/// The flag's routing files, or the comma-separated `BOOKINFO_ROUTES` of `source`.
 pub(super) fn routes(flag: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Vec<PathBuf>, ConfigError> {
     if !flag.is_empty() {
         return Ok(flag.to_vec());
@@ -96,6 +98,7 @@ pub(super) fn file_name(text: &str) -> Result<PathBuf, EmptyFileName> {
 #[error("an empty file name in the list")]
 pub(super) struct EmptyFileName;
 
+/// `--mesh-sampling`: a percentage from 0 to 100.
 pub(super) fn percent(text: &str) -> Result<f64, NotAPercentage> {
     text.trim()
         .parse::<f64>()
