@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bookinfo_config::Source;
 use bookinfo_propagation::TracingMode;
-use bookinfo_traces::Sink;
+use bookinfo_traces::{Sink, file};
 use tokio::time::Instant;
 
 use self::banner::Row;
@@ -222,7 +222,7 @@ async fn start_mesh(
     let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, 9));
     let dir = match sink.and_then(|s| s.file.as_ref()).and_then(|f| f.parent()) {
         Some(run) => run.join("envoy"),
-        None => std::env::temp_dir().join(format!("bookinfo-envoy-{}", std::process::id())),
+        None => file::temp_dir(source).join(format!("bookinfo-envoy-{}", std::process::id())),
     };
     let options = mesh::Options {
         namespaces: namespaces.clone(),

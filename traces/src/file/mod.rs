@@ -29,7 +29,7 @@ const RUNS_KEPT: usize = 10;
 
 /// Where run directories go, as `source` says: `$BOOKINFO_RUNS_DIR`, else
 /// `$XDG_STATE_HOME/bookinfo/runs`, else `~/.local/state/bookinfo/runs`, else `bookinfo-runs` in
-/// the temporary directory.
+/// the temporary directory ([`temp_dir`]).
 pub fn runs_root(source: &(impl Source + ?Sized)) -> PathBuf {
     let var = |name: &str| source.get(name).map(PathBuf::from);
     if let Some(dir) = var(RUNS_DIR) {
@@ -38,8 +38,14 @@ pub fn runs_root(source: &(impl Source + ?Sized)) -> PathBuf {
     match (var("XDG_STATE_HOME"), var("HOME")) {
         (Some(state), _) => state.join("bookinfo/runs"),
         (None, Some(home)) => home.join(".local/state/bookinfo/runs"),
-        (None, None) => std::env::temp_dir().join("bookinfo-runs"),
+        (None, None) => temp_dir(source).join("bookinfo-runs"),
     }
+}
+
+/// The temporary directory `source` names: `$TMPDIR`, else `/tmp` (what `std::env::temp_dir`
+/// answers on Unix, read from the source instead of the process environment).
+pub fn temp_dir(source: &(impl Source + ?Sized)) -> PathBuf {
+    source.get("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }
 
 /// Makes a new run directory under `root` (named after the time and this process), removing
@@ -157,7 +163,8 @@ pub(super) mod tests {
         assert_eq!(runs_root(&all[2..]), PathBuf::from("/home/u/.local/state/bookinfo/runs"));
         let empty = [("BOOKINFO_RUNS_DIR", ""), ("HOME", "/home/u")];
         assert_eq!(runs_root(&empty), PathBuf::from("/home/u/.local/state/bookinfo/runs"), "empty is unset");
-        assert_eq!(runs_root(&[("OTHER", "x")]), std::env::temp_dir().join("bookinfo-runs"));
+        assert_eq!(runs_root(&[("TMPDIR", "/scratch")]), PathBuf::from("/scratch/bookinfo-runs"));
+        assert_eq!(runs_root(&[("OTHER", "x")]), PathBuf::from("/tmp/bookinfo-runs"));
     }
 
     #[test]
