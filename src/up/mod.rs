@@ -63,7 +63,13 @@ where
         workers: prepared.workers,
         routed_users: prepared.routing.routed_users(),
     };
-    let mut signals = Signals::new()?;
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(err) => {
+            close(prepared.sink).await;
+            return Err(err.into());
+        }
+    };
     let mut supervisor = Supervisor::new(!args.no_restarts);
     let started = match &prepared.envoy {
         Some(envoy) => start_mesh(&mut supervisor, &common, &args.mesh, envoy, &prepared, &source).await,
