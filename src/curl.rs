@@ -108,8 +108,8 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> ExitCode {
 }
 
 async fn fetch(args: &CurlArgs, url: &str) -> Result<(), Failure> {
-    let mut url = parse_url(url)?;
-    let mut method = match (&args.method, args.head, &args.data) {
+    let url = parse_url(url)?;
+    let method = match (&args.method, args.head, &args.data) {
         (Some(method), _, _) => {
             Method::from_bytes(method.as_bytes()).map_err(|_| Failure(3, format!("bad method {method}")))?
         }
@@ -117,48 +117,18 @@ async fn fetch(args: &CurlArgs, url: &str) -> Result<(), Failure> {
         (None, false, Some(_)) => Method::POST,
         (None, false, None) => Method::GET,
     };
-    let mut data = args.data.clone();
-    // Redirects are followed here, not by awc: curl's limit, its error and its method rules.
-    let client = awc::Client::builder().disable_timeout().disable_redirects().finish();
     let started = std::time::Instant::now();
     let mut out: Vec<u8> = Vec::new();
-    let transfer = async {
-        let mut followed = 0;
-        loop {
-            let (status, headers, body) = exchange(&client, args, &method, &url, data.as_deref()).await?;
-            if args.include || args.head {
-                out.extend_from_slice(head(status, &headers).as_bytes());
-            }
-            let Some(next) = redirect(args, status, &headers, &url)? else {
-                return Ok::<_, Failure>((status, body));
-            };
-            if args.max_redirs >= 0 && followed >= args.max_redirs {
-                return Err(Failure(47, format!("Maximum ({}) redirects followed", args.max_redirs)));
-            }
-            followed += 1;
-            // As curl: 303 turns anything but HEAD into GET, 301 and 302 turn POST into GET.
-            let to_get = match status {
-                StatusCode::SEE_OTHER => method != Method::HEAD,
-                StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => method == Method::POST,
-                _ => false,
-            };
-            if to_get && args.method.is_none() {
-                method = Method::GET;
-                data = None;
-            }
-            url = next;
-        }
-    };
     let (status, body) = match args.max_time {
         Some(seconds) if seconds > 0.0 => actix_web::rt::time::timeout(
             Duration::from_secs_f64(seconds),
-            transfer,
+            transfer(args, method, url, &mut out),
         )
         .await
         .map_err(|_| {
             Failure(28, format!("Operation timed out after {} milliseconds", (seconds * 1000.0) as u64))
         })??,
-        _ => transfer.await?,
+        _ => transfer(args, method, url, &mut out).await?,
     };
     if args.fail && status.as_u16() >= 400 {
         return Err(Failure(22, format!("The requested URL returned error: {}", status.as_u16())));
@@ -185,6 +155,44 @@ async fn fetch(args: &CurlArgs, url: &str) -> Result<(), Failure> {
     }
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// The exchange with `url`, following redirects under `-L`: the last status and body; the
+/// heads go to `out` under `-i` or `-I`.
+async fn transfer(
+    args: &CurlArgs,
+    mut method: Method,
+    mut url: Url,
+    out: &mut Vec<u8>,
+) -> Result<(StatusCode, Bytes), Failure> {
+    let mut data = args.data.clone();
+    // Redirects are followed here, not by awc: curl's limit, its error and its method rules.
+    let client = awc::Client::builder().disable_timeout().disable_redirects().finish();
+    let mut followed = 0;
+    loop {
+        let (status, headers, body) = exchange(&client, args, &method, &url, data.as_deref()).await?;
+        if args.include || args.head {
+            out.extend_from_slice(head(status, &headers).as_bytes());
+        }
+        let Some(next) = redirect(args, status, &headers, &url)? else {
+            return Ok((status, body));
+        };
+        if args.max_redirs >= 0 && followed >= args.max_redirs {
+            return Err(Failure(47, format!("Maximum ({}) redirects followed", args.max_redirs)));
+        }
+        followed += 1;
+        // As curl: 303 turns anything but HEAD into GET, 301 and 302 turn POST into GET.
+        let to_get = match status {
+            StatusCode::SEE_OTHER => method != Method::HEAD,
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => method == Method::POST,
+            _ => false,
+        };
+        if to_get && args.method.is_none() {
+            method = Method::GET;
+            data = None;
+        }
+        url = next;
+    }
 }
 
 /// One request and its whole answer.
@@ -290,22 +298,36 @@ fn url_rejected(reason: &str) -> Failure {
 }
 
 /// `--max-time`: seconds as curl reads them.
-fn seconds(text: &str) -> Result<f64, String> {
+fn seconds(text: &str) -> Result<f64, BadNumber> {
     match text.trim().parse::<f64>() {
-        Ok(value) if value.is_nan() => Err("expected a proper numerical parameter".to_owned()),
-        Ok(value) if value < 0.0 => Err("expected a positive numerical parameter".to_owned()),
-        Ok(value) if value > MAX_SECONDS => Err("too large number".to_owned()),
+        Ok(value) if value.is_nan() => Err(BadNumber::NotANumber),
+        Ok(value) if value < 0.0 => Err(BadNumber::Negative),
+        Ok(value) if value > MAX_SECONDS => Err(BadNumber::TooLarge),
         Ok(value) => Ok(value),
-        Err(_) => Err("expected a proper numerical parameter".to_owned()),
+        Err(_) => Err(BadNumber::NotANumber),
     }
 }
 
 /// `--max-redirs`: a count, or -1 for no limit.
-fn redirect_limit(text: &str) -> Result<i64, String> {
+fn redirect_limit(text: &str) -> Result<i64, BadNumber> {
     match text.trim().parse::<i64>() {
         Ok(value) if value >= -1 => Ok(value),
-        _ => Err("expected a proper numerical parameter".to_owned()),
+        _ => Err(BadNumber::NotANumber),
     }
+}
+
+/// A numeric option's value curl refuses, in curl's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum BadNumber {
+    /// Not a number at all.
+    #[error("expected a proper numerical parameter")]
+    NotANumber,
+    /// Below zero.
+    #[error("expected a positive numerical parameter")]
+    Negative,
+    /// Past what curl can hold.
+    #[error("too large number")]
+    TooLarge,
 }
 
 /// A command line curl would refuse, in curl's words (without the `curl: ` prefix).
@@ -343,5 +365,22 @@ fn connect_failure(uri: &Uri, error: &SendRequestError) -> Failure {
             ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
         ) => Failure(6, format!("Could not resolve host: {host}")),
         _ => Failure(7, format!("Failed to connect to {host} port {port}: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_options_are_refused_in_curls_words() {
+        assert_eq!(seconds(" 2.5 "), Ok(2.5));
+        assert_eq!(seconds("-1"), Err(BadNumber::Negative));
+        assert_eq!(seconds("NaN"), Err(BadNumber::NotANumber));
+        assert_eq!(seconds("soon"), Err(BadNumber::NotANumber));
+        assert_eq!(seconds("1e300"), Err(BadNumber::TooLarge));
+        assert_eq!(redirect_limit("-1"), Ok(-1));
+        assert_eq!(redirect_limit("-2"), Err(BadNumber::NotANumber));
+        assert_eq!(BadNumber::TooLarge.to_string(), "too large number");
     }
 }

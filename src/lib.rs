@@ -6,6 +6,7 @@
 //! wiring of one service ([`serve::Configured`]), the local stack ([`up`]).
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod cli;
 pub mod curl;
 pub mod error;

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 use bookinfo::cli::{Cli, Command};
 use bookinfo::error::Error;
 use bookinfo::{curl, serve, traces, up};
+use bookinfo_config::Env;
 use clap::Parser;
 
+// The one place the process environment is taken: everything below reads variables through
+// the `Env` source handed in.
 fn main() -> ExitCode {
     // The image links `curl` to this binary: under that name it is curl.
     let mut args = std::env::args();
@@ -19,12 +22,12 @@ fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Up(cli.up));
     let result = match command {
         // Becomes another program: nothing to start first.
-        Command::Exec { command } => Err(serve::exec(&command)),
+        Command::Exec { command } => Err(serve::exec(&command, &Env)),
         command => actix_web::rt::System::new().block_on(async move {
             match command {
-                Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
-                Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-                Command::Traces(args) => traces::run(args).await.map(|()| ExitCode::SUCCESS),
+                Command::Up(args) => up::run(args, Env).await.map(|()| ExitCode::SUCCESS),
+                Command::Serve(args) => serve::run(args, Env).await.map(|()| ExitCode::SUCCESS),
+                Command::Traces(args) => traces::run(args, &Env).await.map(|()| ExitCode::SUCCESS),
                 Command::Curl { args } => Ok(curl::run(args).await),
                 Command::Exec { .. } => Ok(ExitCode::FAILURE),
             }

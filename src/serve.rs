@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use bookinfo_config::{self as config, ConfigError, Env, Source};
+use bookinfo_config::{self as config, ConfigError, Source};
 use bookinfo_http::server::{self, ServerOptions};
 use bookinfo_http::{Tracing, Upstreams};
 use bookinfo_mesh::Routing;
@@ -14,8 +14,9 @@ use bookinfo_productpage::session::{ROUTED_USERS, RoutedUsers};
 use bookinfo_reviews::ReviewsVersion;
 use bookinfo_telemetry::{self as telemetry, Identity};
 
+use crate::blocking;
 use crate::cli::ServeArgs;
-use crate::error::Error;
+use crate::error::{Error, StackError};
 use crate::service::Service;
 
 /// Set by `bookinfo up` on its children: the parent's process id. A child whose parent dies
@@ -172,10 +173,21 @@ impl Plan {
     }
 }
 
-/// Runs one service until SIGINT or SIGTERM, then flushes its spans.
-pub async fn run(args: ServeArgs) -> Result<(), Error> {
-    follow_parent()?;
-    let plan = Plan::read(&args, &Env)?;
+/// Runs one service, configured by `args` and `source`, until SIGINT or SIGTERM, then flushes
+/// its spans.
+///
+/// # Errors
+/// A flag, variable or file that cannot be used, or a service that cannot listen.
+pub async fn run<S>(args: ServeArgs, source: S) -> Result<(), Error>
+where
+    S: Source + Send + 'static,
+{
+    follow_parent(&source)?;
+    // The routing files are read here: off the runtime.
+    let plan = {
+        let args = args.clone();
+        blocking::run(move || Plan::read(&args, &source)).await?
+    };
     let routes = plan.routing.map(|routing| Arc::new(routing) as Arc<dyn bookinfo_http::routing::Router>);
     let listener = server::bind(plan.host, plan.port)?;
     let addr: SocketAddr = listener.local_addr()?;
@@ -235,44 +247,44 @@ fn routes(files: &[PathBuf], source: &(impl Source + ?Sized)) -> Result<Option<R
     Ok(Some(routing))
 }
 
-/// Under `bookinfo up`, asks the kernel to stop this process when the parent dies, and stops
-/// at once if it already has.
-pub fn follow_parent() -> Result<(), Error> {
-    if Env.get(STACK_PARENT).is_none() {
-        return Ok(());
-    }
-    let parent: i32 = Env.parse_or(STACK_PARENT, 0, "a process id")?;
-    #[cfg(target_os = "linux")]
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)?;
-    if nix::unistd::getppid().as_raw() != parent {
-        return Err(Error::Stack(format!("the stack (process {parent}) is gone")));
-    }
-    Ok(())
+/// Under `bookinfo up` (`BOOKINFO_STACK_PARENT` set in `source`), asks the kernel to stop this
+/// process when the parent dies, and stops at once if it already has.
+///
+/// # Errors
+/// A `BOOKINFO_STACK_PARENT` that is not a process id, or a parent already gone.
+pub fn follow_parent(source: &(impl Source + ?Sized)) -> Result<(), Error> {
+    follow(source, nix::sys::signal::Signal::SIGTERM)
 }
 
 /// `bookinfo exec PROGRAM ARGS...`: becomes PROGRAM (same process), killed when the stack that
-/// started it dies, even by SIGKILL: the kernel's parent-death signal survives the exec.
-pub fn exec(command: &[String]) -> Error {
+/// started it (`BOOKINFO_STACK_PARENT` of `source`) dies, even by SIGKILL: the kernel's
+/// parent-death signal survives the exec.
+pub fn exec(command: &[String], source: &(impl Source + ?Sized)) -> Error {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = command.split_first() else {
-        return Error::Stack("exec: no program".to_owned());
+        return StackError::NoProgram.into();
     };
-    if Env.get(STACK_PARENT).is_some() {
-        let parent: i32 = match Env.parse_or(STACK_PARENT, 0, "a process id") {
-            Ok(parent) => parent,
-            Err(err) => return err.into(),
-        };
-        #[cfg(target_os = "linux")]
-        if let Err(err) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
-            return Error::Io(err.into());
-        }
-        if nix::unistd::getppid().as_raw() != parent {
-            return Error::Stack(format!("the stack (process {parent}) is gone"));
-        }
+    if let Err(err) = follow(source, nix::sys::signal::Signal::SIGKILL) {
+        return err;
     }
     // Only returns on failure.
-    let err = std::process::Command::new(program).args(args).exec();
-    Error::Stack(format!("cannot start {program}: {err}"))
+    let source = std::process::Command::new(program).args(args).exec();
+    StackError::Spawn { program: program.into(), source }.into()
+}
+
+/// Under a stack, `signal` for this process when the stack's process dies; an error if it
+/// already has.
+fn follow(source: &(impl Source + ?Sized), signal: nix::sys::signal::Signal) -> Result<(), Error> {
+    if source.get(STACK_PARENT).is_none() {
+        return Ok(());
+    }
+    let parent: i32 = source.parse_or(STACK_PARENT, 0, "a process id")?;
+    #[cfg(target_os = "linux")]
+    nix::sys::prctl::set_pdeathsig(signal).map_err(std::io::Error::from)?;
+    if nix::unistd::getppid().as_raw() != parent {
+        return Err(StackError::ParentGone(parent).into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -287,5 +299,15 @@ mod tests {
             let err = workers(&[("BOOKINFO_WORKERS", bad)]).unwrap_err();
             assert_eq!(err.name, "BOOKINFO_WORKERS", "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stack_parent_is_followed_only_when_the_source_names_one() {
+        assert!(follow_parent(&[("OTHER", "x")]).is_ok(), "not under a stack");
+        let err = follow_parent(&[("BOOKINFO_STACK_PARENT", "abc")]).unwrap_err();
+        assert!(matches!(&err, Error::Config(e) if e.name == "BOOKINFO_STACK_PARENT"), "{err}");
+        let other = (nix::unistd::getppid().as_raw() + 1).to_string();
+        let err = follow_parent(&[("BOOKINFO_STACK_PARENT", other.as_str())]).unwrap_err();
+        assert_eq!(err.to_string(), format!("the stack (process {other}) is gone"));
     }
 }

@@ -3,7 +3,7 @@
 //! crate's; this is the command line around it.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bookinfo_traces::file::{self, FileTraces};
@@ -11,22 +11,29 @@ use bookinfo_traces::jaeger::Jaeger;
 use bookinfo_traces::render::{self, LEGEND, Options};
 use bookinfo_traces::{Limits, Sink, SinkOptions, Span, Store, Trace, TraceId, compare};
 
-use crate::cli::{TraceSource, TracesArgs, TracesCommand};
-use crate::error::Error;
+use bookinfo_config::Source;
 
-/// Runs `bookinfo traces ...`.
-pub async fn run(args: TracesArgs) -> Result<(), Error> {
+use crate::blocking;
+use crate::cli::{TraceSource, TracesArgs, TracesCommand};
+use crate::error::{Error, TracesError};
+
+/// Runs `bookinfo traces ...`; the runs directory is the one `variables` say.
+///
+/// # Errors
+/// Traces that cannot be read or found, or a viewer that cannot start.
+pub async fn run(args: TracesArgs, variables: &(impl Source + ?Sized)) -> Result<(), Error> {
+    let runs = file::runs_root(variables);
     match args.command {
         TracesCommand::Show { source, service, limit, trace, attributes, all } => {
             let traces = match &trace {
-                Some(id) => fetch_one(&source, &TraceRef::parse(id)).await?.into_iter().collect(),
-                None => latest(&source, service.as_deref(), limit).await?,
+                Some(id) => fetch_one(&source, &runs, &TraceRef::parse(id)).await?.into_iter().collect(),
+                None => latest(&source, &runs, service.as_deref(), limit).await?,
             };
             if traces.is_empty() {
                 let which = service.map(|s| format!(" with a span of {s}")).unwrap_or_default();
                 emit(&format!("no traces{which}\n"))?;
                 return match trace {
-                    Some(id) => Err(Error::Traces(format!("trace {id} not found"))),
+                    Some(id) => Err(TracesError::NotFound(id).into()),
                     None => Ok(()),
                 };
             }
@@ -42,12 +49,10 @@ pub async fn run(args: TracesArgs) -> Result<(), Error> {
         }
         TracesCommand::Compare { source, a, b, json } => {
             let [a, b] = [a, b].map(|r| TraceRef::parse(&r));
-            let found_a = fetch_one(&source, &a)
-                .await?
-                .ok_or_else(|| Error::Traces(format!("no trace matches {a}")))?;
-            let found_b = fetch_one(&source, &b)
-                .await?
-                .ok_or_else(|| Error::Traces(format!("no trace matches {b}")))?;
+            let found_a =
+                fetch_one(&source, &runs, &a).await?.ok_or_else(|| TracesError::NoMatch(a.clone()))?;
+            let found_b =
+                fetch_one(&source, &runs, &b).await?.ok_or_else(|| TracesError::NoMatch(b.clone()))?;
             if json {
                 emit(&format!("{:#}\n", compare::json(&found_a, &found_b)))
             } else {
@@ -56,7 +61,7 @@ pub async fn run(args: TracesArgs) -> Result<(), Error> {
             }
         }
         TracesCommand::Serve { file, port, host, trace_memory } => {
-            serve(file, host, port, trace_memory).await
+            serve(file, &runs, host, port, trace_memory).await
         }
     }
 }
@@ -71,9 +76,11 @@ fn emit(text: &str) -> Result<(), Error> {
 }
 
 /// A trace named on the command line: its id, or `latest:<service>`.
-#[derive(Debug, Clone)]
-enum TraceRef {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TraceRef {
+    /// By id, in lower case.
     Id(String),
+    /// The latest trace with a span of this service.
     Latest(String),
 }
 
@@ -99,25 +106,33 @@ fn has_service(service: Option<&str>) -> impl Fn(&[Arc<Span>]) -> bool + '_ {
     move |spans: &[Arc<Span>]| service.is_none_or(|s| spans.iter().any(|span| span.service() == s))
 }
 
-/// The latest `limit` traces (with a span of `service`, if given), oldest first.
-async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Result<Vec<Trace>, Error> {
+/// The latest `limit` traces (with a span of `service`, if given), oldest first; from the
+/// latest run under `runs` unless `source` names a file or a Jaeger.
+async fn latest(
+    source: &TraceSource,
+    runs: &Path,
+    service: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Trace>, Error> {
     match &source.jaeger {
         Some(url) => {
-            let service =
-                service.ok_or_else(|| Error::Traces("--service is needed to search Jaeger".into()))?;
-            let spans = Jaeger::new(url)
-                .find(service, limit, source.lookback)
-                .await
-                .map_err(|e| Error::Traces(e.to_string()))?;
+            let service = service.ok_or(TracesError::ServiceNeeded)?;
+            let spans =
+                Jaeger::new(url).find(service, limit, source.lookback).await.map_err(TracesError::from)?;
             let mut traces: Vec<Trace> =
                 Trace::group(spans).into_iter().filter(|t| t.has_service(service)).collect();
             let skip = traces.len().saturating_sub(limit);
             Ok(traces.split_off(skip))
         }
         None => {
-            let path = trace_file(source.file.clone())?;
-            let FileTraces { traces, unreadable } = file::read_latest(&path, limit, &has_service(service))
-                .map_err(|e| Error::Traces(e.to_string()))?;
+            let (asked, runs, service) =
+                (source.file.clone(), runs.to_path_buf(), service.map(str::to_owned));
+            let (path, FileTraces { traces, unreadable }) = blocking::run(move || {
+                let path = trace_file(asked, &runs)?;
+                let read = file::read_latest(&path, limit, &has_service(service.as_deref()));
+                Ok((path, read.map_err(TracesError::from)?))
+            })
+            .await?;
             if unreadable > 0 {
                 eprintln!("bookinfo: {unreadable} unreadable lines in {} skipped", path.display());
             }
@@ -126,54 +141,55 @@ async fn latest(source: &TraceSource, service: Option<&str>, limit: usize) -> Re
     }
 }
 
-async fn fetch_one(source: &TraceSource, reference: &TraceRef) -> Result<Option<Trace>, Error> {
+/// The trace `reference` names, from where `source` says (or the latest run under `runs`).
+async fn fetch_one(source: &TraceSource, runs: &Path, reference: &TraceRef) -> Result<Option<Trace>, Error> {
     let id = match reference {
-        TraceRef::Latest(service) => return Ok(latest(source, Some(service), 1).await?.pop()),
-        TraceRef::Id(text) => TraceId::from_hex(text)
-            .ok_or_else(|| Error::Traces(format!("{text:?} is not a trace id (32 hex digits)")))?,
+        TraceRef::Latest(service) => return Ok(latest(source, runs, Some(service), 1).await?.pop()),
+        TraceRef::Id(text) => {
+            TraceId::from_hex(text).ok_or_else(|| TracesError::NotATraceId(text.clone()))?
+        }
     };
     match &source.jaeger {
         Some(url) => {
-            let spans =
-                Jaeger::new(url).trace(&id.to_string()).await.map_err(|e| Error::Traces(e.to_string()))?;
+            let spans = Jaeger::new(url).trace(&id.to_string()).await.map_err(TracesError::from)?;
             Ok(Trace::group(spans).into_iter().find(|t| t.id == id))
         }
         None => {
-            let path = trace_file(source.file.clone())?;
-            file::read_trace(&path, id).map_err(|e| Error::Traces(e.to_string()))
+            let (asked, runs) = (source.file.clone(), runs.to_path_buf());
+            blocking::run(move || {
+                Ok(file::read_trace(&trace_file(asked, &runs)?, id).map_err(TracesError::from)?)
+            })
+            .await
         }
     }
 }
 
-/// The file asked for, or the latest run's.
-fn trace_file(asked: Option<PathBuf>) -> Result<PathBuf, Error> {
+/// The file asked for, or the latest run's under `runs` (blocking: it lists the runs).
+fn trace_file(asked: Option<PathBuf>, runs: &Path) -> Result<PathBuf, Error> {
     if let Some(path) = asked {
         return Ok(path);
     }
-    let root = file::runs_root();
-    file::latest_run_file(&root).ok_or_else(|| {
-        Error::Traces(format!(
-            "no trace file in {}: `bookinfo up` writes one per run (or give --file or --jaeger)",
-            root.display()
-        ))
-    })
+    file::latest_run_file(runs).ok_or_else(|| TracesError::NoRunFile(runs.to_path_buf()).into())
 }
 
-/// `bookinfo traces serve`: the viewer over a saved file, until Ctrl-C.
-async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory: u64) -> Result<(), Error> {
-    let path = trace_file(file)?;
-    let limits = Limits { bytes: usize::try_from(memory).unwrap_or(usize::MAX), ..Limits::default() };
-    let mut store = Store::new(limits);
-    // As many of the latest traces as the memory holds, give or take what one trace weighs.
-    let estimate = (limits.bytes / 8192).clamp(1, 100_000);
-    let read = file::read_latest(&path, estimate, &|_| true).map_err(|e| Error::Traces(e.to_string()))?;
-    let loaded = read.traces.len();
-    for trace in read.traces {
-        let spans = trace.spans.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()));
-        store.add(spans.collect(), std::time::Instant::now());
-    }
-    let options = SinkOptions { query: Some((host, port).into()), ..SinkOptions::default() };
-    let sink = Sink::start_with(options, store).map_err(|e| Error::Traces(e.to_string()))?;
+/// `bookinfo traces serve`: the viewer over a saved file (or the latest run's under `runs`),
+/// until Ctrl-C.
+async fn serve(
+    file: Option<PathBuf>,
+    runs: &Path,
+    host: std::net::IpAddr,
+    port: u16,
+    memory: u64,
+) -> Result<(), Error> {
+    let runs = runs.to_path_buf();
+    let (path, loaded, sink) = blocking::run(move || {
+        let path = trace_file(file, &runs)?;
+        let (store, loaded) = load(&path, memory)?;
+        let options = SinkOptions { query: Some((host, port).into()), ..SinkOptions::default() };
+        let sink = Sink::start_with(options, store).map_err(TracesError::from)?;
+        Ok((path, loaded, sink))
+    })
+    .await?;
     let held = sink.stats().traces;
     if let Some(addr) = sink.query {
         emit(&format!(
@@ -182,10 +198,27 @@ async fn serve(file: Option<PathBuf>, host: std::net::IpAddr, port: u16, memory:
         ))?;
     }
     let _ = tokio::signal::ctrl_c().await;
-    actix_web::rt::task::spawn_blocking(move || sink.close())
-        .await
-        .map_err(|e| Error::Traces(e.to_string()))?;
-    Ok(())
+    blocking::run(move || {
+        sink.close();
+        Ok(())
+    })
+    .await
+}
+
+/// A store of the latest traces of `path`, in `memory` bytes at most, and how many were read
+/// (blocking).
+fn load(path: &Path, memory: u64) -> Result<(Store, usize), Error> {
+    let limits = Limits { bytes: usize::try_from(memory).unwrap_or(usize::MAX), ..Limits::default() };
+    let mut store = Store::new(limits);
+    // As many of the latest traces as the memory holds, give or take what one trace weighs.
+    let estimate = (limits.bytes / 8192).clamp(1, 100_000);
+    let read = file::read_latest(path, estimate, &|_| true).map_err(TracesError::from)?;
+    let loaded = read.traces.len();
+    for trace in read.traces {
+        let spans = trace.spans.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()));
+        store.add(spans.collect(), std::time::Instant::now());
+    }
+    Ok((store, loaded))
 }
 
 #[cfg(test)]
@@ -198,5 +231,21 @@ mod tests {
         assert!(
             matches!(TraceRef::parse("latest:productpage.bookinfo-otel"), TraceRef::Latest(s) if s == "productpage.bookinfo-otel")
         );
+    }
+
+    #[test]
+    fn without_a_file_the_latest_run_under_the_runs_directory_is_read() {
+        let runs = std::env::temp_dir().join(format!("bookinfo-traces-runs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&runs);
+        let err = trace_file(None, &runs).unwrap_err();
+        assert!(matches!(&err, Error::Traces(TracesError::NoRunFile(root)) if *root == runs), "{err}");
+        for run in ["2026-01-01T000000Z-1", "2026-01-02T000000Z-1"] {
+            std::fs::create_dir_all(runs.join(run)).unwrap();
+            std::fs::write(runs.join(run).join(file::FILE_NAME), "").unwrap();
+        }
+        let latest = runs.join("2026-01-02T000000Z-1").join(file::FILE_NAME);
+        assert_eq!(trace_file(None, &runs).unwrap(), latest);
+        assert_eq!(trace_file(Some("mine.jsonl".into()), &runs).unwrap(), PathBuf::from("mine.jsonl"));
+        std::fs::remove_dir_all(runs).unwrap();
     }
 }

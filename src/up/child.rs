@@ -13,7 +13,7 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 
-use crate::error::Error;
+use crate::error::{Error, StackError};
 use crate::output;
 use crate::serve::{READY, STACK_PARENT};
 
@@ -103,14 +103,13 @@ pub async fn start(
         command.env_remove(name);
     }
     command.env(STACK_PARENT, std::process::id().to_string()).envs(spec.env.iter().map(|(k, v)| (k, v)));
-    let mut child = command
-        .spawn()
-        .map_err(|err| Error::Stack(format!("cannot start {}: {err}", spec.program.display())))?;
+    let mut child =
+        command.spawn().map_err(|source| StackError::Spawn { program: spec.program.clone(), source })?;
     let pid = child.id().unwrap_or_default();
     let name: Arc<str> = spec.name.as_str().into();
     let kept: Arc<Mutex<VecDeque<String>>> = Arc::default();
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(Error::Stack(format!("{name}: no output pipes")));
+        return Err(StackError::NoPipes(spec.name.clone()).into());
     };
     actix_web::rt::spawn(forward(name.clone(), BufReader::new(stderr).lines(), kept.clone(), true));
     let mut stdout = BufReader::new(stdout).lines();
@@ -193,10 +192,8 @@ async fn not_ready(
             }
         };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let lines: Vec<String> = kept.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
-    let said =
-        if lines.is_empty() { String::new() } else { format!("; its last words:\n  {}", lines.join("\n  ")) };
-    Error::Stack(format!("{name} did not start ({status}){said}"))
+    let said = kept.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
+    StackError::NotReady { name: name.to_owned(), status, said }.into()
 }
 
 /// Shows a child's output lines, prefixed with its name, keeping the last few.

@@ -17,11 +17,14 @@ use bookinfo_mesh::envoy::{
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
 
-use super::child::{Ready, Spec};
+use bookinfo_config::Source;
+
+use super::child::{Ready, Spec, Started};
 use super::envoy::Envoy;
-use super::stack::{App, Common, STACK, upstreams_of};
+use super::stack::{App, Common, Instance, STACK, upstreams_of};
 use super::supervisor::Supervisor;
-use crate::error::Error;
+use crate::blocking;
+use crate::error::{Error, StackError};
 
 /// How long a proxy holds spans before sending them (Envoy's default is 5 s).
 const FLUSH: Duration = Duration::from_millis(250);
@@ -52,10 +55,23 @@ pub struct Options {
 pub struct Layout {
     /// The gateway's listeners: address, and what it serves.
     pub gateway: Vec<(SocketAddr, String)>,
-    /// Each application: namespace, pod, its own address, its sidecar's public address.
-    pub apps: Vec<(String, String, SocketAddr, SocketAddr)>,
+    /// Each application, and its sidecar.
+    pub apps: Vec<PlacedApp>,
     /// The gateway's process id.
     pub gateway_pid: u32,
+}
+
+/// Where an application of the mesh listens, and its sidecar.
+#[derive(Debug, Clone)]
+pub struct PlacedApp {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its pod.
+    pub pod: String,
+    /// Its own, private, address.
+    pub app: SocketAddr,
+    /// Its sidecar's public address: the service's.
+    pub sidecar: SocketAddr,
 }
 
 /// Ports held until the proxies start, so that no two get the same free port.
@@ -68,14 +84,15 @@ impl Ports {
     /// `port` on loopback (0: a free one), held for now.
     fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .map_err(|err| Error::Stack(format!("port {port} is not free ({err}): see --base-port")))?;
+            .map_err(|source| StackError::PortNotFree { port, source })?;
         let addr = listener.local_addr()?;
         self.held.push(listener);
         Ok(addr)
     }
 }
 
-/// Starts the applications, then their sidecars and the gateway, under `supervisor`.
+/// Starts the applications, then their sidecars and the gateway, under `supervisor`; the
+/// applications' variables on top of `source`.
 ///
 /// # Errors
 /// A port that is taken, an application or a proxy that does not start (with Envoy's own
@@ -86,99 +103,17 @@ pub async fn start(
     base_port: u16,
     routing: Routing,
     options: &Options,
+    source: &(impl Source + ?Sized),
 ) -> Result<Layout, Error> {
-    let single = options.namespaces.len() == 1;
-    let mut ports = Ports::default();
-    let public = |offset: u16| if base_port == 0 { 0 } else { base_port + offset };
-
-    // Every address but the applications' own, decided (and held) first.
-    let gateway_listeners = if single {
-        vec![(
-            ports.take(public(0))?,
-            GatewayServes::Namespace(options.namespaces[0].0.clone()),
-            "productpage".to_owned(),
-        )]
-    } else {
-        let mut listeners = vec![(ports.take(public(0))?, GatewayServes::ByHost, by_host(options))];
-        for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
-            listeners.push((ports.take(public(offset))?, GatewayServes::Namespace(ns.clone()), ns.clone()));
-        }
-        listeners
-    };
-    let mut planned = Vec::new();
-    for (ns, mode) in &options.namespaces {
-        for instance in STACK {
-            // Single, the sidecars take the public ports of their services (the gateway
-            // productpage's); side by side, only the gateway's are public.
-            let inbound = if single && instance.offset != 0 {
-                ports.take(public(instance.offset))?
-            } else {
-                ports.take(0)?
-            };
-            let outbound: Vec<(Upstream, SocketAddr)> = upstreams_of(instance.service)
-                .iter()
-                .map(|u| Ok((*u, ports.take(0)?)))
-                .collect::<Result<_, Error>>()?;
-            planned.push((ns.clone(), *mode, instance, inbound, outbound, ports.take(0)?));
-        }
-    }
-    let gateway_admin = ports.take(0)?;
-
+    let plan = Plan::new(options, base_port)?;
     // The applications, all at once, on free ports of their own.
-    let apps: Vec<Spec> = planned
-        .iter()
-        .map(|(ns, mode, instance, _, outbound, _)| {
-            let app = App {
-                instance: *instance,
-                name: if single {
-                    instance.pod.to_owned()
-                } else {
-                    format!("{}/{}", short(ns), instance.pod)
-                },
-                port: 0,
-                mode: *mode,
-                upstreams: outbound.clone(),
-                reviews_subsets: Vec::new(),
-                routes: &[],
-                propagators: propagators(*mode, options.tracer),
-            };
-            let mut spec = app.spec(common);
-            // The sidecar is reached on loopback; the application stays private there too.
-            if let Some(host) = spec.args.iter().position(|a| a == "--host") {
-                spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
-            }
-            spec
-        })
-        .collect();
-    let started = supervisor.start_all(apps).await?;
-
-    let mut namespaces: Vec<Namespace> = options
-        .namespaces
-        .iter()
-        .map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() })
-        .collect();
-    let mut layout = Layout { gateway: Vec::new(), apps: Vec::new(), gateway_pid: 0 };
-    for ((ns, _, instance, inbound, outbound, admin), app) in planned.into_iter().zip(&started) {
-        let app_addr =
-            app.addr.ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
-        layout.apps.push((ns.clone(), instance.pod.to_owned(), app_addr, inbound));
-        let workload = Workload {
-            app: instance.service.as_str().to_owned(),
-            version: instance.version.to_string(),
-            pod: instance.pod.to_owned(),
-            inbound,
-            app_addr,
-            outbound: outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
-            admin,
-        };
-        if let Some(namespace) = namespaces.iter_mut().find(|n| n.name == ns) {
-            namespace.workloads.push(workload);
-        }
-    }
+    let started = supervisor.start_all(plan.app_specs(common, options, source)).await?;
+    let Plan { ports, gateway, gateway_admin, workloads } = plan;
+    let (namespaces, apps) = listening(workloads, &started, &options.namespaces)?;
     let mesh = Mesh {
         namespaces,
         gateway: Gateway {
-            listeners: gateway_listeners
+            listeners: gateway
                 .iter()
                 .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
                 .collect(),
@@ -191,35 +126,184 @@ pub async fn start(
         flush: FLUSH,
         routing,
     };
-    layout.gateway = gateway_listeners.into_iter().map(|(addr, _, serves)| (addr, serves)).collect();
-
+    let proxies = proxies(&mesh, common, options).await?;
     // Every proxy at once, once its ports are let go.
-    let mut proxies = Vec::new();
+    drop(ports);
+    let started = supervisor.start_all(proxies).await?;
+    Ok(Layout {
+        gateway: gateway.into_iter().map(|(addr, _, serves)| (addr, serves)).collect(),
+        apps,
+        gateway_pid: started.last().map(|s| s.pid).unwrap_or_default(),
+    })
+}
+
+/// One workload before anything starts: its namespace and mode, and its sidecar's ports.
+struct Planned {
+    namespace: String,
+    mode: TracingMode,
+    instance: Instance,
+    /// The sidecar's inbound listener: the service's address.
+    inbound: SocketAddr,
+    /// The sidecar's outbound listener for each upstream: where the application calls it.
+    outbound: Vec<(Upstream, SocketAddr)>,
+    /// The sidecar's admin interface.
+    admin: SocketAddr,
+}
+
+/// Every address but the applications' own, decided (and held) first.
+struct Plan {
+    ports: Ports,
+    /// The gateway's listeners: address, what it serves, and that in words.
+    gateway: Vec<(SocketAddr, GatewayServes, String)>,
+    gateway_admin: SocketAddr,
+    workloads: Vec<Planned>,
+}
+
+impl Plan {
+    fn new(options: &Options, base_port: u16) -> Result<Self, Error> {
+        let single = options.namespaces.len() == 1;
+        let mut ports = Ports::default();
+        let public = |offset: u16| if base_port == 0 { 0 } else { base_port + offset };
+        let gateway = if single {
+            vec![(
+                ports.take(public(0))?,
+                GatewayServes::Namespace(options.namespaces[0].0.clone()),
+                "productpage".to_owned(),
+            )]
+        } else {
+            let mut listeners = vec![(ports.take(public(0))?, GatewayServes::ByHost, by_host(options))];
+            for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
+                listeners.push((
+                    ports.take(public(offset))?,
+                    GatewayServes::Namespace(ns.clone()),
+                    ns.clone(),
+                ));
+            }
+            listeners
+        };
+        let mut workloads = Vec::new();
+        for (namespace, mode) in &options.namespaces {
+            for instance in STACK {
+                // Single, the sidecars take the public ports of their services (the gateway
+                // productpage's); side by side, only the gateway's are public.
+                let inbound = if single && instance.offset != 0 {
+                    ports.take(public(instance.offset))?
+                } else {
+                    ports.take(0)?
+                };
+                let outbound: Vec<(Upstream, SocketAddr)> = upstreams_of(instance.service)
+                    .iter()
+                    .map(|u| Ok((*u, ports.take(0)?)))
+                    .collect::<Result<_, Error>>()?;
+                let admin = ports.take(0)?;
+                workloads.push(Planned {
+                    namespace: namespace.clone(),
+                    mode: *mode,
+                    instance,
+                    inbound,
+                    outbound,
+                    admin,
+                });
+            }
+        }
+        let gateway_admin = ports.take(0)?;
+        Ok(Self { ports, gateway, gateway_admin, workloads })
+    }
+
+    /// The applications' children: each calls its upstreams through its own sidecar.
+    fn app_specs(&self, common: &Common, options: &Options, source: &(impl Source + ?Sized)) -> Vec<Spec> {
+        let single = options.namespaces.len() == 1;
+        self.workloads
+            .iter()
+            .map(|planned| {
+                let instance = planned.instance;
+                let app = App {
+                    instance,
+                    name: if single {
+                        instance.pod.to_owned()
+                    } else {
+                        format!("{}/{}", short(&planned.namespace), instance.pod)
+                    },
+                    port: 0,
+                    mode: planned.mode,
+                    upstreams: planned.outbound.clone(),
+                    reviews_subsets: Vec::new(),
+                    routes: &[],
+                    propagators: propagators(planned.mode, options.tracer, source),
+                };
+                let mut spec = app.spec(common, source);
+                // The sidecar is reached on loopback; the application stays private there too.
+                if let Some(host) = spec.args.iter().position(|a| a == "--host") {
+                    spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
+                }
+                spec
+            })
+            .collect()
+    }
+}
+
+/// Each namespace's workloads, now that their applications listen (`started`, in the order
+/// planned); and, for the banner, where each application and its sidecar are.
+fn listening(
+    planned: Vec<Planned>,
+    started: &[Started],
+    namespaces: &[(String, TracingMode)],
+) -> Result<(Vec<Namespace>, Vec<PlacedApp>), Error> {
+    let mut mesh: Vec<Namespace> =
+        namespaces.iter().map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() }).collect();
+    let mut apps = Vec::new();
+    for (planned, app) in planned.into_iter().zip(started) {
+        let instance = planned.instance;
+        let app_addr = app.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
+        apps.push(PlacedApp {
+            namespace: planned.namespace.clone(),
+            pod: instance.pod.to_owned(),
+            app: app_addr,
+            sidecar: planned.inbound,
+        });
+        let workload = Workload {
+            app: instance.service.as_str().to_owned(),
+            version: instance.version.to_string(),
+            pod: instance.pod.to_owned(),
+            inbound: planned.inbound,
+            app_addr,
+            outbound: planned.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
+            admin: planned.admin,
+        };
+        if let Some(namespace) = mesh.iter_mut().find(|n| n.name == planned.namespace) {
+            namespace.workloads.push(workload);
+        }
+    }
+    Ok((mesh, apps))
+}
+
+/// Every proxy's child, its configuration rendered and written (off the runtime) first.
+async fn proxies(mesh: &Mesh, common: &Common, options: &Options) -> Result<Vec<Spec>, Error> {
+    let single = mesh.namespaces.len() == 1;
+    let (mut files, mut specs) = (Vec::new(), Vec::new());
     for namespace in &mesh.namespaces {
         for workload in &namespace.workloads {
             let file = options.dir.join(&namespace.name).join(format!("{}.json", workload.pod));
-            write(&file, &mesh.sidecar(namespace, workload))?;
             let name = if single {
                 format!("{} sidecar", workload.pod)
             } else {
                 format!("{}/{} sidecar", short(&namespace.name), workload.pod)
             };
-            proxies.push(proxy(common, options, name, &file, workload.admin));
+            specs.push(proxy(common, options, name, &file, workload.admin));
+            files.push((file, mesh.sidecar(namespace, workload)));
         }
     }
     let file = options.dir.join("istio-ingressgateway.json");
-    write(&file, &mesh.gateway())?;
-    proxies.push(proxy(common, options, "gateway".to_owned(), &file, gateway_admin));
-    drop(ports);
-    let started = supervisor.start_all(proxies).await?;
-    layout.gateway_pid = started.last().map(|s| s.pid).unwrap_or_default();
-    Ok(layout)
+    specs.push(proxy(common, options, "gateway".to_owned(), &file, mesh.gateway.admin));
+    files.push((file, mesh.gateway()));
+    blocking::run(move || files.iter().try_for_each(|(file, bootstrap)| write(file, bootstrap))).await?;
+    Ok(specs)
 }
 
 /// `OTEL_PROPAGATORS` of an application in `mode` under `tracer`: in `otel` mode, the formats
-/// the sidecars write, unless the shell says otherwise (to show what goes wrong, say).
-fn propagators(mode: TracingMode, tracer: Tracer) -> Option<&'static str> {
-    let set_by_hand = std::env::var_os(OTEL_PROPAGATORS).is_some_and(|v| !v.is_empty());
+/// the sidecars write, unless `source` (the shell) says otherwise (to show what goes wrong, say).
+fn propagators(mode: TracingMode, tracer: Tracer, source: &(impl Source + ?Sized)) -> Option<&'static str> {
+    let set_by_hand = source.get(OTEL_PROPAGATORS).is_some();
     (mode == TracingMode::Otel && !set_by_hand).then(|| tracer.app_propagators())
 }
 
@@ -238,7 +322,7 @@ fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
         std::fs::create_dir_all(dir)?;
     }
     let text = serde_json::to_vec_pretty(bootstrap)
-        .map_err(|err| Error::Stack(format!("{}: {err}", file.display())))?;
+        .map_err(|source| StackError::Bootstrap { file: file.to_path_buf(), source })?;
     std::fs::write(file, text)?;
     Ok(())
 }
@@ -269,5 +353,24 @@ fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: S
         env: Vec::new(),
         scrub: Vec::new(),
         ready: Ready::Admin(admin),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn otel_applications_read_the_sidecars_formats_unless_the_shell_says_otherwise() {
+        let tracer = Tracer::Zipkin;
+        let quiet = [("OTHER", "x")];
+        assert_eq!(propagators(TracingMode::Otel, tracer, &quiet), Some(tracer.app_propagators()));
+        assert_eq!(propagators(TracingMode::Otel, tracer, &[("OTEL_PROPAGATORS", "b3")]), None);
+        assert_eq!(
+            propagators(TracingMode::Otel, tracer, &[("OTEL_PROPAGATORS", "")]),
+            Some(tracer.app_propagators()),
+            "empty is unset"
+        );
+        assert_eq!(propagators(TracingMode::Propagate, tracer, &quiet), None);
     }
 }

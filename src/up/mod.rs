@@ -6,101 +6,76 @@
 //! one that dies is reported and started again after a back-off while the rest keeps serving
 //! ([`supervisor`]). The trace store runs beside them on threads of its own. SIGINT or SIGTERM
 //! stops everything; no child outlives `up`, even when it is killed.
+//!
+//! What may block (files, sockets, Envoy, the store's threads) is done first, off the async
+//! runtime ([`prepare`]); the variables come from the [`Source`] handed in, never from the
+//! process environment directly.
 
+mod banner;
 mod child;
 mod envoy;
 mod mesh;
+mod prepare;
 mod stack;
 mod supervisor;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bookinfo_config::{Env, Source};
-use bookinfo_http::server;
-use bookinfo_mesh::Routing;
-use bookinfo_mesh::envoy::Tracer;
+use bookinfo_config::Source;
 use bookinfo_propagation::TracingMode;
-use bookinfo_telemetry::settings::{
-    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
-};
-use bookinfo_traces::sink::{OTLP_PORT, VIEWER_PORT, ZIPKIN_PORT};
-use bookinfo_traces::{Limits, Sink, SinkOptions, file};
+use bookinfo_traces::{Sink, file};
 use tokio::time::Instant;
 
+use self::banner::Row;
+use self::envoy::Envoy;
+use self::prepare::Prepared;
 use self::stack::{App, Common, STACK, reachable};
 use self::supervisor::{Event, Supervisor};
-use crate::cli::UpArgs;
-use crate::error::Error;
+use crate::blocking;
+use crate::cli::{MeshArgs, UpArgs};
+use crate::error::{Error, StackError};
 use crate::output;
+use crate::service::Service;
 
 /// How long all services may take to answer `/health`.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(10);
 
-/// One line of the banner's table: name, URL, process id.
-struct Row {
-    name: String,
-    url: String,
-    pid: u32,
-}
-
-/// Starts the stack and runs until a signal.
-pub async fn run(args: UpArgs) -> Result<(), Error> {
-    let exe = match &args.exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe()?,
+/// Starts the stack, its variables read from `source`, and runs until a signal.
+///
+/// # Errors
+/// A flag, variable or file that cannot be used, or a stack that cannot start.
+pub async fn run<S>(args: UpArgs, source: S) -> Result<(), Error>
+where
+    S: Source + Clone + Send + 'static,
+{
+    let prepared = {
+        let (args, source) = (args.clone(), source.clone());
+        blocking::run(move || Prepared::new(&args, &source)).await?
     };
-    let base_port = args.base_port()?;
-    let mode = args.tracing()?;
-    let routes = args.routes()?;
-    let needed = if args.mesh.compare { 2 } else { 5 };
-    if base_port != 0 && base_port > u16::MAX - needed {
-        return Err(Error::Stack(format!("--base-port {base_port} leaves no room for the stack's ports")));
-    }
-    let routing = load_routes(&routes)?;
-    let envoy = if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref())?) } else { None };
-    if base_port != 0 && !args.mesh.mesh {
-        check_ports(&args, base_port)?;
-    }
-    if args.mesh.mesh && exporter_configured() && args.mesh.mesh_tracer != Tracer::Otel {
-        return Err(Error::Setup(
-            "the Zipkin tracers send the sidecars' spans to the stack's own store, which does not run when OTEL_EXPORTER_OTLP_ENDPOINT is set: unset it, or use --mesh-tracer otel".to_owned(),
-        ));
-    }
-
-    // With nowhere else to send spans, the stack receives them itself.
-    let sink = if exporter_configured() { None } else { Some(start_sink(&args, base_port)?) };
     let common = Common {
-        exe,
+        exe: prepared.exe.clone(),
         host: args.host,
-        otlp: sink.as_ref().and_then(|s| s.otlp).map(|addr| format!("http://{addr}")),
+        otlp: prepared.sink.as_ref().and_then(|s| s.otlp).map(|addr| format!("http://{addr}")),
         log_level: args.log_level.clone(),
-        workers: match args.workers {
-            Some(workers) => usize::from(workers),
-            None => crate::serve::workers(&Env)?.unwrap_or(1),
-        },
-        routed_users: routing.routed_users(),
+        workers: prepared.workers,
+        routed_users: prepared.routing.routed_users(),
     };
-    let mut signals = Signals::new()?;
-    let mut supervisor = Supervisor::new(!args.no_restarts);
-    let started = match &envoy {
-        None => start_plain(&mut supervisor, &common, base_port, mode, &routes).await,
-        Some(envoy) => {
-            start_mesh(
-                &mut supervisor,
-                &common,
-                &args,
-                base_port,
-                mode,
-                routing,
-                envoy.clone(),
-                sink.as_ref(),
-            )
-            .await
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(err) => {
+            close(prepared.sink).await;
+            return Err(err.into());
         }
     };
+    let mut supervisor = Supervisor::new(!args.no_restarts);
+    let started = match &prepared.envoy {
+        Some(envoy) => start_mesh(&mut supervisor, &common, &args.mesh, envoy, &prepared, &source).await,
+        None => start_plain(&mut supervisor, &common, &prepared, &source).await,
+    };
+    let sink = prepared.sink;
     let mut banner = match started {
         Ok(banner) => banner,
         Err(err) => {
@@ -110,7 +85,7 @@ pub async fn run(args: UpArgs) -> Result<(), Error> {
         }
     };
     if let Some(sink) = &sink {
-        banner.push_str(&store_lines(sink));
+        banner.push_str(&banner::store(sink));
     }
     banner.push_str("Open the productpage URL above; press Ctrl-C to stop.\n");
     output::line(&banner);
@@ -149,21 +124,27 @@ fn report(event: &Event) {
     output::error(&line);
 }
 
+/// Stops the store, showing and writing its last traces (its threads are joined off the
+/// runtime).
 async fn close(sink: Option<Sink>) {
     if let Some(sink) = sink {
-        let _ = actix_web::rt::task::spawn_blocking(move || sink.close()).await;
+        let _ = blocking::run(move || {
+            sink.close();
+            Ok(())
+        })
+        .await;
     }
 }
 
-/// The plain stack: each service on its public port, calling the others directly.
+/// The plain stack: each service on its public port, calling the others directly; answers
+/// the banner.
 async fn start_plain(
     supervisor: &mut Supervisor,
     common: &Common,
-    base_port: u16,
-    mode: TracingMode,
-    routes: &[PathBuf],
+    prepared: &Prepared,
+    source: &(impl Source + ?Sized),
 ) -> Result<String, Error> {
-    let routes: Vec<PathBuf> = routes.iter().map(std::path::absolute).collect::<io::Result<_>>()?;
+    let routes: Vec<PathBuf> = prepared.routes.iter().map(std::path::absolute).collect::<io::Result<_>>()?;
     let mut started: Vec<(stack::Instance, SocketAddr, u32)> = Vec::new();
     for instance in STACK {
         let find = |pod: &str| started.iter().find(|(i, _, _)| i.pod == pod).map(|(_, addr, _)| *addr);
@@ -180,10 +161,10 @@ async fn start_plain(
             }
         }
         // Without a mesh, productpage spreads its calls over the reviews versions itself.
-        let reviews_subsets = if instance.service == crate::service::Service::Productpage {
+        let reviews_subsets = if instance.service == Service::Productpage {
             started
                 .iter()
-                .filter(|(i, _, _)| i.service == crate::service::Service::Reviews)
+                .filter(|(i, _, _)| i.service == Service::Reviews)
                 .map(|(i, addr, _)| (i.version, *addr))
                 .collect()
         } else {
@@ -192,17 +173,15 @@ async fn start_plain(
         let app = App {
             instance,
             name: instance.pod.to_owned(),
-            port: if base_port == 0 { 0 } else { base_port + instance.offset },
-            mode,
+            port: if prepared.base_port == 0 { 0 } else { prepared.base_port + instance.offset },
+            mode: prepared.mode,
             upstreams,
             reviews_subsets,
             routes: &routes,
             propagators: None,
         };
-        let running = supervisor.start(app.spec(common)).await?;
-        let addr = running
-            .addr
-            .ok_or_else(|| Error::Stack(format!("{} did not say where it listens", instance.pod)))?;
+        let running = supervisor.start(app.spec(common, source)).await?;
+        let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         started.push((instance, addr, running.pid));
     }
     wait_healthy(started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)))).await?;
@@ -212,204 +191,69 @@ async fn start_plain(
         .rev()
         .filter_map(|i| started.iter().find(|(s, _, _)| s.pod == i.pod))
         .map(|(i, addr, pid)| {
-            let path = if i.service == crate::service::Service::Productpage { "/productpage" } else { "" };
+            let path = if i.service == Service::Productpage { "/productpage" } else { "" };
             Row { name: i.pod.to_owned(), url: format!("http://{}{path}", reachable(*addr)), pid: *pid }
         })
         .collect();
-    let mut banner = table("Bookinfo is running:", &rows);
-    banner.push_str(&if routes.is_empty() {
-        "Routing: none (calls to reviews spread over v1, v2 and v3).\n".to_owned()
-    } else {
-        let files: Vec<String> = routes.iter().map(|f| f.display().to_string()).collect();
-        format!("Routing: {} (applied by the services themselves)\n", files.join(", "))
-    });
-    banner.push_str(&tracing_lines(mode, None));
-    Ok(banner)
+    let mut text = banner::table("Bookinfo is running:", &rows);
+    text.push_str(&banner::routing(&routes, "applied by the services themselves"));
+    text.push_str(&banner::tracing(prepared.mode, None, &prepared.exporter).await?);
+    Ok(text)
 }
 
-/// The stack in a mesh: sidecars, a gateway, and the routing files rendered into them.
-#[allow(clippy::too_many_arguments)]
+/// The stack in a mesh: sidecars, a gateway, and the routing files rendered into them;
+/// answers the banner.
 async fn start_mesh(
     supervisor: &mut Supervisor,
     common: &Common,
-    args: &UpArgs,
-    base_port: u16,
-    mode: TracingMode,
-    routing: Routing,
-    envoy: envoy::Envoy,
-    sink: Option<&Sink>,
+    args: &MeshArgs,
+    envoy: &Envoy,
+    prepared: &Prepared,
+    source: &(impl Source + ?Sized),
 ) -> Result<String, Error> {
-    let tracer = args.mesh.mesh_tracer;
-    let namespaces = if args.mesh.compare {
+    let tracer = args.mesh_tracer;
+    let namespaces = if args.compare {
         vec![
             ("bookinfo-propagate".to_owned(), TracingMode::Propagate),
             ("bookinfo-otel".to_owned(), TracingMode::Otel),
         ]
     } else {
-        vec![("default".to_owned(), mode)]
+        vec![("default".to_owned(), prepared.mode)]
     };
-    if args.mesh.compare && !routing.gateway.is_empty() {
-        return Err(Error::Setup(
-            "--compare routes the gateway by host itself: leave the Gateway files out of --routes".to_owned(),
-        ));
-    }
+    let sink = prepared.sink.as_ref();
     let (zipkin, otlp) = match sink {
         Some(sink) => (sink.zipkin, sink.otlp),
-        None => (None, exporter_addr()),
+        None => (None, prepared.exporter_addr),
     };
     let unused = SocketAddr::from((Ipv4Addr::LOCALHOST, 9));
     let dir = match sink.and_then(|s| s.file.as_ref()).and_then(|f| f.parent()) {
         Some(run) => run.join("envoy"),
-        None => std::env::temp_dir().join(format!("bookinfo-envoy-{}", std::process::id())),
+        None => file::temp_dir(source).join(format!("bookinfo-envoy-{}", std::process::id())),
     };
     let options = mesh::Options {
         namespaces: namespaces.clone(),
         tracer,
-        sampling: args.mesh.mesh_sampling,
+        sampling: args.mesh_sampling,
         envoy: envoy.clone(),
-        log_level: args.mesh.mesh_log.clone(),
+        log_level: args.mesh_log.clone(),
         zipkin: zipkin.unwrap_or(unused),
         otlp: otlp.unwrap_or(unused),
         dir: dir.clone(),
     };
-    let layout = mesh::start(supervisor, common, base_port, routing.clone(), &options).await?;
-    wait_healthy(layout.apps.iter().map(|(ns, pod, addr, _)| (format!("{ns}/{pod}"), *addr))).await?;
+    let layout =
+        mesh::start(supervisor, common, prepared.base_port, prepared.routing.clone(), &options, source)
+            .await?;
+    wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
-    let single = namespaces.len() == 1;
-    let mut rows = Vec::new();
-    for (i, (addr, serves)) in layout.gateway.iter().enumerate() {
-        // Side by side: the first listener routes by Host, the others serve one namespace each.
-        let name = if single || i == 0 {
-            "gateway".to_owned()
-        } else {
-            format!("gateway/{}", serves.trim_start_matches("bookinfo-"))
-        };
-        // The listener by Host has no page of its own to open: a browser sends no such Host.
-        let url =
-            if single || i > 0 { format!("http://{addr}/productpage") } else { format!("http://{addr}") };
-        rows.push(Row { name, url, pid: layout.gateway_pid });
-    }
-    for (ns, pod, app, sidecar) in layout.apps.iter().rev() {
-        let name = if single { pod.clone() } else { format!("{ns}/{pod}") };
-        // The sidecar's address is the service's; the application's own is private.
-        rows.push(Row { name, url: format!("http://{sidecar}  (app {app})"), pid: 0 });
-    }
-    let title = format!(
-        "Bookinfo is running in a mesh: Envoy {} sidecars and gateway, tracer {tracer}, namespace{} {}",
-        envoy.version,
-        if single { "" } else { "s" },
-        namespaces.iter().map(|(ns, m)| format!("{ns} ({m})")).collect::<Vec<_>>().join(", ")
-    );
-    let mut banner = table(&title, &rows);
-    if let Some((_, by_host)) = layout.gateway.first().filter(|_| !single) {
-        banner.push_str(&format!("  (gateway: {by_host}, as the Host header says)\n"));
-    }
-    banner.push_str(&match &args.routes()?[..] {
-        [] => "Routing: none (calls to reviews spread over v1, v2 and v3).\n".to_owned(),
-        files => {
-            let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            format!("Routing: {} (rendered into the sidecars' routes)\n", files.join(", "))
-        }
-    });
-    banner.push_str(&format!("Envoy configuration: {}\n", dir.display()));
-    if single {
-        banner.push_str(&tracing_lines(mode, Some(tracer)));
+    let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version);
+    text.push_str(&banner::routing(&prepared.routes, "rendered into the sidecars' routes"));
+    text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
+    if args.compare {
+        text.push_str(&banner::compare(tracer));
     } else {
-        banner.push_str(&format!(
-            "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, the sidecars through Istio's {tracer} provider.\n"
-        ));
+        text.push_str(&banner::tracing(prepared.mode, Some(tracer), &prepared.exporter).await?);
     }
-    if !single {
-        banner.push_str(
-            "Compare a request of each: bookinfo traces compare latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel\n",
-        );
-    }
-    Ok(banner)
-}
-
-/// The banner's table, then a line per part of the trace store.
-fn table(title: &str, rows: &[Row]) -> String {
-    let width = rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(0).max(12);
-    let mut text = format!("\n{title}\n");
-    for row in rows {
-        let pid = if row.pid == 0 { String::new() } else { format!("  (pid {})", row.pid) };
-        text.push_str(&format!("  {:<width$} {}{pid}\n", row.name, row.url));
-    }
-    text
-}
-
-fn tracing_lines(mode: TracingMode, tracer: Option<Tracer>) -> String {
-    let services = match mode {
-        TracingMode::Propagate => "propagate (headers forwarded; the services make no spans)".to_owned(),
-        TracingMode::None => "none (no trace context forwarded: traces fall apart at every hop)".to_owned(),
-        TracingMode::Otel => match exporter_endpoint() {
-            None if exporter_configured() => "otel; spans exported as OTEL_TRACES_EXPORTER says".to_owned(),
-            None => "otel; the services send their spans to the trace store".to_owned(),
-            Some(endpoint) if answers(&endpoint) => format!("otel; spans exported to {endpoint}"),
-            Some(endpoint) => format!(
-                "otel; spans exported to {endpoint} (nothing answers there now: spans are dropped until it does)"
-            ),
-        },
-    };
-    let sidecars = tracer.map(|t| format!(", the sidecars through Istio's {t} provider")).unwrap_or_default();
-    format!("Tracing: {services}{sidecars}.\n")
-}
-
-/// Whether the user said where spans go.
-fn exporter_configured() -> bool {
-    [OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER]
-        .iter()
-        .any(|name| Env.get(name).is_some())
-}
-
-fn exporter_endpoint() -> Option<String> {
-    [OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT].iter().find_map(|name| Env.get(name))
-}
-
-/// The exporter endpoint's address, where the sidecars' OTLP goes when it is set.
-fn exporter_addr() -> Option<SocketAddr> {
-    let endpoint = exporter_endpoint()?;
-    let authority = endpoint.split("://").nth(1).unwrap_or(&endpoint).split('/').next()?.to_owned();
-    authority.to_socket_addrs().ok()?.next()
-}
-
-/// Whether something accepts connections at `endpoint` (`http://host:port/...`).
-fn answers(endpoint: &str) -> bool {
-    let authority = endpoint.split("://").nth(1).unwrap_or(endpoint).split('/').next().unwrap_or_default();
-    authority
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
-}
-
-/// Loads the routing files once, to fail early and to say what may surprise.
-fn load_routes(files: &[PathBuf]) -> Result<Routing, Error> {
-    if files.is_empty() {
-        return Ok(Routing::default());
-    }
-    let routing = Routing::load(files)?;
-    for warning in &routing.warnings {
-        output::line(&format!("bookinfo: routes: {warning}"));
-    }
-    Ok(routing)
-}
-
-/// Fails at once, naming the port, when one is taken: clearer than six children failing.
-fn check_ports(args: &UpArgs, base_port: u16) -> Result<(), Error> {
-    let mut by_port: Vec<_> = STACK.iter().collect();
-    by_port.sort_by_key(|instance| instance.offset);
-    for instance in by_port {
-        let port = base_port + instance.offset;
-        match server::bind(Some(args.host), port) {
-            Ok(listener) => drop(listener),
-            Err(err @ server::BindError::InUse { .. }) => {
-                return Err(Error::Stack(format!("{err}: {} needs it (see --base-port)", instance.pod)));
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Ok(())
+    Ok(text)
 }
 
 /// Polls each service's `/health` until it answers 200 (health probes go to the application,
@@ -423,92 +267,13 @@ async fn wait_healthy(services: impl Iterator<Item = (String, SocketAddr)>) -> R
             match client.get(&url).send().await {
                 Ok(response) if response.status().is_success() => break,
                 _ if Instant::now() >= deadline => {
-                    return Err(Error::Stack(format!("{name} does not answer {url}")));
+                    return Err(StackError::Unhealthy { name, url }.into());
                 }
                 _ => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     }
     Ok(())
-}
-
-/// The trace store's receivers, viewer and file, on the ports the flags or `--base-port` say.
-fn start_sink(args: &UpArgs, base_port: u16) -> Result<Sink, Error> {
-    let store = &args.store;
-    // The store's ports move with the services' (0 stays 0: every port picked free).
-    let port = |flag: Option<u16>, default: u16, name: &str| -> Result<u16, Error> {
-        if let Some(port) = flag {
-            return Ok(port);
-        }
-        if base_port == 0 {
-            return Ok(0);
-        }
-        let moved = i32::from(default) + i32::from(base_port) - i32::from(bookinfo_config::DEFAULT_PORT);
-        u16::try_from(moved).ok().filter(|p| *p != 0).ok_or_else(|| {
-            Error::Stack(format!(
-                "--base-port {base_port} moves the {name} port out of range: set --{name}-port"
-            ))
-        })
-    };
-    let at = |port: u16| Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
-    let file = match &store.traces_file {
-        Some(file) => file.clone(),
-        None => file::new_run_dir(&file::runs_root())?.join(file::FILE_NAME),
-    };
-    let options = SinkOptions {
-        otlp: at(port(store.otlp_port, OTLP_PORT, "otlp")?),
-        zipkin: at(port(store.zipkin_port, ZIPKIN_PORT, "zipkin")?),
-        query: at(port(store.viewer_port, VIEWER_PORT, "viewer")?),
-        limits: Limits {
-            bytes: usize::try_from(store.trace_memory).unwrap_or(usize::MAX),
-            spans_per_trace: store.trace_spans.max(1),
-        },
-        body_limit: usize::try_from(store.trace_body_limit).unwrap_or(usize::MAX),
-        file: Some((file, store.traces_file_size)),
-        print: !store.quiet_traces,
-        ..SinkOptions::default()
-    };
-    let sink = Sink::start(options).map_err(|err| match err {
-        bookinfo_traces::SinkError::Bind { addr, what, source }
-            if source.kind() == io::ErrorKind::AddrInUse =>
-        {
-            Error::Stack(format!(
-                "port {} ({what}) is in use: see --base-port and --{}-port",
-                addr.port(),
-                flag_of(what)
-            ))
-        }
-        other => Error::Stack(other.to_string()),
-    })?;
-    Ok(sink)
-}
-
-/// Where the trace store listens and writes, for the banner.
-fn store_lines(sink: &Sink) -> String {
-    let url = |addr: Option<SocketAddr>| addr.map(|a| format!("http://{a}")).unwrap_or_else(|| "-".into());
-    let mut lines = format!("Traces: viewer {}\n", url(sink.query));
-    lines.push_str(&format!(
-        "        receiving OTLP on {} and Zipkin on {}\n",
-        url(sink.otlp),
-        url(sink.zipkin)
-    ));
-    if let Some(file) = &sink.file {
-        lines.push_str(&format!("        written to {}\n", file.display()));
-    }
-    lines.push_str(if sink.printing() {
-        "        and printed here once finished\n"
-    } else {
-        "        (not printed here: --quiet-traces)\n"
-    });
-    lines
-}
-
-fn flag_of(what: &str) -> &'static str {
-    match what {
-        "Zipkin" => "zipkin",
-        "trace viewer" => "viewer",
-        _ => "otlp",
-    }
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, listened for from the start, so none is missed.

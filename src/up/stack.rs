@@ -4,11 +4,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
-use bookinfo_config::{Env, HOST, HOSTNAME, PORT, SERVICE_VERSION, Source, WORKERS};
+use bookinfo_config::{HOST, HOSTNAME, PORT, SERVICE_VERSION, Source, WORKERS};
 use bookinfo_http::routing::BOOKINFO_ROUTES;
 use bookinfo_http::upstream::{SERVICES_DOMAIN, Upstream};
 use bookinfo_propagation::BOOKINFO_TRACING;
 use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::RUST_LOG;
 use bookinfo_telemetry::settings::{
     OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_PROPAGATORS,
     OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME,
@@ -106,13 +107,44 @@ pub struct App<'a> {
 }
 
 impl App<'_> {
-    /// The child's spec.
-    pub fn spec(&self, common: &Common) -> Spec {
+    /// The child's spec; `source` is the environment the child inherits, which `up` adds to and
+    /// scrubs.
+    pub fn spec(&self, common: &Common, source: &(impl Source + ?Sized)) -> Spec {
+        Spec {
+            name: self.name.clone(),
+            program: common.exe.clone(),
+            args: self.args(common),
+            env: self.variables(common, source),
+            scrub: self.scrub(),
+            ready: Ready::Line,
+        }
+    }
+
+    /// `serve SERVICE --port PORT --host HOST` (and reviews' `--version`).
+    fn args(&self, common: &Common) -> Vec<String> {
+        let instance = self.instance;
+        let mut args = vec![
+            "serve".to_owned(),
+            instance.service.as_str().to_owned(),
+            "--port".to_owned(),
+            self.port.to_string(),
+            "--host".to_owned(),
+            common.host.to_string(),
+        ];
+        if instance.service == Service::Reviews {
+            args.extend(["--version".to_owned(), instance.version.to_string()]);
+        }
+        args
+    }
+
+    /// The variables set for the child, on top of what it inherits from `source`.
+    fn variables(&self, common: &Common, source: &(impl Source + ?Sized)) -> Vec<(String, String)> {
         let instance = self.instance;
         let mut env: Vec<(String, String)> =
             vec![(BOOKINFO_TRACING.into(), self.mode.to_string()), (HOSTNAME.into(), instance.pod.into())];
-        if std::env::var_os("RUST_LOG").is_none() {
-            env.push(("RUST_LOG".into(), common.log_level.clone()));
+        // Set at all, even empty, the shell's own wins: the child inherits it.
+        if source.raw(RUST_LOG).is_none() {
+            env.push((RUST_LOG.into(), common.log_level.clone()));
         }
         env.push((WORKERS.into(), common.workers.to_string()));
         if instance.service == Service::Productpage {
@@ -126,14 +158,14 @@ impl App<'_> {
         if let Some(endpoint) = &common.otlp {
             env.push((OTEL_EXPORTER_OTLP_ENDPOINT.into(), endpoint.clone()));
             env.push((OTEL_EXPORTER_OTLP_PROTOCOL.into(), "http/protobuf".into()));
-            if std::env::var_os(OTEL_BSP_SCHEDULE_DELAY).is_none() {
+            if source.raw(OTEL_BSP_SCHEDULE_DELAY).is_none() {
                 // Traces show up as soon as they are done, not five seconds later.
                 env.push((OTEL_BSP_SCHEDULE_DELAY.into(), "200".into()));
             }
         }
         // Each service names itself: a `service.name` in the shell's resource attributes would
         // name all six alike, as OTEL_SERVICE_NAME would (which is scrubbed).
-        if let Some(attributes) = Env.get(OTEL_RESOURCE_ATTRIBUTES) {
+        if let Some(attributes) = source.get(OTEL_RESOURCE_ATTRIBUTES) {
             let kept: Vec<&str> = attributes
                 .split(',')
                 .filter(|entry| entry.split('=').next().map(str::trim) != Some("service.name"))
@@ -158,26 +190,20 @@ impl App<'_> {
                 .collect();
             env.push((subsets_var, list.join(",")));
         }
+        env
+    }
+
+    /// The inherited variables the child must not see.
+    fn scrub(&self) -> Vec<String> {
         let mut scrub = scrubbed();
-        if instance.service != Service::Ratings {
+        if self.instance.service != Service::Ratings {
             // It selects ratings' fault modes; elsewhere it would only mislabel the service.
             scrub.push(SERVICE_VERSION.to_owned());
         }
         if self.propagators.is_none() && !matches!(self.mode, TracingMode::Otel) {
             scrub.push(OTEL_PROPAGATORS.to_owned());
         }
-        let mut args = vec![
-            "serve".to_owned(),
-            instance.service.as_str().to_owned(),
-            "--port".to_owned(),
-            self.port.to_string(),
-            "--host".to_owned(),
-            common.host.to_string(),
-        ];
-        if instance.service == Service::Reviews {
-            args.extend(["--version".to_owned(), instance.version.to_string()]);
-        }
-        Spec { name: self.name.clone(), program: common.exe.clone(), args, env, scrub, ready: Ready::Line }
+        scrub
     }
 }
 
@@ -213,14 +239,7 @@ mod tests {
 
     #[test]
     fn a_child_is_told_where_its_upstreams_are_in_the_services_own_variables() {
-        let common = Common {
-            exe: "bookinfo".into(),
-            host: Ipv4Addr::LOCALHOST.into(),
-            otlp: Some("http://127.0.0.1:4318".into()),
-            log_level: "warn".into(),
-            workers: 1,
-            routed_users: vec!["jason".into()],
-        };
+        let common = Common { routed_users: vec!["jason".into()], ..common() };
         let app = App {
             instance: STACK[5],
             name: "productpage".into(),
@@ -231,7 +250,7 @@ mod tests {
             routes: &[],
             propagators: Some("tracecontext,baggage"),
         };
-        let spec = app.spec(&common);
+        let spec = app.spec(&common, &[("OTHER", "x")]);
         let var = |name: &str| spec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
         assert_eq!(var("DETAILS_HOSTNAME"), Some("127.0.0.1"));
         assert_eq!(var("DETAILS_SERVICE_PORT"), Some("9081"));
@@ -244,5 +263,53 @@ mod tests {
                 && spec.scrub.iter().any(|s| s == "SERVICE_VERSION")
         );
         assert_eq!(spec.args, ["serve", "productpage", "--port", "0", "--host", "127.0.0.1"]);
+    }
+
+    fn common() -> Common {
+        Common {
+            exe: "bookinfo".into(),
+            host: Ipv4Addr::LOCALHOST.into(),
+            otlp: Some("http://127.0.0.1:4318".into()),
+            log_level: "warn".into(),
+            workers: 1,
+            routed_users: Vec::new(),
+        }
+    }
+
+    fn details() -> App<'static> {
+        App {
+            instance: STACK[1],
+            name: "details".into(),
+            port: 0,
+            mode: TracingMode::Otel,
+            upstreams: Vec::new(),
+            reviews_subsets: Vec::new(),
+            routes: &[],
+            propagators: None,
+        }
+    }
+
+    fn var(spec: &Spec, name: &str) -> Option<String> {
+        spec.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_shells_resource_attributes_go_on_without_its_service_name() {
+        let source = [("OTEL_RESOURCE_ATTRIBUTES", "service.name=mine,team=a")];
+        let spec = details().spec(&common(), &source);
+        assert_eq!(var(&spec, "OTEL_RESOURCE_ATTRIBUTES").as_deref(), Some("team=a"));
+        let spec = details().spec(&common(), &[("OTHER", "x")]);
+        assert_eq!(var(&spec, "OTEL_RESOURCE_ATTRIBUTES"), None);
+    }
+
+    #[test]
+    fn the_log_level_and_the_export_delay_are_set_unless_the_shell_sets_them() {
+        let spec = details().spec(&common(), &[("OTHER", "x")]);
+        assert_eq!(var(&spec, "RUST_LOG").as_deref(), Some("warn"));
+        assert_eq!(var(&spec, "OTEL_BSP_SCHEDULE_DELAY").as_deref(), Some("200"));
+        let shell = [("RUST_LOG", "debug"), ("OTEL_BSP_SCHEDULE_DELAY", "")];
+        let spec = details().spec(&common(), &shell);
+        assert_eq!(var(&spec, "RUST_LOG"), None, "inherited from the shell");
+        assert_eq!(var(&spec, "OTEL_BSP_SCHEDULE_DELAY"), None, "set, though empty");
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Data, Path, Query, ServiceConfig};
 use actix_web::{HttpResponse, Responder, ResponseError};
-use bookinfo_config::parse_duration;
+use bookinfo_config::{InvalidDuration, parse_duration};
 use serde::Serialize;
 use serde_json::json;
 
@@ -47,19 +47,58 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// A query that cannot be answered, in Jaeger's error shape.
 #[derive(Debug, thiserror::Error)]
 enum QueryError {
-    /// A parameter is malformed or missing.
-    #[error("{0}")]
-    BadRequest(String),
-    /// Nothing matches.
-    #[error("{0}")]
-    NotFound(String),
+    /// A search parameter is malformed.
+    #[error(transparent)]
+    Parameter(#[from] BadParameter),
+    /// A trace id that is not 32 hex digits.
+    #[error("malformed parameter trace_id: {0:?}")]
+    TraceId(String),
+    /// A trace named neither by its id nor as `latest:SERVICE`.
+    #[error("{0:?} is neither a trace id nor latest:SERVICE")]
+    Reference(String),
+    /// A comparison without its two traces.
+    #[error("compare needs a= and b= (trace ids or latest:SERVICE)")]
+    CompareNeedsTwo,
+    /// No trace has the id asked for.
+    #[error("trace not found")]
+    TraceNotFound,
+    /// No trace matches the reference given.
+    #[error("no trace matches {0}")]
+    NoMatch(String),
+}
+
+/// A search parameter that cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum BadParameter {
+    /// Not an RFC 3339 time.
+    #[error("malformed parameter {name}: {text:?} is not RFC 3339")]
+    Time {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        text: String,
+    },
+    /// Not a duration.
+    #[error("malformed parameter {name}: {source}")]
+    Duration {
+        /// The parameter.
+        name: &'static str,
+        /// Why.
+        source: InvalidDuration,
+    },
+    /// Not a number of traces.
+    #[error("malformed parameter query.num_traces: {0:?}")]
+    Count(String),
 }
 
 impl ResponseError for QueryError {
     fn status_code(&self) -> StatusCode {
         match self {
-            QueryError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            QueryError::NotFound(_) => StatusCode::NOT_FOUND,
+            QueryError::Parameter(_)
+            | QueryError::TraceId(_)
+            | QueryError::Reference(_)
+            | QueryError::CompareNeedsTwo => StatusCode::BAD_REQUEST,
+            QueryError::TraceNotFound | QueryError::NoMatch(_) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -105,13 +144,13 @@ struct Search {
 }
 
 impl Search {
-    fn parse(query: &HashMap<String, String>) -> Result<Self, String> {
+    fn parse(query: &HashMap<String, String>) -> Result<Self, BadParameter> {
         let get = |name: &str| query.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let time = |name: &str| -> Result<Option<u64>, String> {
+        let time = |name: &'static str| -> Result<Option<u64>, BadParameter> {
             get(name)
                 .map(|text| {
                     let time = parse_rfc3339(text)
-                        .ok_or_else(|| format!("malformed parameter {name}: {text:?} is not RFC 3339"))?;
+                        .ok_or_else(|| BadParameter::Time { name, text: text.to_owned() })?;
                     Ok(time
                         .duration_since(UNIX_EPOCH)
                         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -119,18 +158,16 @@ impl Search {
                 })
                 .transpose()
         };
-        let duration = |name: &str| -> Result<Option<Duration>, String> {
+        let duration = |name: &'static str| -> Result<Option<Duration>, BadParameter> {
             get(name)
                 .map(|text| {
                     // Jaeger takes Go durations (`300ms`, `2h45m`): the project's one grammar.
-                    parse_duration(text).map_err(|err| format!("malformed parameter {name}: {err}"))
+                    parse_duration(text).map_err(|source| BadParameter::Duration { name, source })
                 })
                 .transpose()
         };
         let limit = match get("query.num_traces").or_else(|| get("query.search_depth")) {
-            Some(text) => text
-                .parse::<usize>()
-                .map_err(|_| format!("malformed parameter query.num_traces: {text:?}"))?,
+            Some(text) => text.parse::<usize>().map_err(|_| BadParameter::Count(text.to_owned()))?,
             None => DEFAULT_TRACES,
         };
         Ok(Self {
@@ -171,17 +208,16 @@ async fn find_traces(
     shared: Data<Shared>,
     query: Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, QueryError> {
-    let search = Search::parse(&query).map_err(QueryError::BadRequest)?;
+    let search = Search::parse(&query)?;
     let store = shared.store();
     let traces = store.find(search.limit, |t| search.matches(t));
     Ok(result(traces.iter().flat_map(|t| t.spans.iter())))
 }
 
 async fn get_trace(shared: Data<Shared>, id: Path<String>) -> Result<HttpResponse, QueryError> {
-    let id = TraceId::from_hex(id.trim())
-        .ok_or_else(|| QueryError::BadRequest(format!("malformed parameter trace_id: {:?}", id.as_str())))?;
+    let id = TraceId::from_hex(id.trim()).ok_or_else(|| QueryError::TraceId(id.as_str().to_owned()))?;
     let store = shared.store();
-    let trace = store.get(&id).ok_or_else(|| QueryError::NotFound("trace not found".into()))?;
+    let trace = store.get(&id).ok_or(QueryError::TraceNotFound)?;
     Ok(result(&trace.spans))
 }
 
@@ -202,13 +238,12 @@ fn resolve(shared: &Shared, reference: &str) -> Result<Trace, QueryError> {
     let found = match reference.strip_prefix("latest:") {
         Some(service) => shared.store().find(1, |t| t.has_service(service)).pop().cloned(),
         None => {
-            let id = TraceId::from_hex(reference.trim()).ok_or_else(|| {
-                QueryError::BadRequest(format!("{reference:?} is neither a trace id nor latest:SERVICE"))
-            })?;
+            let id = TraceId::from_hex(reference.trim())
+                .ok_or_else(|| QueryError::Reference(reference.to_owned()))?;
             shared.store().get(&id).cloned()
         }
     };
-    found.ok_or_else(|| QueryError::NotFound(format!("no trace matches {reference}")))
+    found.ok_or_else(|| QueryError::NoMatch(reference.to_owned()))
 }
 
 /// One span as the viewer draws it (borrowed: a view of thousands of rows is written straight
@@ -312,7 +347,7 @@ async fn compare_view(
         hops: serde_json::Value,
     }
     let (Some(a), Some(b)) = (query.get("a"), query.get("b")) else {
-        return Err(QueryError::BadRequest("compare needs a= and b= (trace ids or latest:SERVICE)".into()));
+        return Err(QueryError::CompareNeedsTwo);
     };
     let (a, b) = (resolve(&shared, a)?, resolve(&shared, b)?);
     let hops = compare::json(&a, &b)["hops"].take();
@@ -341,7 +376,7 @@ mod tests {
         assert_eq!(min("2h45m").unwrap().min, Some(Duration::from_secs(2 * 3600 + 45 * 60)));
         assert_eq!(min("10µs").unwrap().min, Some(Duration::from_micros(10)));
         for bad in ["1y", "ms", "1e400s", "-1s"] {
-            let err = min(bad).err().unwrap();
+            let err = min(bad).err().unwrap().to_string();
             assert!(err.starts_with("malformed parameter query.duration_min: "), "{err}");
         }
     }
@@ -355,7 +390,13 @@ mod tests {
             Search::parse(&query(&[("query.service_name", "details"), ("query.num_traces", "5")])).unwrap();
         assert_eq!((search.service.as_deref(), search.limit), (Some("details"), 5));
         let err = Search::parse(&query(&[("query.start_time_min", "yesterday")])).err().unwrap();
-        assert!(err.contains("query.start_time_min"), "{err}");
+        assert!(matches!(err, BadParameter::Time { name: "query.start_time_min", .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            r#"malformed parameter query.start_time_min: "yesterday" is not RFC 3339"#
+        );
+        let err = Search::parse(&query(&[("query.num_traces", "many")])).err().unwrap();
+        assert_eq!(err.to_string(), r#"malformed parameter query.num_traces: "many""#);
         assert!(Search::parse(&query(&[("query.duration_min", "fast")])).is_err());
         assert_eq!(Search::parse(&query(&[("query.search_depth", "100000")])).unwrap().limit, MAX_TRACES);
     }

@@ -70,6 +70,38 @@ impl Default for SinkOptions {
     }
 }
 
+/// What a sink listens for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    /// The OTLP/HTTP receiver.
+    Otlp,
+    /// The Zipkin receiver.
+    Zipkin,
+    /// The query API and web viewer.
+    Viewer,
+}
+
+impl Listener {
+    /// The port it takes by default, the one the tools it stands in for take.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Listener::Otlp => OTLP_PORT,
+            Listener::Zipkin => ZIPKIN_PORT,
+            Listener::Viewer => VIEWER_PORT,
+        }
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Listener::Otlp => "OTLP/HTTP",
+            Listener::Zipkin => "Zipkin",
+            Listener::Viewer => "trace viewer",
+        })
+    }
+}
+
 /// Why a sink cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -78,8 +110,8 @@ pub enum SinkError {
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Which receiver it is for.
-        what: &'static str,
+        /// What it is for.
+        what: Listener,
         /// The system's error.
         source: io::Error,
     },
@@ -133,7 +165,8 @@ pub struct Sink {
 
 impl Sink {
     /// Binds every port (so a taken one fails here, named), then starts the servers and the
-    /// flusher on threads of their own.
+    /// flusher on threads of their own, and waits until the servers run (blocking: call it off
+    /// an async runtime's thread).
     ///
     /// # Errors
     /// A port cannot be bound, the file cannot be opened, or a thread cannot start.
@@ -148,16 +181,12 @@ impl Sink {
     /// # Errors
     /// As [`start`](Self::start).
     pub fn start_with(options: SinkOptions, store: Store) -> Result<Self, SinkError> {
-        let bind = |addr: Option<SocketAddr>, what| -> Result<Option<TcpListener>, SinkError> {
-            addr.map(|addr| TcpListener::bind(addr).map_err(|source| SinkError::Bind { addr, what, source }))
-                .transpose()
-        };
-        let otlp = bind(options.otlp, "OTLP/HTTP")?;
-        let zipkin = bind(options.zipkin, "Zipkin")?;
-        let query_listener = bind(options.query, "trace viewer")?;
-        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
-        let (otlp_addr, zipkin_addr, query_addr) = (local(&otlp), local(&zipkin), local(&query_listener));
-
+        let listeners = Listeners::bind(&options)?;
+        let (otlp, zipkin, query) = (
+            listeners.addr(Listener::Otlp),
+            listeners.addr(Listener::Zipkin),
+            listeners.addr(Listener::Viewer),
+        );
         let writer = match &options.file {
             Some((path, max)) => Some(
                 Writer::start(path.clone(), *max)
@@ -168,106 +197,18 @@ impl Sink {
         let file = writer.as_ref().map(|w| w.path().to_path_buf());
         let shared =
             Arc::new(Shared { store: Mutex::new(store), body_limit: options.body_limit, file: file.clone() });
-
-        let (handles_tx, handles_rx) = mpsc::channel();
-        let for_servers = shared.clone();
-        let server_thread = std::thread::Builder::new().name("trace-sink".into()).spawn(move || {
-            let report = handles_tx.clone();
-            let result = actix_web::rt::System::new().block_on(async move {
-                let mut running = Vec::new();
-                let intake_listeners: Vec<TcpListener> = otlp.into_iter().chain(zipkin).collect();
-                if !intake_listeners.is_empty() {
-                    let data = web::Data::from(for_servers.clone());
-                    let limit = web::PayloadConfig::new(for_servers.body_limit);
-                    let mut server = HttpServer::new(move || {
-                        App::new().app_data(data.clone()).app_data(limit.clone()).configure(intake::routes)
-                    })
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1);
-                    for listener in intake_listeners {
-                        server = server.listen(listener)?;
-                    }
-                    running.push(server.run());
-                }
-                if let Some(listener) = query_listener {
-                    let data = web::Data::from(for_servers);
-                    let server =
-                        HttpServer::new(move || App::new().app_data(data.clone()).configure(query::routes))
-                            .workers(1)
-                            .disable_signals()
-                            .shutdown_timeout(1)
-                            .listen(listener)?
-                            .run();
-                    running.push(server);
-                }
-                let _ = handles_tx
-                    .send(Ok(running.iter().map(actix_web::dev::Server::handle).collect::<Vec<_>>()));
-                // Each server runs as its own task; this thread waits for all to stop.
-                let tasks: Vec<_> = running.into_iter().map(actix_web::rt::spawn).collect();
-                for task in tasks {
-                    if let Ok(result) = task.await {
-                        result?;
-                    }
-                }
-                Ok::<(), io::Error>(())
-            });
-            if let Err(err) = result {
-                let _ = report.send(Err(err));
-            }
-        })?;
-        let servers = match handles_rx.recv() {
-            Ok(Ok(handles)) => handles,
-            Ok(Err(err)) => return Err(SinkError::Start(err)),
-            Err(_) => return Err(SinkError::Start(io::Error::other("the server thread stopped"))),
-        };
-
+        let (server_thread, servers) = serve(listeners, shared.clone())?;
+        let printer = Printer::new(options.print, options.prints_per_second, query);
         let (stop_flusher, stopped) = mpsc::channel();
-        let for_flusher = shared.clone();
-        let mut printer = Printer::new(options.print, options.prints_per_second, query_addr);
-        let printing = options.print;
-        let flusher = std::thread::Builder::new().name("trace-flush".into()).spawn(move || {
-            loop {
-                let last = match stopped.recv_timeout(TICK) {
-                    Err(RecvTimeoutError::Timeout) => false,
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
-                };
-                let quiet = (!last).then_some(QUIET);
-                let handouts = for_flusher.store().take_quiet(Instant::now(), quiet);
-                for handout in &handouts {
-                    if handout.trace.is_health_check() {
-                        continue;
-                    }
-                    if let Some(writer) = &writer {
-                        writer.write(&handout.trace.spans);
-                    }
-                    printer.print(handout);
-                }
-                printer.tick(Instant::now());
-                if last {
-                    if let Some(writer) = writer {
-                        if writer.dropped() > 0 {
-                            eprintln!(
-                                "bookinfo: {} traces not written: the file could not keep up",
-                                writer.dropped()
-                            );
-                        }
-                        if let Some(failure) = writer.failure() {
-                            eprintln!("bookinfo: cannot write traces: {failure}");
-                        }
-                        writer.close();
-                    }
-                    break;
-                }
-            }
-        })?;
-
+        let flusher = Flusher { shared: shared.clone(), writer, printer };
+        let flusher =
+            std::thread::Builder::new().name("trace-flush".into()).spawn(move || flusher.run(&stopped))?;
         Ok(Self {
-            otlp: otlp_addr,
-            zipkin: zipkin_addr,
-            query: query_addr,
+            otlp,
+            zipkin,
+            query,
             file,
-            printing,
+            printing: options.print,
             shared,
             servers,
             server_thread: Some(server_thread),
@@ -300,6 +241,144 @@ impl Sink {
         if let Some(flusher) = self.flusher.take() {
             let _ = flusher.join();
         }
+    }
+}
+
+/// The sink's sockets, bound before any thread starts.
+struct Listeners {
+    otlp: Option<TcpListener>,
+    zipkin: Option<TcpListener>,
+    query: Option<TcpListener>,
+}
+
+impl Listeners {
+    fn bind(options: &SinkOptions) -> Result<Self, SinkError> {
+        let bind = |addr: Option<SocketAddr>, what| -> Result<Option<TcpListener>, SinkError> {
+            addr.map(|addr| TcpListener::bind(addr).map_err(|source| SinkError::Bind { addr, what, source }))
+                .transpose()
+        };
+        Ok(Self {
+            otlp: bind(options.otlp, Listener::Otlp)?,
+            zipkin: bind(options.zipkin, Listener::Zipkin)?,
+            query: bind(options.query, Listener::Viewer)?,
+        })
+    }
+
+    /// Where `listener` listens, if it does.
+    fn addr(&self, listener: Listener) -> Option<SocketAddr> {
+        let socket = match listener {
+            Listener::Otlp => &self.otlp,
+            Listener::Zipkin => &self.zipkin,
+            Listener::Viewer => &self.query,
+        };
+        socket.as_ref().and_then(|s| s.local_addr().ok())
+    }
+}
+
+/// Runs the receivers and the query API on a thread of their own, one worker each; answers
+/// once they run, with their handles.
+fn serve(
+    listeners: Listeners,
+    shared: Arc<Shared>,
+) -> Result<(JoinHandle<()>, Vec<ServerHandle>), SinkError> {
+    let (handles_tx, handles_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new().name("trace-sink".into()).spawn(move || {
+        let report = handles_tx.clone();
+        let result = actix_web::rt::System::new().block_on(async move {
+            let running = servers(listeners, &shared)?;
+            let _ =
+                handles_tx.send(Ok(running.iter().map(actix_web::dev::Server::handle).collect::<Vec<_>>()));
+            // Each server runs as its own task; this thread waits for all to stop.
+            let tasks: Vec<_> = running.into_iter().map(actix_web::rt::spawn).collect();
+            for task in tasks {
+                if let Ok(result) = task.await {
+                    result?;
+                }
+            }
+            Ok::<(), io::Error>(())
+        });
+        if let Err(err) = result {
+            let _ = report.send(Err(err));
+        }
+    })?;
+    match handles_rx.recv() {
+        Ok(Ok(handles)) => Ok((thread, handles)),
+        Ok(Err(err)) => Err(SinkError::Start(err)),
+        Err(_) => Err(SinkError::Start(io::Error::other("the server thread stopped"))),
+    }
+}
+
+/// The intake server (OTLP and Zipkin on one) and the query server, as their listeners ask.
+fn servers(listeners: Listeners, shared: &Arc<Shared>) -> io::Result<Vec<actix_web::dev::Server>> {
+    let mut running = Vec::new();
+    let intake_listeners: Vec<TcpListener> = listeners.otlp.into_iter().chain(listeners.zipkin).collect();
+    if !intake_listeners.is_empty() {
+        let data = web::Data::from(shared.clone());
+        let limit = web::PayloadConfig::new(shared.body_limit);
+        let mut server = HttpServer::new(move || {
+            App::new().app_data(data.clone()).app_data(limit.clone()).configure(intake::routes)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1);
+        for listener in intake_listeners {
+            server = server.listen(listener)?;
+        }
+        running.push(server.run());
+    }
+    if let Some(listener) = listeners.query {
+        let data = web::Data::from(shared.clone());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(query::routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)?
+            .run();
+        running.push(server);
+    }
+    Ok(running)
+}
+
+/// Shows and writes each trace once it is quiet, until told to stop; then everything left.
+struct Flusher {
+    shared: Arc<Shared>,
+    writer: Option<Writer>,
+    printer: Printer,
+}
+
+impl Flusher {
+    fn run(mut self, stopped: &mpsc::Receiver<()>) {
+        loop {
+            let last = match stopped.recv_timeout(TICK) {
+                Err(RecvTimeoutError::Timeout) => false,
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+            };
+            self.flush((!last).then_some(QUIET));
+            if last {
+                break;
+            }
+        }
+        if let Some(writer) = self.writer {
+            if writer.dropped() > 0 {
+                eprintln!("bookinfo: {} traces not written: the file could not keep up", writer.dropped());
+            }
+            if let Some(failure) = writer.failure() {
+                eprintln!("bookinfo: cannot write traces: {failure}");
+            }
+            writer.close();
+        }
+    }
+
+    /// Hands out the traces quiet for `quiet` (all of them with `None`).
+    fn flush(&mut self, quiet: Option<Duration>) {
+        let handouts = self.shared.store().take_quiet(Instant::now(), quiet);
+        for handout in handouts.iter().filter(|h| !h.trace.is_health_check()) {
+            if let Some(writer) = &self.writer {
+                writer.write(&handout.trace.spans);
+            }
+            self.printer.print(handout);
+        }
+        self.printer.tick(Instant::now());
     }
 }
 

@@ -1,209 +1,16 @@
-//! Trace files: one OTLP JSON export request per line, as `bookinfo up` writes them.
-//!
-//! Each run of the stack writes its own file, in a run directory of its own, through a
-//! background thread; the file is capped and rotated (`traces.jsonl`, then
-//! `traces.1.jsonl`), so a run never takes more than twice the cap on disk. Readers take the
-//! latest traces from the end of a file without loading it whole.
+//! Reading trace files: the latest traces from the end, block by block, or one trace by id;
+//! a file that is one JSON document (a saved Jaeger answer) read whole.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::sync::Arc;
 
+use super::rotated;
 use crate::model::{Span, TraceId};
 use crate::trace::{Dedup, Trace};
 use crate::wire::otlp;
-
-/// `BOOKINFO_RUNS_DIR`: where run directories are made (default: `bookinfo/runs` in the XDG
-/// state directory, `~/.local/state`).
-pub const RUNS_DIR: &str = "BOOKINFO_RUNS_DIR";
-/// The file of a run, in its directory.
-pub const FILE_NAME: &str = "traces.jsonl";
-/// Run directories kept; older ones are removed when a new run starts.
-const RUNS_KEPT: usize = 10;
-/// Bytes of lines waiting for the writer at most; past it lines are dropped and counted.
-const QUEUE_BYTES: usize = 4 * 1024 * 1024;
-/// Spans per line at most: a huge trace is written as several lines (readers join them).
-const LINE_SPANS: usize = 1000;
-
-/// Where run directories go: `$BOOKINFO_RUNS_DIR`, else `$XDG_STATE_HOME/bookinfo/runs`, else
-/// `~/.local/state/bookinfo/runs`, else `bookinfo-runs` in the temporary directory.
-pub fn runs_root() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(dir) = var(RUNS_DIR) {
-        return dir;
-    }
-    match (var("XDG_STATE_HOME"), var("HOME")) {
-        (Some(state), _) => state.join("bookinfo/runs"),
-        (None, Some(home)) => home.join(".local/state/bookinfo/runs"),
-        (None, None) => std::env::temp_dir().join("bookinfo-runs"),
-    }
-}
-
-/// Makes a new run directory under `root` (named after the time and this process), removing
-/// the oldest runs beyond the last ten.
-///
-/// # Errors
-/// The directory cannot be made.
-pub fn new_run_dir(root: &Path) -> io::Result<PathBuf> {
-    fs::create_dir_all(root)?;
-    prune(root);
-    let stamp = crate::time::rfc3339_seconds(SystemTime::now()).replace(':', "");
-    let dir = root.join(format!("{stamp}-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn prune(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else { return };
-    let mut runs: Vec<PathBuf> =
-        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join(FILE_NAME).exists()).collect();
-    runs.sort();
-    let excess = runs.len().saturating_sub(RUNS_KEPT - 1);
-    for old in runs.into_iter().take(excess) {
-        // Another run may be writing there; a failure only leaves it on disk.
-        let _ = fs::remove_dir_all(old);
-    }
-}
-
-/// The trace file of the newest run under `root`, if any.
-pub fn latest_run_file(root: &Path) -> Option<PathBuf> {
-    let mut runs: Vec<PathBuf> = fs::read_dir(root)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path().join(FILE_NAME))
-        .filter(|f| f.exists())
-        .collect();
-    runs.sort();
-    runs.pop()
-}
-
-/// The rotated-out older part of `file`: `traces.jsonl` → `traces.1.jsonl`.
-pub fn rotated(file: &Path) -> PathBuf {
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let name = match file.extension() {
-        Some(ext) => format!("{stem}.1.{}", ext.to_string_lossy()),
-        None => format!("{stem}.1"),
-    };
-    file.with_file_name(name)
-}
-
-/// A background writer of trace lines into a capped, rotated file.
-pub struct Writer {
-    path: PathBuf,
-    queue: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<()>>,
-    pending: Arc<AtomicUsize>,
-    dropped: Arc<AtomicU64>,
-    failure: Arc<Mutex<Option<String>>>,
-}
-
-impl Writer {
-    /// Appends to `path` (made if missing), rotating it past `max_bytes`.
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn start(path: PathBuf, max_bytes: u64) -> io::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let mut size = file.metadata()?.len();
-        let (queue, lines) = mpsc::sync_channel::<Vec<u8>>(QUEUE_BYTES / 1024);
-        let pending = Arc::new(AtomicUsize::new(0));
-        let written = pending.clone();
-        let failure = Arc::new(Mutex::new(None));
-        let failed = failure.clone();
-        let target = path.clone();
-        let thread = std::thread::Builder::new().name("trace-file".into()).spawn(move || {
-            let report = |err: io::Error| {
-                failed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get_or_insert(format!("{}: {err}", target.display()));
-            };
-            for line in lines {
-                written.fetch_sub(line.len(), Ordering::Relaxed);
-                if size > 0 && size + line.len() as u64 > max_bytes {
-                    match rotate(&target) {
-                        Ok(fresh) => (file, size) = (fresh, 0),
-                        Err(err) => report(err),
-                    }
-                }
-                match file.write_all(&line) {
-                    Ok(()) => size += line.len() as u64,
-                    Err(err) => report(err),
-                }
-            }
-            if let Err(err) = file.flush() {
-                report(err);
-            }
-        })?;
-        Ok(Self { path, queue: Some(queue), thread: Some(thread), pending, dropped: Arc::default(), failure })
-    }
-
-    /// The file written.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Queues `spans` as one line; never blocks (a full queue drops the line and counts it).
-    pub fn write(&self, spans: &[Arc<Span>]) {
-        let Some(queue) = &self.queue else { return };
-        for chunk in spans.chunks(LINE_SPANS) {
-            let mut line = otlp::to_json_bytes(chunk);
-            line.push(b'\n');
-            let size = line.len();
-            if self.pending.fetch_add(size, Ordering::Relaxed) + size > QUEUE_BYTES {
-                self.pending.fetch_sub(size, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = queue.try_send(line) {
-                self.pending.fetch_sub(size, Ordering::Relaxed);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Lines dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The first write error, if any.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Writes what is queued and stops.
-    pub fn close(mut self) {
-        self.finish();
-    }
-
-    fn finish(&mut self) {
-        self.queue.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-fn rotate(path: &Path) -> io::Result<File> {
-    fs::rename(path, rotated(path))?;
-    OpenOptions::new().create(true).append(true).open(path)
-}
 
 /// Why a trace file cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -450,34 +257,10 @@ impl BackwardLines {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
-    use crate::model::Kind;
-    use crate::model::tests::span;
-
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("bookinfo-file-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    fn trace(n: u8, service: &str) -> Vec<Arc<Span>> {
-        (1..=3)
-            .map(|i| {
-                let mut s = span(
-                    service,
-                    Kind::Server,
-                    "GET /",
-                    u64::from(n) * 10 + i,
-                    None,
-                    u64::from(n),
-                    u64::from(n) + 1,
-                );
-                s.trace_id = TraceId([n; 16]);
-                Arc::new(s)
-            })
-            .collect()
-    }
+    use crate::file::tests::{temp, trace};
 
     #[test]
     fn lines_read_backwards_across_blocks() {
@@ -495,30 +278,6 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_rotates_and_readers_take_the_latest() {
-        let dir = temp("rotate");
-        let path = dir.join(FILE_NAME);
-        let writer = Writer::start(path.clone(), 4096).unwrap();
-        for n in 1..=40 {
-            writer.write(&trace(n, if n % 2 == 0 { "even" } else { "odd" }));
-        }
-        writer.close();
-        let size = |p: &Path| fs::metadata(p).unwrap().len();
-        assert!(
-            size(&path) <= 4096 && size(&rotated(&path)) <= 4096,
-            "{} {}",
-            size(&path),
-            size(&rotated(&path))
-        );
-        let read = read_latest(&path, 3, &|_| true).unwrap();
-        assert_eq!(read.traces.iter().map(|t| t.id.0[0]).collect::<Vec<_>>(), [38, 39, 40]);
-        let read = read_latest(&path, 2, &|spans| spans.iter().any(|s| s.service() == "odd")).unwrap();
-        assert_eq!(read.traces.iter().map(|t| t.id.0[0]).collect::<Vec<_>>(), [37, 39]);
-        assert_eq!(read_trace(&path, TraceId([39; 16])).unwrap().unwrap().spans.len(), 3);
-        assert!(read_trace(&path, TraceId([1; 16])).unwrap().is_none(), "rotated out twice");
-    }
-
-    #[test]
     fn a_single_document_file_and_garbage_lines() {
         let dir = temp("document");
         let document = dir.join("jaeger.json");
@@ -532,20 +291,5 @@ mod tests {
         fs::write(&lines, format!("{good}\nnot json\n{{\"also\": \"nothing\"}}\n")).unwrap();
         let read = read_latest(&lines, 5, &|_| true).unwrap();
         assert_eq!((read.traces.len(), read.unreadable), (1, 1));
-    }
-
-    #[test]
-    fn runs_get_their_own_directories_and_old_ones_go() {
-        let root = temp("runs");
-        for n in 0..12 {
-            let dir = root.join(format!("2026-11-{:02}T000000Z-1", n + 1));
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join(FILE_NAME), "").unwrap();
-        }
-        let fresh = new_run_dir(&root).unwrap();
-        let runs = fs::read_dir(&root).unwrap().count();
-        assert_eq!(runs, RUNS_KEPT, "nine old runs and the new one");
-        fs::write(fresh.join(FILE_NAME), "").unwrap();
-        assert_eq!(latest_run_file(&root), Some(fresh.join(FILE_NAME)));
     }
 }

@@ -1,0 +1,328 @@
+//! What `bookinfo up` reads, checks and opens before its first child starts: its settings
+//! from the flags and the variables, the routing files, Envoy, the services' ports, the trace
+//! store. Most of it blocks (files, sockets, Envoy asked for its version, the store's threads
+//! started), so [`Prepared::new`] runs off the async runtime, in one go.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bookinfo_config::Source;
+use bookinfo_http::server;
+use bookinfo_mesh::Routing;
+use bookinfo_mesh::envoy::Tracer;
+use bookinfo_propagation::TracingMode;
+use bookinfo_telemetry::settings::{
+    OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
+};
+use bookinfo_traces::sink::Listener;
+use bookinfo_traces::{Limits, Sink, SinkError, SinkOptions, file};
+
+use super::envoy::{self, Envoy};
+use super::stack::STACK;
+use crate::cli::{StoreArgs, UpArgs};
+use crate::error::{Error, SetupError, StackError};
+use crate::output;
+
+/// Everything decided before the first child starts.
+pub struct Prepared {
+    /// The program each service runs (this one, unless `--exe` says otherwise).
+    pub exe: PathBuf,
+    /// `--base-port`/`BOOKINFO_BASE_PORT`.
+    pub base_port: u16,
+    /// `--tracing`/`BOOKINFO_TRACING`.
+    pub mode: TracingMode,
+    /// `--routes`/`BOOKINFO_ROUTES`, as given.
+    pub routes: Vec<PathBuf>,
+    /// The routing files, loaded.
+    pub routing: Routing,
+    /// Envoy, under `--mesh`.
+    pub envoy: Option<Envoy>,
+    /// Where the user sends spans, if anywhere.
+    pub exporter: Exporter,
+    /// The exporter's address, where the sidecars send OTLP, under `--mesh` with an exporter.
+    pub exporter_addr: Option<SocketAddr>,
+    /// Worker threads per service.
+    pub workers: usize,
+    /// The trace store, unless spans go elsewhere.
+    pub sink: Option<Sink>,
+}
+
+impl Prepared {
+    /// Reads `args` and `source`, loads and checks what they name, and starts the trace store
+    /// (blocking).
+    ///
+    /// # Errors
+    /// A variable or file that cannot be used, no Envoy for `--mesh`, a port that is taken, or
+    /// a store that cannot start.
+    pub fn new(args: &UpArgs, source: &(impl Source + ?Sized)) -> Result<Self, Error> {
+        let exe = match &args.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()?,
+        };
+        let base_port = args.base_port(source)?;
+        let mode = args.tracing(source)?;
+        let routes = args.routes(source)?;
+        let needed = if args.mesh.compare { 2 } else { 5 };
+        if base_port != 0 && base_port > u16::MAX - needed {
+            return Err(StackError::NoRoom(base_port).into());
+        }
+        let routing = load_routes(&routes)?;
+        let envoy =
+            if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
+        if base_port != 0 && !args.mesh.mesh {
+            check_ports(args.host, base_port)?;
+        }
+        let exporter = Exporter::read(source);
+        if args.mesh.mesh && exporter.configured && args.mesh.mesh_tracer != Tracer::Otel {
+            return Err(SetupError::ZipkinWithoutStore.into());
+        }
+        if args.mesh.compare && !routing.gateway.is_empty() {
+            return Err(SetupError::CompareWithGateway.into());
+        }
+        let workers = match args.workers {
+            Some(workers) => usize::from(workers),
+            None => crate::serve::workers(source)?.unwrap_or(1),
+        };
+        // With nowhere else to send spans, the stack receives them itself.
+        let sink = if exporter.configured {
+            None
+        } else {
+            Some(start_sink(&args.store, base_port, || file::runs_root(source))?)
+        };
+        let exporter_addr = if args.mesh.mesh && sink.is_none() { exporter.addr() } else { None };
+        Ok(Self { exe, base_port, mode, routes, routing, envoy, exporter, exporter_addr, workers, sink })
+    }
+}
+
+/// Where the user says the services' spans go (`OTEL_EXPORTER_OTLP_*`, `OTEL_TRACES_EXPORTER`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exporter {
+    /// Whether the user said so at all: then the stack keeps no store of its own.
+    pub configured: bool,
+    /// The OTLP endpoint, if one is set (the traces' own first).
+    pub endpoint: Option<String>,
+}
+
+impl Exporter {
+    /// The exporter `source` sets.
+    pub fn read(source: &(impl Source + ?Sized)) -> Self {
+        let configured =
+            [OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER]
+                .iter()
+                .any(|name| source.get(name).is_some());
+        let endpoint = [OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT]
+            .iter()
+            .find_map(|n| source.get(n));
+        Self { configured, endpoint }
+    }
+
+    /// The endpoint's address (a name look-up: blocking).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        let endpoint = self.endpoint.as_deref()?;
+        authority(endpoint).to_socket_addrs().ok()?.next()
+    }
+
+    /// Whether something accepts connections at the endpoint (blocking, for half a second at
+    /// most).
+    pub fn answers(&self) -> bool {
+        self.addr().is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok())
+    }
+}
+
+/// `host:port` of `http://host:port/...`.
+fn authority(endpoint: &str) -> &str {
+    endpoint.split("://").nth(1).unwrap_or(endpoint).split('/').next().unwrap_or_default()
+}
+
+/// Loads the routing files once, to fail early and to say what may surprise.
+fn load_routes(files: &[PathBuf]) -> Result<Routing, Error> {
+    if files.is_empty() {
+        return Ok(Routing::default());
+    }
+    let routing = Routing::load(files)?;
+    for warning in &routing.warnings {
+        output::line(&format!("bookinfo: routes: {warning}"));
+    }
+    Ok(routing)
+}
+
+/// Fails at once, naming the port, when one is taken: clearer than six children failing.
+fn check_ports(host: IpAddr, base_port: u16) -> Result<(), Error> {
+    let mut by_port: Vec<_> = STACK.iter().collect();
+    by_port.sort_by_key(|instance| instance.offset);
+    for instance in by_port {
+        let port = base_port + instance.offset;
+        match server::bind(Some(host), port) {
+            Ok(listener) => drop(listener),
+            Err(source @ server::BindError::InUse { .. }) => {
+                return Err(StackError::PortTaken { source, pod: instance.pod }.into());
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
+/// The trace store's receivers, viewer and file, on the ports the flags or `--base-port` say;
+/// its file in a new run directory under `runs_root()` unless `--traces-file` names one.
+fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> PathBuf) -> Result<Sink, Error> {
+    let at = |listener: Listener| -> Result<Option<SocketAddr>, StackError> {
+        let port = store_port(store.port(listener), listener.default_port(), base_port)
+            .ok_or(StackError::StorePortOutOfRange { base_port, flag: StoreArgs::port_flag(listener) })?;
+        Ok(Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)))
+    };
+    let (otlp, zipkin, query) = (at(Listener::Otlp)?, at(Listener::Zipkin)?, at(Listener::Viewer)?);
+    let file = match &store.traces_file {
+        Some(file) => file.clone(),
+        None => file::new_run_dir(&runs_root())?.join(file::FILE_NAME),
+    };
+    let options = SinkOptions {
+        otlp,
+        zipkin,
+        query,
+        limits: Limits {
+            bytes: usize::try_from(store.trace_memory).unwrap_or(usize::MAX),
+            spans_per_trace: store.trace_spans.max(1),
+        },
+        body_limit: usize::try_from(store.trace_body_limit).unwrap_or(usize::MAX),
+        file: Some((file, store.traces_file_size)),
+        print: !store.quiet_traces,
+        ..SinkOptions::default()
+    };
+    Sink::start(options).map_err(|err| store_error(err).into())
+}
+
+/// A port of the store: its flag's, or its default moved as `--base-port` moves the services'
+/// (0 stays 0: every port picked free); `None` when moved out of range.
+fn store_port(flag: Option<u16>, default: u16, base_port: u16) -> Option<u16> {
+    if flag.is_some() {
+        return flag;
+    }
+    if base_port == 0 {
+        return Some(0);
+    }
+    let moved = i32::from(default) + i32::from(base_port) - i32::from(bookinfo_config::DEFAULT_PORT);
+    u16::try_from(moved).ok().filter(|p| *p != 0)
+}
+
+/// A store that cannot start; a port in use is named with the flag that moves it.
+fn store_error(err: SinkError) -> StackError {
+    match err {
+        SinkError::Bind { addr, what, source } if source.kind() == io::ErrorKind::AddrInUse => {
+            StackError::StorePortInUse { port: addr.port(), listener: what, flag: StoreArgs::port_flag(what) }
+        }
+        other => StackError::Store(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    #[test]
+    fn store_ports_move_with_the_base_port_unless_a_flag_sets_them() {
+        assert_eq!(store_port(None, 4318, 9080), Some(4318));
+        assert_eq!(store_port(None, 4318, 10_080), Some(5318));
+        assert_eq!(store_port(Some(4000), 4318, 10_080), Some(4000));
+        assert_eq!(store_port(None, 4318, 0), Some(0), "all free");
+        assert_eq!(store_port(None, 16_686, 65_000), None, "past 65535");
+        assert_eq!(store_port(None, 4318, 4762), None, "moved to 0");
+    }
+
+    #[test]
+    fn a_store_port_in_use_is_named_with_the_flag_that_moves_it() {
+        let nowhere = || -> PathBuf { unreachable!("--traces-file is given") };
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port().to_string();
+        let dir = std::env::temp_dir().join(format!("bookinfo-up-store-{}", std::process::id()));
+        let file = dir.join("traces.jsonl");
+        for (flag, what) in [("zipkin", "Zipkin"), ("viewer", "trace viewer"), ("otlp", "OTLP/HTTP")] {
+            let cli = Cli::try_parse_from([
+                "bookinfo",
+                "--base-port",
+                "0",
+                &format!("--{flag}-port"),
+                &port,
+                "--traces-file",
+                file.to_str().unwrap(),
+            ])
+            .unwrap();
+            let err = start_sink(&cli.up.store, 0, nowhere).err().unwrap();
+            assert_eq!(
+                err.to_string(),
+                format!("port {port} ({what}) is in use: see --base-port and --{flag}-port")
+            );
+        }
+        let cli = Cli::try_parse_from(["bookinfo", "--traces-file", file.to_str().unwrap()]).unwrap();
+        let err = start_sink(&cli.up.store, 65_000, nowhere).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "--base-port 65000 moves the viewer port out of range: set --viewer-port"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_settings_come_from_the_source_handed_in() {
+        let cli = Cli::try_parse_from(["bookinfo", "--exe", "bookinfo"]).unwrap();
+        let source = [
+            ("BOOKINFO_BASE_PORT", "0"),
+            ("BOOKINFO_TRACING", "propagate"),
+            ("BOOKINFO_WORKERS", "3"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+        ];
+        let prepared = Prepared::new(&cli.up, &source).unwrap();
+        assert_eq!((prepared.base_port, prepared.mode, prepared.workers), (0, TracingMode::Propagate, 3));
+        assert!(prepared.sink.is_none(), "spans go to the exporter, not to a store");
+        assert_eq!(prepared.exporter.endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+        let err = Prepared::new(&cli.up, &[("BOOKINFO_BASE_PORT", "lots")]).err().unwrap();
+        assert!(matches!(&err, Error::Config(e) if e.name == "BOOKINFO_BASE_PORT"), "{err}");
+    }
+
+    #[test]
+    fn without_an_exporter_the_store_writes_in_the_sources_runs_directory() {
+        let root = std::env::temp_dir().join(format!("bookinfo-up-runs-{}", std::process::id()));
+        let cli = Cli::try_parse_from(["bookinfo", "--exe", "bookinfo", "--base-port", "0"]).unwrap();
+        let prepared = Prepared::new(&cli.up, &[("BOOKINFO_RUNS_DIR", root.to_str().unwrap())]).unwrap();
+        let sink = prepared.sink.unwrap();
+        let file = sink.file.clone().unwrap();
+        sink.close();
+        assert!(file.starts_with(&root), "{}", file.display());
+        assert_eq!(prepared.workers, 1, "one worker per service unless told");
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn the_exporter_is_the_sources() {
+        assert_eq!(Exporter::read(&[("OTHER", "x")]), Exporter::default());
+        let both = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://a:1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://b:2/v1/traces"),
+        ];
+        assert_eq!(
+            Exporter::read(&both),
+            Exporter { configured: true, endpoint: Some("http://b:2/v1/traces".into()) }
+        );
+        let console = Exporter::read(&[("OTEL_TRACES_EXPORTER", "console")]);
+        assert_eq!(console, Exporter { configured: true, endpoint: None });
+        assert_eq!(authority("http://b:2/v1/traces"), "b:2");
+    }
+
+    #[test]
+    fn an_endpoint_answers_while_something_listens_there() {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let exporter = Exporter { configured: true, endpoint: Some(format!("http://{addr}/v1/traces")) };
+        assert_eq!(exporter.addr(), Some(addr));
+        assert!(exporter.answers());
+        drop(listener);
+        assert!(!exporter.answers());
+    }
+}

@@ -1,0 +1,184 @@
+//! Trace files: one OTLP JSON export request per line, as `bookinfo up` writes them.
+//!
+//! Each run of the stack writes its own file, in a run directory of its own, through a
+//! background thread ([`Writer`]); the file is capped and rotated (`traces.jsonl`, then
+//! `traces.1.jsonl`), so a run never takes more than twice the cap on disk. Readers
+//! ([`read_latest`], [`read_trace`]) take the latest traces from the end of a file without
+//! loading it whole.
+
+mod read;
+mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bookinfo_config::Source;
+
+pub use self::read::{FileTraces, Filter, ReadError, read_latest, read_trace};
+pub use self::writer::Writer;
+
+/// `BOOKINFO_RUNS_DIR`: where run directories are made (default: `bookinfo/runs` in the XDG
+/// state directory, `~/.local/state`).
+pub const RUNS_DIR: &str = "BOOKINFO_RUNS_DIR";
+/// The file of a run, in its directory.
+pub const FILE_NAME: &str = "traces.jsonl";
+/// Run directories kept; older ones are removed when a new run starts.
+const RUNS_KEPT: usize = 10;
+
+/// Where run directories go, as `source` says: `$BOOKINFO_RUNS_DIR`, else
+/// `$XDG_STATE_HOME/bookinfo/runs`, else `~/.local/state/bookinfo/runs`, else `bookinfo-runs` in
+/// the temporary directory ([`temp_dir`]).
+pub fn runs_root(source: &(impl Source + ?Sized)) -> PathBuf {
+    let var = |name: &str| source.get(name).map(PathBuf::from);
+    if let Some(dir) = var(RUNS_DIR) {
+        return dir;
+    }
+    match (var("XDG_STATE_HOME"), var("HOME")) {
+        (Some(state), _) => state.join("bookinfo/runs"),
+        (None, Some(home)) => home.join(".local/state/bookinfo/runs"),
+        (None, None) => temp_dir(source).join("bookinfo-runs"),
+    }
+}
+
+/// The temporary directory `source` names: `$TMPDIR`, else `/tmp` (what `std::env::temp_dir`
+/// answers on Unix, read from the source instead of the process environment).
+pub fn temp_dir(source: &(impl Source + ?Sized)) -> PathBuf {
+    source.get("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+}
+
+/// Makes a new run directory under `root` (named after the time and this process), removing
+/// the oldest runs beyond the last ten.
+///
+/// # Errors
+/// The directory cannot be made.
+pub fn new_run_dir(root: &Path) -> io::Result<PathBuf> {
+    fs::create_dir_all(root)?;
+    prune(root);
+    let stamp = crate::time::rfc3339_seconds(SystemTime::now()).replace(':', "");
+    let dir = root.join(format!("{stamp}-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn prune(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    let mut runs: Vec<PathBuf> =
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join(FILE_NAME).exists()).collect();
+    runs.sort();
+    let excess = runs.len().saturating_sub(RUNS_KEPT - 1);
+    for old in runs.into_iter().take(excess) {
+        // Another run may be writing there; a failure only leaves it on disk.
+        let _ = fs::remove_dir_all(old);
+    }
+}
+
+/// The trace file of the newest run under `root`, if any.
+pub fn latest_run_file(root: &Path) -> Option<PathBuf> {
+    let mut runs: Vec<PathBuf> = fs::read_dir(root)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join(FILE_NAME))
+        .filter(|f| f.exists())
+        .collect();
+    runs.sort();
+    runs.pop()
+}
+
+/// The rotated-out older part of `file`: `traces.jsonl` → `traces.1.jsonl`.
+pub fn rotated(file: &Path) -> PathBuf {
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match file.extension() {
+        Some(ext) => format!("{stem}.1.{}", ext.to_string_lossy()),
+        None => format!("{stem}.1"),
+    };
+    file.with_file_name(name)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::model::tests::span;
+    use crate::model::{Kind, Span, TraceId};
+
+    /// A fresh directory for test `name`.
+    pub(super) fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("bookinfo-file-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Trace `n`: three spans of `service`.
+    pub(super) fn trace(n: u8, service: &str) -> Vec<Arc<Span>> {
+        (1..=3)
+            .map(|i| {
+                let mut s = span(
+                    service,
+                    Kind::Server,
+                    "GET /",
+                    u64::from(n) * 10 + i,
+                    None,
+                    u64::from(n),
+                    u64::from(n) + 1,
+                );
+                s.trace_id = TraceId([n; 16]);
+                Arc::new(s)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_writer_rotates_and_readers_take_the_latest() {
+        let dir = temp("rotate");
+        let path = dir.join(FILE_NAME);
+        let writer = Writer::start(path.clone(), 4096).unwrap();
+        for n in 1..=40 {
+            writer.write(&trace(n, if n % 2 == 0 { "even" } else { "odd" }));
+        }
+        writer.close();
+        let size = |p: &Path| fs::metadata(p).unwrap().len();
+        assert!(
+            size(&path) <= 4096 && size(&rotated(&path)) <= 4096,
+            "{} {}",
+            size(&path),
+            size(&rotated(&path))
+        );
+        let read = read_latest(&path, 3, &|_| true).unwrap();
+        assert_eq!(read.traces.iter().map(|t| t.id.0[0]).collect::<Vec<_>>(), [38, 39, 40]);
+        let read = read_latest(&path, 2, &|spans| spans.iter().any(|s| s.service() == "odd")).unwrap();
+        assert_eq!(read.traces.iter().map(|t| t.id.0[0]).collect::<Vec<_>>(), [37, 39]);
+        assert_eq!(read_trace(&path, TraceId([39; 16])).unwrap().unwrap().spans.len(), 3);
+        assert!(read_trace(&path, TraceId([1; 16])).unwrap().is_none(), "rotated out twice");
+    }
+
+    #[test]
+    fn the_runs_directory_is_the_variables_choice_in_order() {
+        let all = [("BOOKINFO_RUNS_DIR", "/runs"), ("XDG_STATE_HOME", "/state"), ("HOME", "/home/u")];
+        assert_eq!(runs_root(&all), PathBuf::from("/runs"));
+        assert_eq!(runs_root(&all[1..]), PathBuf::from("/state/bookinfo/runs"));
+        assert_eq!(runs_root(&all[2..]), PathBuf::from("/home/u/.local/state/bookinfo/runs"));
+        let empty = [("BOOKINFO_RUNS_DIR", ""), ("HOME", "/home/u")];
+        assert_eq!(runs_root(&empty), PathBuf::from("/home/u/.local/state/bookinfo/runs"), "empty is unset");
+        assert_eq!(runs_root(&[("TMPDIR", "/scratch")]), PathBuf::from("/scratch/bookinfo-runs"));
+        assert_eq!(runs_root(&[("OTHER", "x")]), PathBuf::from("/tmp/bookinfo-runs"));
+    }
+
+    #[test]
+    fn runs_get_their_own_directories_and_old_ones_go() {
+        let root = temp("runs");
+        for n in 0..12 {
+            let dir = root.join(format!("2026-11-{:02}T000000Z-1", n + 1));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(FILE_NAME), "").unwrap();
+        }
+        let fresh = new_run_dir(&root).unwrap();
+        let runs = fs::read_dir(&root).unwrap().count();
+        assert_eq!(runs, RUNS_KEPT, "nine old runs and the new one");
+        fs::write(fresh.join(FILE_NAME), "").unwrap();
+        assert_eq!(latest_run_file(&root), Some(fresh.join(FILE_NAME)));
+    }
+}
