@@ -19,6 +19,7 @@ mod otlp;
 mod process;
 mod productpage;
 mod ratings;
+mod reference;
 mod reviews;
 mod routing;
 mod soak;

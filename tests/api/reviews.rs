@@ -3,8 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    Canned, Capture, Env, answer, assert_matches_reference, client, dead_upstream, get, spawn_ratings,
-    spawn_reviews,
+    Canned, Capture, Env, answer, client, dead_upstream, get, spawn_ratings, spawn_reviews,
 };
 
 const V1_BODY: &str = r#"{"id": "0","podname": "reviews-v1","clustername": "null","reviews": [{  "reviewer": "Reviewer1",  "text": "An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!"},{  "reviewer": "Reviewer2",  "text": "Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare."}]}"#;
@@ -17,7 +16,6 @@ async fn v1_answers_the_original_body_byte_for_byte_without_calling_ratings() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
     assert_eq!(answer.body, V1_BODY);
-    assert_matches_reference(&answer.body, "reviews-standin-0.json");
     assert!(ratings.received().is_empty(), "v1 never calls ratings");
 }
 
