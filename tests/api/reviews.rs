@@ -86,7 +86,9 @@ async fn a_ratings_call_past_its_timeout_is_abandoned() {
     let answer = get(&reviews.url("/reviews/0")).await;
     let took = start.elapsed();
     assert_eq!(answer.count("Ratings service is currently unavailable"), 2);
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
+    // Under the stand-in's 5 s (v2 would wait 10 s by default); the margin over 300 ms is for a
+    // loaded machine.
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(4), "took {took:?}");
 }
 
 #[actix_web::test]
