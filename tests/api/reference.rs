@@ -10,38 +10,41 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{Env, get, original, reference_path, require_tool, spawn_details, spawn_ratings};
-use crate::helpers::{spawn_reviews, spawn_stack};
+use crate::helpers::{Env, TestApp, get, original, reference_path, require_tool, spawn_details};
+use crate::helpers::{spawn_ratings, spawn_reviews, spawn_stack};
 use crate::manifests::{named, names, of_kind, parse_file, render, routed_subsets, selects};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[actix_web::test]
-#[ignore = "needs ../shared/reference: .ci/run runs it"]
-async fn details_answers_as_the_original_byte_for_byte() {
-    let details = spawn_details(&Env::new());
-    for (path, file) in [
-        ("/details/0", "details-0.json"),
-        ("/details/abc", "details-abc.json"),
-        ("/health", "details-health.json"),
-    ] {
-        assert_eq!(get(&details.url(path)).await.body, original(file), "{path}");
+/// Asserts that `app` answers each path as the original's capture in the named file.
+async fn answers_as_the_original(app: &TestApp, captured: &[(&str, &str)]) {
+    for (path, file) in captured {
+        assert_eq!(get(&app.url(path)).await.body, original(file), "{path}");
     }
 }
 
 #[actix_web::test]
 #[ignore = "needs ../shared/reference: .ci/run runs it"]
+async fn details_answers_as_the_original_byte_for_byte() {
+    let captured = [
+        ("/details/0", "details-0.json"),
+        ("/details/abc", "details-abc.json"),
+        ("/health", "details-health.json"),
+    ];
+    answers_as_the_original(&spawn_details(&Env::new()), &captured).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs ../shared/reference: .ci/run runs it"]
 async fn ratings_answers_as_the_original_byte_for_byte() {
-    let ratings = spawn_ratings(&Env::new());
-    for (path, file) in [
+    let captured = [
         ("/ratings/0", "ratings-0.json"),
         ("/ratings/abc", "ratings-abc.json"),
         ("/health", "ratings-health.json"),
-    ] {
-        assert_eq!(get(&ratings.url(path)).await.body, original(file), "{path}");
-    }
+    ];
+    answers_as_the_original(&spawn_ratings(&Env::new()), &captured).await;
 }
 
 #[actix_web::test]
@@ -55,14 +58,13 @@ async fn reviews_v1_answers_as_the_stand_in_of_the_java_service_byte_for_byte() 
 #[ignore = "needs ../shared/reference: .ci/run runs it"]
 async fn productpage_api_and_health_answer_as_the_original_byte_for_byte() {
     let stack = spawn_stack("v1");
-    for (path, file) in [
+    let captured = [
         ("/api/v1/products", "api-v1-products.json"),
         ("/api/v1/products/0", "api-v1-products-0.json"),
         ("/api/v1/products/0/reviews", "api-v1-products-0-reviews.json"),
         ("/api/v1/products/0/ratings", "api-v1-products-0-ratings.json"),
-    ] {
-        assert_eq!(get(&stack.productpage.url(path)).await.body, original(file), "{path}");
-    }
+    ];
+    answers_as_the_original(&stack.productpage, &captured).await;
     // The capture ends the file with a newline the original did not send.
     let health = get(&stack.productpage.url("/health")).await.body;
     assert_eq!(health, original("productpage-health.txt").trim_end_matches('\n'));
