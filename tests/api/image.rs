@@ -5,20 +5,17 @@
 //!
 //! They need that engine and that image, so they are ignored by a plain `cargo test`;
 //! `.ci/run` runs them through `k8s/test/image`. `BOOKINFO_IMAGE` names the image (default:
-//! the tag of the README's `docker build`); `DOCKER_HOST` the engine.
+//! the tag of the README's `docker build`); `DOCKER_HOST` the engine. What the overlays give
+//! each container is checked without Docker in [`crate::manifests`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bookinfo::cli::{Cli, Command};
-use bookinfo::serve::Plan;
-use bookinfo_config::Recording;
 use bookinfo_propagation::TracingMode;
-use clap::Parser;
 
 use crate::helpers::get;
-use crate::kubelet::{Cluster, Pod, Replay, docker, docker_ok};
+use crate::kubelet::{Cluster, Replay, docker, docker_ok};
 use crate::otlp::Receiver;
 
 /// The collector the overlays export to: Istio's addon Jaeger (`samples/addons/jaeger.yaml`).
@@ -102,24 +99,6 @@ async fn the_otel_b3_overlay_runs_as_a_cluster_runs_it_and_its_spans_reach_the_c
     replay("otel-b3", TracingMode::Otel).await;
 }
 
-/// Without Docker: every overlay's containers, as the replay plans them, against what
-/// `bookinfo serve` reads.
-#[test]
-fn every_variable_the_overlays_give_a_container_is_one_the_binary_reads() {
-    if !crate::manifests::tool("kubectl", &["version", "--client"]) {
-        return;
-    }
-    for (overlay, mode) in
-        [("propagate", TracingMode::Propagate), ("otel", TracingMode::Otel), ("otel-b3", TracingMode::Otel)]
-    {
-        let replay = Replay::plan(Cluster::render(overlay), &[]);
-        assert_eq!(replay.pods.len(), 6, "{overlay}: six Deployments of one pod");
-        for pod in &replay.pods {
-            holds_to_what_the_binary_reads(pod, mode);
-        }
-    }
-}
-
 async fn replay(overlay: &str, mode: TracingMode) {
     let receiver = Receiver::http();
     let collector: SocketAddr = receiver.endpoint.trim_start_matches("http://").parse().unwrap();
@@ -177,48 +156,6 @@ async fn replay(overlay: &str, mode: TracingMode) {
         assert!(took < Duration::from_secs(2), "{} took {took:?} to stop:\n{}", pod.name, pod.logs());
         assert_eq!(pod.exit_code(), 0, "{}:\n{}", pod.name, pod.logs());
     }
-}
-
-/// Every variable the manifests give a container is one `bookinfo serve` reads (or one another
-/// variable's value refers to), and those a cluster needs are there.
-fn holds_to_what_the_binary_reads(pod: &Pod, mode: TracingMode) {
-    let argv = std::iter::once("bookinfo".to_owned()).chain(pod.args.iter().cloned());
-    let Some(Command::Serve(args)) = Cli::try_parse_from(argv).unwrap().command else {
-        panic!("{}: not `bookinfo serve`: {:?}", pod.name, pod.args)
-    };
-    let env: HashMap<String, String> = pod.env.iter().cloned().collect();
-    let source = Recording::new(env);
-    let plan = Plan::read(&args, &source).unwrap_or_else(|err| panic!("{}: {err}", pod.name));
-    assert_eq!(plan.telemetry.mode, mode, "{}", pod.name);
-    if let Some(settings) = &plan.telemetry.settings {
-        assert!(settings.warnings.is_empty(), "{}: {:?}", pod.name, settings.warnings);
-    }
-    let read = source.names();
-    let unread: Vec<&str> = pod
-        .env
-        .iter()
-        .map(|(name, _)| name.as_str())
-        .filter(|name| !read.contains(*name) && !pod.referenced.contains(*name))
-        .collect();
-    assert!(
-        unread.is_empty(),
-        "{}: the manifests set {unread:?}, which `bookinfo serve` does not read",
-        pod.name
-    );
-
-    // What a pod must be told, because the default is right only on a laptop: the mode (the
-    // overlays differ by it), and in otel where spans go (localhost has no collector in a pod),
-    // which context the sidecars write, and which pod the spans come from.
-    let mut needed = vec!["BOOKINFO_TRACING"];
-    if mode == TracingMode::Otel {
-        needed.extend(["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_RESOURCE_ATTRIBUTES"]);
-    }
-    let missing: Vec<&str> = needed.into_iter().filter(|name| !env_has(pod, name)).collect();
-    assert!(missing.is_empty(), "{}: the manifests do not set {missing:?}", pod.name);
-}
-
-fn env_has(pod: &Pod, name: &str) -> bool {
-    pod.env.iter().any(|(k, v)| k == name && !v.is_empty())
 }
 
 /// Each service's spans arrive, from the pod that made them; one page is one trace across the

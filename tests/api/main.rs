@@ -5,6 +5,7 @@
 
 mod architecture;
 mod bad_input;
+mod ci;
 mod cli;
 mod curl;
 mod details;
@@ -20,6 +21,7 @@ mod otlp;
 mod process;
 mod productpage;
 mod ratings;
+mod reference;
 mod reviews;
 mod routing;
 mod soak;

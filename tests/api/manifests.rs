@@ -1,74 +1,60 @@
 //! The Kubernetes and Istio files, without a cluster: kustomize renders them, every object is
-//! parsed, and they are checked against each other, against Istio's own Bookinfo files and
-//! against the Kubernetes and Istio schemas; the Dockerfile against the README and the workspace.
+//! parsed, and they are checked against each other and against the Kubernetes schemas; the
+//! Dockerfile against the README and the workspace. Istio's own files are compared in
+//! [`crate::reference`].
 //!
-//! The tools (`kubectl`, `kubernetes-validate`, Python's `jsonschema`) are installed by
-//! `.ci/run`, which sets `BOOKINFO_REQUIRE_TOOLS=1` so that a missing one fails; elsewhere it
-//! skips its part with a `SKIPPED:` line (see `helpers::skip`).
+//! What needs a tool (`kubectl`, `kubernetes-validate`) is ignored by a plain `cargo test`;
+//! `.ci/run` installs the tools and runs them (`cargo test --test api -- --ignored manifests::`).
+//! Run that way without the tool, a test fails.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bookinfo::cli::{Cli, Command as Bookinfo};
+use bookinfo::serve::Plan;
+use bookinfo_config::Recording;
+use bookinfo_propagation::TracingMode;
+use clap::Parser;
 use serde_json::Value;
 
-use crate::helpers::skip;
+use crate::helpers::require_tool;
+use crate::kubelet::{Cluster, Pod, Replay};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// One of Istio's files in `../shared/reference`; without it, that part of the test is skipped.
-fn reference(path: &str) -> Option<PathBuf> {
-    let path = root().join("../shared/reference").join(path);
-    if path.exists() {
-        return Some(path);
-    }
-    skip(&format!("no comparison with Istio's files: {} not found", path.display()));
-    None
-}
-
-/// Whether `program` can run; without it, that part of the test is skipped.
-pub fn tool(program: &str, probe: &[&str]) -> bool {
-    let found = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
-    if !found {
-        skip(&format!("`{program} {}` does not run", probe.join(" ")));
-    }
-    found
-}
-
-fn parse(text: &str) -> Vec<Value> {
+pub fn parse(text: &str) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(text).unwrap().into_iter().filter(|d| !d.is_null()).collect()
 }
 
-fn parse_file(path: &Path) -> Vec<Value> {
+pub fn parse_file(path: &Path) -> Vec<Value> {
     parse(&std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())))
 }
 
-/// `kubectl kustomize k8s/<dir>`, parsed.
-fn render(dir: &str) -> Option<(String, Vec<Value>)> {
-    if !tool("kubectl", &["version", "--client"]) {
-        return None;
-    }
+/// `kubectl kustomize k8s/<dir>`, as text and parsed.
+pub fn render(dir: &str) -> (String, Vec<Value>) {
+    require_tool("kubectl", &["version", "--client"]);
     let output = Command::new("kubectl").arg("kustomize").arg(root().join("k8s").join(dir)).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
     let objects = parse(&text);
-    Some((text, objects))
+    (text, objects)
 }
 
-fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
 }
 
-fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub fn named<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     of_kind(objects, kind)
         .into_iter()
         .find(|o| o["metadata"]["name"] == name)
         .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
-fn names(objects: &[Value], kind: &str) -> BTreeSet<String> {
+pub fn names(objects: &[Value], kind: &str) -> BTreeSet<String> {
     of_kind(objects, kind).iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -83,8 +69,9 @@ pub fn readme_image() -> String {
 }
 
 #[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
 fn the_base_is_istios_bookinfo_drop_in() {
-    let Some((_, objects)) = render("base") else { return };
+    let (_, objects) = render("base");
     let services = ["details", "ratings", "reviews", "productpage"];
     assert_eq!(names(&objects, "Service"), services.iter().map(|s| s.to_string()).collect());
     for service in services {
@@ -159,38 +146,14 @@ fn the_base_is_istios_bookinfo_drop_in() {
     }
     let productpage = named(&objects, "Deployment", "productpage-v1");
     assert_eq!(productpage["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"], "/metrics");
-
-    let Some(istio) = reference("istio-samples/platform-kube/bookinfo.yaml") else { return };
-    let istio = parse_file(&istio);
-    for kind in ["Service", "ServiceAccount", "Deployment"] {
-        assert_eq!(names(&objects, kind), names(&istio, kind), "the same {kind}s as Istio's bookinfo.yaml");
-        for theirs in of_kind(&istio, kind) {
-            let ours = named(&objects, kind, theirs["metadata"]["name"].as_str().unwrap());
-            for (key, value) in theirs["metadata"]["labels"].as_object().unwrap() {
-                assert_eq!(
-                    &ours["metadata"]["labels"][key], value,
-                    "{kind} {}: label {key}",
-                    theirs["metadata"]["name"]
-                );
-            }
-            if kind == "Service" {
-                assert_eq!(ours["spec"]["ports"], theirs["spec"]["ports"]);
-                assert_eq!(ours["spec"]["selector"], theirs["spec"]["selector"]);
-            }
-            if kind == "Deployment" {
-                assert_eq!(ours["spec"]["selector"], theirs["spec"]["selector"]);
-                let pod = |d: &Value| d["spec"]["template"]["spec"]["serviceAccountName"].clone();
-                assert_eq!(pod(ours), pod(theirs));
-            }
-        }
-    }
 }
 
 #[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
 fn both_overlays_run_side_by_side_each_in_its_mode() {
     let mut hosts = BTreeSet::new();
     for mode in ["propagate", "otel"] {
-        let Some((_, objects)) = render(&format!("overlays/{mode}")) else { return };
+        let (_, objects) = render(&format!("overlays/{mode}"));
         let namespace = format!("bookinfo-{mode}");
         let ns = named(&objects, "Namespace", &namespace);
         assert_eq!(ns["metadata"]["labels"]["istio-injection"], "enabled");
@@ -236,30 +199,25 @@ fn both_overlays_run_side_by_side_each_in_its_mode() {
                 .unwrap();
             assert!(excluded.split(',').any(|p| p == port), "{port} is not excluded: {excluded}");
         }
-        if let Some(jaeger) = reference("istio-samples/addons-jaeger.yaml") {
-            let jaeger = parse_file(&jaeger);
-            let collector = named(&jaeger, "Service", "jaeger-collector");
-            assert_eq!(collector["metadata"]["namespace"], "istio-system");
-            let ports = collector["spec"]["ports"].as_array().unwrap();
-            assert!(
-                ports.iter().any(|p| p["port"].as_u64() == port.parse().ok() && p["name"] == "http-otel"),
-                "{ports:?}"
-            );
-        }
     }
 }
 
-#[actix_web::test]
-async fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_mesh_does() {
+/// Which overlay goes with which of Istio's tracing providers (its Telemetry file): the one the
+/// overlay's comments name.
+fn overlay_of(tracer: bookinfo_mesh::envoy::Tracer) -> &'static str {
     use bookinfo_mesh::envoy::Tracer;
-    // Which overlay goes with which Telemetry file: the one the overlay's comments name.
-    let pairs = [
-        ("overlays/otel", Tracer::Otel),
-        ("overlays/otel", Tracer::ZipkinW3c),
-        ("overlays/otel-b3", Tracer::Zipkin),
-    ];
-    for (overlay, tracer) in pairs {
-        let Some((_, objects)) = render(overlay) else { return };
+    match tracer {
+        Tracer::Zipkin => "overlays/otel-b3",
+        Tracer::ZipkinW3c | Tracer::Otel => "overlays/otel",
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
+fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_mesh_does() {
+    for &tracer in bookinfo_mesh::envoy::Tracer::ALL {
+        let overlay = overlay_of(tracer);
+        let (_, objects) = render(overlay);
         let config = of_kind(&objects, "ConfigMap");
         assert_eq!(config.len(), 1, "{overlay}");
         assert_eq!(
@@ -268,6 +226,14 @@ async fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_
             "{overlay} under {tracer}"
         );
         assert_eq!(config[0]["data"]["BOOKINFO_TRACING"], "otel");
+    }
+}
+
+#[test]
+fn each_providers_telemetry_file_and_overlay_are_the_local_meshs() {
+    use bookinfo_mesh::envoy::Tracer;
+    for &tracer in Tracer::ALL {
+        let overlay = overlay_of(tracer);
         let telemetry = parse_file(&root().join(format!("k8s/istio/telemetry-{tracer}.yaml")));
         let tracing = &telemetry[0]["spec"]["tracing"][0];
         assert_eq!(tracing["providers"][0]["name"], tracer.as_str());
@@ -297,7 +263,7 @@ async fn the_otel_overlays_read_what_each_providers_sidecars_write_as_the_local_
 }
 
 /// (service, subset) pairs routed to by the VirtualServices in `files`.
-fn routed_subsets(files: &[PathBuf]) -> Vec<(String, String, String)> {
+pub fn routed_subsets(files: &[PathBuf]) -> Vec<(String, String, String)> {
     let mut routed = Vec::new();
     for file in files {
         for document in parse_file(file).iter().filter(|d| d["kind"] == "VirtualService") {
@@ -318,7 +284,7 @@ fn routed_subsets(files: &[PathBuf]) -> Vec<(String, String, String)> {
 }
 
 /// Whether `subset` of `host`, per the DestinationRules `rules`, selects a Deployment.
-fn selects(rules: &[Value], deployments: &[&Value], host: &str, subset: &str) -> bool {
+pub fn selects(rules: &[Value], deployments: &[&Value], host: &str, subset: &str) -> bool {
     let Some(rule) = rules.iter().find(|r| r["kind"] == "DestinationRule" && r["spec"]["host"] == host)
     else {
         return false;
@@ -334,8 +300,9 @@ fn selects(rules: &[Value], deployments: &[&Value], host: &str, subset: &str) ->
 }
 
 #[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
 fn every_route_reaches_a_service_and_a_subset_with_pods() {
-    let Some((_, objects)) = render("base") else { return };
+    let (_, objects) = render("base");
     let services = names(&objects, "Service");
     let deployments = of_kind(&objects, "Deployment");
     let istio_dir = root().join("k8s/istio");
@@ -350,39 +317,14 @@ fn every_route_reaches_a_service_and_a_subset_with_pods() {
             );
         }
     }
-
-    // Istio's own samples apply unchanged: what selects pods among Istio's Deployments selects
-    // pods among these.
-    let Some(networking) = reference("istio-samples/networking") else { return };
-    let Some(platform) = reference("istio-samples/platform-kube/bookinfo.yaml") else { return };
-    let theirs = parse_file(&platform);
-    let their_deployments = of_kind(&theirs, "Deployment");
-    let their_rules = parse_file(&networking.join("destination-rule-all.yaml"));
-    let samples: Vec<PathBuf> = std::fs::read_dir(&networking).unwrap().map(|e| e.unwrap().path()).collect();
-    let mut checked = 0;
-    for (file, host, subset) in routed_subsets(&samples) {
-        if host == "productpage" || services.contains(&host) {
-            assert!(services.contains(&host), "{file}: no Service {host}");
-        }
-        if !subset.is_empty() && selects(&their_rules, &their_deployments, &host, &subset) {
-            assert!(selects(&their_rules, &deployments, &host, &subset), "{file}: {host} {subset}");
-            assert!(
-                selects(&rules, &deployments, &host, &subset),
-                "{file}: not in k8s/istio: {host} {subset}"
-            );
-            checked += 1;
-        }
-    }
-    assert!(checked >= 10, "{checked} routes checked");
 }
 
 #[test]
+#[ignore = "needs kubectl and kubernetes-validate: .ci/run runs it"]
 fn rendered_objects_pass_the_kubernetes_schemas() {
-    if !tool("kubernetes-validate", &["--version"]) {
-        return;
-    }
+    require_tool("kubernetes-validate", &["--version"]);
     for dir in ["base", "overlays/propagate", "overlays/otel", "overlays/otel-b3"] {
-        let Some((text, _)) = render(dir) else { return };
+        let (text, _) = render(dir);
         let file = std::env::temp_dir().join(format!(
             "bookinfo-{}-{}.yaml",
             dir.replace('/', "-"),
@@ -401,25 +343,63 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
     }
 }
 
+/// Without Docker: every overlay's containers, as the replay plans them, against what
+/// `bookinfo serve` reads.
 #[test]
-fn istio_resources_pass_istios_schemas() {
-    let Some(crds) = reference("istio-crds/crd-all.gen.yaml") else { return };
-    if !tool("python3", &["-c", "import jsonschema, yaml"]) {
-        return;
+#[ignore = "needs kubectl: .ci/run runs it"]
+fn every_variable_the_overlays_give_a_container_is_one_the_binary_reads() {
+    require_tool("kubectl", &["version", "--client"]);
+    for (overlay, mode) in
+        [("propagate", TracingMode::Propagate), ("otel", TracingMode::Otel), ("otel-b3", TracingMode::Otel)]
+    {
+        let replay = Replay::plan(Cluster::render(overlay), &[]);
+        assert_eq!(replay.pods.len(), 6, "{overlay}: six Deployments of one pod");
+        for pod in &replay.pods {
+            holds_to_what_the_binary_reads(pod, mode);
+        }
     }
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(root().join("k8s/istio")).unwrap().map(|e| e.unwrap().path()).collect();
-    files.extend(["propagate", "otel"].map(|mode| root().join(format!("k8s/overlays/{mode}/gateway.yaml"))));
-    let output = Command::new("python3")
-        .arg(root().join("tests/k8s/validate_istio.py"))
-        .arg(&crds)
-        .args(&files)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}{}", String::from_utf8_lossy(&output.stderr));
-    let checked: usize = report.split_whitespace().next().unwrap().parse().unwrap();
-    assert!(checked >= 12, "{report}");
+}
+
+/// Every variable the manifests give a container is one `bookinfo serve` reads (or one another
+/// variable's value refers to), and those a cluster needs are there.
+fn holds_to_what_the_binary_reads(pod: &Pod, mode: TracingMode) {
+    let argv = std::iter::once("bookinfo".to_owned()).chain(pod.args.iter().cloned());
+    let Some(Bookinfo::Serve(args)) = Cli::try_parse_from(argv).unwrap().command else {
+        panic!("{}: not `bookinfo serve`: {:?}", pod.name, pod.args)
+    };
+    let env: HashMap<String, String> = pod.env.iter().cloned().collect();
+    let source = Recording::new(env);
+    let plan = Plan::read(&args, &source).unwrap_or_else(|err| panic!("{}: {err}", pod.name));
+    assert_eq!(plan.telemetry.mode, mode, "{}", pod.name);
+    if let Some(settings) = &plan.telemetry.settings {
+        assert!(settings.warnings.is_empty(), "{}: {:?}", pod.name, settings.warnings);
+    }
+    let read = source.names();
+    let unread: Vec<&str> = pod
+        .env
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| !read.contains(*name) && !pod.referenced.contains(*name))
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "{}: the manifests set {unread:?}, which `bookinfo serve` does not read",
+        pod.name
+    );
+
+    // What a pod must be told, because the default is right only on a laptop: the mode (the
+    // overlays differ by it), and in otel where spans go (localhost has no collector in a pod),
+    // which context the sidecars write, and which pod the spans come from.
+    let mut needed = vec!["BOOKINFO_TRACING"];
+    if mode == TracingMode::Otel {
+        needed.extend(["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_PROPAGATORS", "OTEL_RESOURCE_ATTRIBUTES"]);
+    }
+    let missing: Vec<&str> = needed.into_iter().filter(|name| !env_has(pod, name)).collect();
+    assert!(missing.is_empty(), "{}: the manifests do not set {missing:?}", pod.name);
+}
+
+fn env_has(pod: &Pod, name: &str) -> bool {
+    pod.env.iter().any(|(k, v)| k == name && !v.is_empty())
 }
 
 /// The Dockerfile's instructions (keyword, arguments), continuation lines joined, comments

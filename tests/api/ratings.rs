@@ -1,6 +1,6 @@
 //! ratings, against the original's answers, and its fault modes.
 
-use crate::helpers::{Env, answer, assert_matches_reference, client, env, get, spawn_ratings};
+use crate::helpers::{Env, answer, client, env, get, spawn_ratings};
 
 #[actix_web::test]
 async fn ratings_of_a_book_match_the_original() {
@@ -9,7 +9,6 @@ async fn ratings_of_a_book_match_the_original() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
     assert_eq!(answer.body, r#"{"id":0,"ratings":{"Reviewer1":5,"Reviewer2":4}}"#);
-    assert_matches_reference(&answer.body, "ratings-0.json");
 }
 
 #[actix_web::test]
@@ -20,7 +19,6 @@ async fn a_non_numeric_id_gets_the_original_400() {
         assert_eq!(answer.status, 400, "{path}");
         assert_eq!(answer.body, r#"{"error":"please provide numeric product ID"}"#);
     }
-    assert_matches_reference(&get(&ratings.url("/ratings/abc")).await.body, "ratings-abc.json");
 }
 
 #[actix_web::test]
@@ -28,7 +26,6 @@ async fn health_matches_the_original() {
     let ratings = spawn_ratings(&Env::new());
     let answer = get(&ratings.url("/health")).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, r#"{"status":"Ratings is healthy"}"#));
-    assert_matches_reference(&answer.body, "ratings-health.json");
 }
 
 #[actix_web::test]

@@ -124,8 +124,13 @@ async fn a_rule_on_reviews_call_to_ratings_sees_the_member(mode: &str) {
     let (slow, stars) = timed(vec![("cookie", jason)]).await;
     assert!(slow >= Duration::from_secs(1), "{mode}: jason's ratings call was not delayed ({slow:?})");
     assert_eq!(stars, 9, "v2 waits up to 10 s for ratings");
-    let (fast, _) = timed(vec![("baggage", "canary=v3".to_owned())]).await;
-    assert!(fast < Duration::from_millis(900), "{mode}: others are not delayed ({fast:?})");
+    // Every page of another user would take the 1 s delay at least; a loaded machine can hold
+    // one page up as long, so the fastest of three counts.
+    let mut fast = Duration::MAX;
+    for _ in 0..3 {
+        fast = fast.min(timed(vec![("baggage", "canary=v3".to_owned())]).await.0);
+    }
+    assert!(fast < Duration::from_secs(1), "{mode}: others are not delayed ({fast:?} at best)");
     up.proc.signal(nix::sys::signal::Signal::SIGTERM);
     assert!(up.proc.wait(Duration::from_secs(30)).await.success());
     std::fs::remove_dir_all(dir).unwrap();

@@ -1,8 +1,8 @@
 //! A bounded soak of the whole stack: many requests over mixed endpoints at 32 connections, in
 //! both tracing modes, with no error and no steady memory growth.
 //!
-//! Ignored by a plain `cargo test` (it takes minutes); `.ci/run` runs it:
-//! `cargo test --test api -- --ignored soak`. `BOOKINFO_SOAK_REQUESTS` sets the requests per
+//! Ignored by a plain `cargo test` (it takes minutes); `.ci/run` runs it alone:
+//! `cargo test --test api -- --ignored soak:: --test-threads 1`. `BOOKINFO_SOAK_REQUESTS` sets the requests per
 //! mode (default 50 000).
 
 use std::sync::Arc;
@@ -117,13 +117,13 @@ fn requests() -> usize {
 }
 
 #[actix_web::test]
-#[ignore = "minutes long; .ci/run runs it"]
+#[ignore = "minutes long: .ci/run runs it"]
 async fn soak_propagate() {
     soak("propagate", requests()).await;
 }
 
 #[actix_web::test]
-#[ignore = "minutes long; .ci/run runs it"]
+#[ignore = "minutes long: .ci/run runs it"]
 async fn soak_otel() {
     soak("otel", requests()).await;
 }

@@ -4,6 +4,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::web::Bytes;
@@ -225,15 +227,20 @@ async fn the_store_stays_bounded_and_fast_under_hostile_shapes() {
     assert!(store["dropped"].as_u64().unwrap() >= 150_000, "every trace is capped: {stats}");
     assert!(store["duplicates"].as_u64().unwrap() >= 19_000, "{stats}");
 
-    // Whole traces are assembled and drawn in well under a second, whatever their shape.
+    // Whole traces are assembled and drawn in under a second, whatever their shape (about a
+    // tenth of that here). The fastest of three draws counts, so that a moment's load on a
+    // machine shared with the rest of the suite does not.
     for (trace, spans) in [("e1", 10_000), ("a1", 10_000), ("d1", 10_000), ("c1", 1_000), ("dd", 1_000)] {
-        let started = Instant::now();
-        let view = get(&format!("{viewer}/api/bookinfo/traces/{}", trace.repeat(16))).await;
-        let took = started.elapsed();
-        assert_eq!(view.status, 200, "{}", view.body);
-        let json = view.json();
-        assert_eq!(json["summary"]["spans"], spans, "trace {trace}: {}", json["summary"]);
-        assert!(took < Duration::from_secs(1), "trace {trace} took {took:?}");
+        let mut fastest = Duration::MAX;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let view = get(&format!("{viewer}/api/bookinfo/traces/{}", trace.repeat(16))).await;
+            fastest = fastest.min(started.elapsed());
+            assert_eq!(view.status, 200, "{}", view.body);
+            let json = view.json();
+            assert_eq!(json["summary"]["spans"], spans, "trace {trace}: {}", json["summary"]);
+        }
+        assert!(fastest < Duration::from_secs(1), "trace {trace} took {fastest:?} at best");
     }
     let cycle = get(&format!("{viewer}/api/bookinfo/traces/{}", "c1".repeat(16))).await.json();
     let drawn = cycle["rows"].as_array().unwrap().len() as u64;
@@ -257,35 +264,48 @@ async fn the_store_stays_bounded_and_fast_under_hostile_shapes() {
 }
 
 #[actix_web::test]
-async fn up_notices_a_dead_child_within_a_second_while_the_store_is_flooded() {
+async fn up_notices_a_dead_child_while_the_store_is_flooded() {
     let up = Up::start(&["--quiet-traces"], &[("RUST_LOG", "warn")]).await;
     let otlp_url = format!("{}/v1/traces", up.store.otlp());
     let body = otlp("flood", 0xf1, (1..=5000).map(|i| (i, (i > 1).then_some(1), format!("s{i}"))));
+    // The flood goes on until the test ends, so a supervisor that waited on the store would
+    // not report the death at all.
+    let stored = Arc::new(AtomicUsize::new(0));
     let flooding: Vec<_> = (0..3)
         .map(|_| {
-            let (url, body) = (otlp_url.clone(), body.clone());
+            let (url, body, stored) = (otlp_url.clone(), body.clone(), stored.clone());
             actix_web::rt::spawn(async move {
-                for _ in 0..40 {
-                    let _ = client()
+                loop {
+                    let sent = client()
                         .post(&url)
                         .insert_header(("content-type", "application/x-protobuf"))
                         .send_body(body.clone())
                         .await;
+                    if sent.is_ok_and(|r| r.status().is_success()) {
+                        stored.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(
+        Duration::from_secs(30),
+        || "the store taking the flood".to_owned(),
+        || async { (stored.load(Ordering::Relaxed) >= 3).then_some(()) },
+    )
+    .await;
     let killed = Instant::now();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.pid("details")), nix::sys::signal::Signal::SIGKILL)
         .unwrap();
+    // Some 20 ms on two idle cores; the deadline leaves room for a machine shared with the
+    // rest of the suite.
     eventually(
-        Duration::from_secs(1),
+        Duration::from_secs(5),
         || format!("the death of details reported:\n{}", up.proc.output()),
         || async { up.proc.output().contains("details exited").then_some(()) },
     )
     .await;
-    assert!(killed.elapsed() < Duration::from_secs(1));
+    eprintln!("the death of details reported after {:?}", killed.elapsed());
     for task in flooding {
         task.abort();
     }
@@ -314,6 +334,18 @@ fn line(service: &str, trace: &str, name: &str) -> String {
         + "\n"
 }
 
+/// `file`: `gap` bytes of nothing (sparse on disk), then 50 traces, a line each.
+fn tail_after_a_gap(file: &std::path::Path, gap: u64) -> PathBuf {
+    std::fs::File::create(file).unwrap().set_len(gap).unwrap();
+    let mut appending = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+    for n in 0..50u8 {
+        appending
+            .write_all(format!("\n{}", line("tail", &format!("{n:02x}").repeat(16), "GET /tail")).as_bytes())
+            .unwrap();
+    }
+    file.to_owned()
+}
+
 #[actix_web::test]
 async fn traces_show_reads_the_latest_run_the_end_of_a_huge_file_and_a_closed_pipe() {
     let root = runs_dir(
@@ -331,25 +363,21 @@ async fn traces_show_reads_the_latest_run_the_end_of_a_huge_file_and_a_closed_pi
     assert!(out.contains("http.response.status_code=200"), "{out}");
     assert!(out.contains("legend: ~ made by Envoy"), "{out}");
 
-    // 1 GiB of something else (sparse on disk), then the latest traces at its end.
-    let huge = root.join("huge.jsonl");
-    let file = std::fs::File::create(&huge).unwrap();
-    file.set_len(1 << 30).unwrap();
-    let mut file = std::fs::OpenOptions::new().append(true).open(&huge).unwrap();
-    for n in 0..50u8 {
-        file.write_all(format!("\n{}", line("tail", &format!("{n:02x}").repeat(16), "GET /tail")).as_bytes())
-            .unwrap();
-    }
-    drop(file);
+    // 64 GiB of something else (sparse on disk), then the latest traces at its end: reading it
+    // whole would take 13 s at the least here (`wc -l` reads it in 13 to 44 s), its end takes
+    // 0.2 s, so the bound can leave room for a loaded machine.
+    let huge = tail_after_a_gap(&root.join("huge.jsonl"), 64 << 30);
     let started = Instant::now();
     let mut proc = Proc::start(&["traces", "show", "--file", huge.to_str().unwrap(), "--limit", "3"], &[]);
     assert!(proc.wait(Duration::from_secs(30)).await.success(), "{}", proc.output());
-    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert_eq!(proc.output().matches("tail SERVER GET /tail").count(), 3, "{}", proc.output());
 
-    // Into a pipe that closes early: no panic, a quiet end.
+    // Into a pipe that closes early: no panic, a quiet end. Asked for every trace of the file,
+    // the command reads all of it: 1 GiB, this time.
+    let big = tail_after_a_gap(&root.join("big.jsonl"), 1 << 30);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bookinfo"))
-        .args(["traces", "show", "--file", huge.to_str().unwrap(), "--limit", "50"])
+        .args(["traces", "show", "--file", big.to_str().unwrap(), "--limit", "50"])
         .env("BOOKINFO_RUNS_DIR", root_env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -31,11 +31,11 @@ pub struct Element<'a> {
 }
 
 impl Browser {
-    /// Starts ChromeDriver on a free port and a headless Chromium under it; `None` when they
-    /// are not installed.
-    pub async fn start() -> Option<Self> {
-        if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-            return None;
+    /// Starts ChromeDriver on a free port and a headless Chromium under it; fails the test when
+    /// they are not installed.
+    pub async fn start() -> Self {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(Path::new(program).exists(), "no {program}: apt-get install chromium chromium-driver");
         }
         let driver = Proc::start_program(CHROMEDRIVER, &["--port=0"], &[]);
         let port: u16 = driver
@@ -63,7 +63,7 @@ impl Browser {
         }}});
         let session = post(&format!("{base}/session"), &capabilities).await;
         let id = session["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}"));
-        Some(Self { driver, base: format!("{base}/session/{id}") })
+        Self { driver, base: format!("{base}/session/{id}") }
     }
 
     async fn command(&self, path: &str, body: &Value) -> Value {
