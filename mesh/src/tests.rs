@@ -191,6 +191,19 @@ fn gateway_routes_are_kept_apart_from_the_mesh() {
     assert_eq!(routing.gateway.len(), 1);
     assert_eq!(routing.gateway[0].hosts, ["*"]);
     assert_eq!(routing.gateway[0].rule.matches.len(), 5);
+    assert_eq!(routing.gateway[0].port, 8080, "the port of the Gateway's server");
+
+    let two_ports = GATEWAY.replace(
+        "    hosts:\n    - \"*\"\n",
+        "    hosts: [\"*\"]\n  - port: {number: 9090, name: http-2, protocol: HTTP}\n    hosts: [\"*\"]\n",
+    );
+    let routing = self::routing(&[&two_ports]);
+    assert_eq!(routing.gateway[0].port, 8080, "the first server's");
+    assert!(
+        routing.warnings.iter().any(|w| w.contains("servers on ports [8080, 9090]")),
+        "{:?}",
+        routing.warnings
+    );
 }
 
 #[test]

@@ -52,11 +52,18 @@ pub struct Rule {
     pub retries: Retries,
 }
 
+/// The port of the sample Gateway's server (`bookinfo-gateway`: the ingress gateway pod's
+/// HTTP port), where no Gateway says otherwise.
+pub const GATEWAY_PORT: u16 = 8080;
+
 /// A VirtualService rule at the ingress gateway, with the hosts it serves.
 #[derive(Debug, Clone)]
 pub struct GatewayRule {
     /// The VirtualService's hosts (`*` for any).
     pub hosts: Vec<String>,
+    /// The port of the Gateway server it is bound to, which names its virtual host and the
+    /// spans of its routes to several destinations.
+    pub port: u16,
     /// The rule.
     pub rule: Rule,
 }

@@ -1,7 +1,7 @@
 //! Istio's YAML read into the [`Routing`], and checked: what neither router acts on is an
 //! error naming the field, its file and its place.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +9,8 @@ use regex::RegexBuilder;
 use serde_json::Value;
 
 use super::{
-    Condition, Destination, GatewayRule, LoadBalancer, Match, Matcher, Retries, Routing, Rule, short,
+    Condition, Destination, GATEWAY_PORT, GatewayRule, LoadBalancer, Match, Matcher, Retries, Routing, Rule,
+    short,
 };
 use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
 use crate::{RouteError, parse_duration};
@@ -121,13 +122,13 @@ impl Routing {
         for (path, dr) in &destination_rules {
             routing.add_destination_rule(path, dr)?;
         }
-        let mut gateway_names = BTreeSet::new();
+        let mut gateway_ports = BTreeMap::new();
         for (path, gateway) in &gateways {
-            check_gateway(path, gateway)?;
-            gateway_names.insert(gateway.metadata.name.clone());
+            let port = routing.add_gateway(path, gateway)?;
+            gateway_ports.insert(gateway.metadata.name.clone(), port);
         }
         for (path, vs) in &virtual_services {
-            routing.add_virtual_service(path, vs, &gateway_names)?;
+            routing.add_virtual_service(path, vs, &gateway_ports)?;
         }
         Ok(routing)
     }
@@ -180,17 +181,18 @@ impl Routing {
         &mut self,
         path: &Path,
         vs: &VirtualService,
-        gateways: &BTreeSet<String>,
+        gateways: &BTreeMap<String, u16>,
     ) -> Result<(), RouteError> {
         let place = Place { path, at: format!("VirtualService {}", vs.metadata.name) };
         place.refuse(&vs.spec.other, "hosts, gateways and http")?;
-        let (mut in_mesh, mut at_gateway) = (vs.spec.gateways.is_empty(), false);
+        // The port of the first gateway it is bound to: the local gateway has one listener.
+        let (mut in_mesh, mut at_gateway) = (vs.spec.gateways.is_empty(), None);
         for gateway in &vs.spec.gateways {
             let name = gateway.rsplit('/').next().unwrap_or(gateway);
             if name == "mesh" {
                 in_mesh = true;
-            } else if gateways.contains(name) {
-                at_gateway = true;
+            } else if let Some(port) = gateways.get(name) {
+                at_gateway = at_gateway.or(Some(*port));
             } else {
                 return Err(place.error(format!(
                     "gateways: {gateway} is defined in none of the files (give its Gateway too)"
@@ -210,8 +212,8 @@ impl Routing {
                     self.services.entry(short(host)).or_default().push(rule.clone());
                 }
             }
-            if at_gateway {
-                self.gateway.push(GatewayRule { hosts: vs.spec.hosts.clone(), rule });
+            if let Some(port) = at_gateway {
+                self.gateway.push(GatewayRule { hosts: vs.spec.hosts.clone(), port, rule });
             }
         }
         Ok(())
@@ -428,20 +430,45 @@ fn load_balancer(
     }
 }
 
-fn check_gateway(path: &Path, gateway: &Gateway) -> Result<(), RouteError> {
-    let place = Place { path, at: format!("Gateway {}", gateway.metadata.name) };
-    place.refuse(&gateway.spec.other, "selector and servers")?;
-    for (s, server) in gateway.spec.servers.iter().enumerate() {
-        let place = place.within(format!(", servers[{s}]"));
-        place.refuse(&server.other, "port and hosts (no TLS in the local mesh)")?;
-        if let Some(port) = &server.port {
-            place.within(".port").refuse(&port.other, "number, name and protocol")?;
-            if let Some(protocol) = port.protocol.as_deref().filter(|p| !p.eq_ignore_ascii_case("HTTP")) {
-                return Err(place.error(format!("port.protocol: {protocol} (the local gateway speaks HTTP)")));
+impl Routing {
+    /// Checks a Gateway; gives the port of its servers, which its VirtualServices' routes are
+    /// named after (the local gateway serves them all on one listener, so the first port
+    /// names them, with a warning when there are several).
+    fn add_gateway(&mut self, path: &Path, gateway: &Gateway) -> Result<u16, RouteError> {
+        let place = Place { path, at: format!("Gateway {}", gateway.metadata.name) };
+        place.refuse(&gateway.spec.other, "selector and servers")?;
+        let mut ports = Vec::new();
+        for (s, server) in gateway.spec.servers.iter().enumerate() {
+            let place = place.within(format!(", servers[{s}]"));
+            place.refuse(&server.other, "port and hosts (no TLS in the local mesh)")?;
+            if let Some(port) = &server.port {
+                place.within(".port").refuse(&port.other, "number, name and protocol")?;
+                if let Some(protocol) = port.protocol.as_deref().filter(|p| !p.eq_ignore_ascii_case("HTTP")) {
+                    return Err(
+                        place.error(format!("port.protocol: {protocol} (the local gateway speaks HTTP)"))
+                    );
+                }
+                if let Some(number) = port.number {
+                    let number = u16::try_from(number)
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| place.error(format!("port.number: {number} is not a port")))?;
+                    if !ports.contains(&number) {
+                        ports.push(number);
+                    }
+                }
             }
         }
+        if ports.len() > 1 {
+            self.warnings.push(format!(
+                "{}: {}: servers on ports {ports:?}: the local gateway serves them on one listener, its routes named after port {}",
+                path.display(),
+                place.at,
+                ports[0]
+            ));
+        }
+        Ok(ports.first().copied().unwrap_or(GATEWAY_PORT))
     }
-    Ok(())
 }
 
 fn matcher(place: &Place<'_>, string_match: &istio::StringMatch) -> Result<Matcher, RouteError> {
