@@ -23,10 +23,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use self::api::{
-    Address, Admin, Bootstrap, ClusterLoadAssignment, CodecType, DiscoveryType, DownstreamConnectionsConfig,
-    Endpoint, Extension, FilterChain, HttpConnectionManager, HttpFault, HttpFilter, Labels, LayeredRuntime,
-    LbEndpoint, LbPolicy, Listener, LocalityLbEndpoints, Node, NodeMetadata, OverloadManager,
-    RouteConfiguration, Router, RuntimeLayer, StaticLayer, StaticResources, TrafficDirection,
+    Address, Admin, Bootstrap, ClusterLoadAssignment, CodecType, Cors, DiscoveryType,
+    DownstreamConnectionsConfig, Endpoint, Extension, FilterChain, HttpConnectionManager, HttpFault,
+    HttpFilter, Labels, LayeredRuntime, LbEndpoint, LbPolicy, Listener, LocalityLbEndpoints, Node,
+    NodeMetadata, OverloadManager, RouteConfiguration, Router, RuntimeLayer, StaticLayer, StaticResources,
+    TrafficDirection,
 };
 use crate::model::{LoadBalancer, Routing};
 
@@ -246,12 +247,13 @@ impl Mesh {
         identity: &Identity,
         route_config: RouteConfiguration,
     ) -> Listener {
-        let mut http_filters = Vec::new();
-        if side == Side::Outbound {
-            // Empty, so that routes can carry their own faults.
-            http_filters.push(HttpFilter::Fault(Extension(HttpFault::default())));
-        }
-        http_filters.push(HttpFilter::Router(Extension(Router)));
+        // listener_builder.go, buildHTTPConnectionManager: on every listener, the fault and
+        // CORS filters (empty: a route carries its own fault or policy) before the router.
+        let http_filters = vec![
+            HttpFilter::Fault(Extension(HttpFault::default())),
+            HttpFilter::Cors(Extension(Cors)),
+            HttpFilter::Router(Extension(Router)),
+        ];
         let manager = HttpConnectionManager {
             stat_prefix: name.to_owned(),
             codec_type: CodecType::Auto,
@@ -323,7 +325,7 @@ impl Mesh {
 enum Side {
     /// A sidecar's, in front of its application.
     Inbound,
-    /// A sidecar's, for one service its application calls (routes may carry faults).
+    /// A sidecar's, for one service its application calls.
     Outbound,
     /// The gateway's (which spawns a span of its own for the upstream, as Istio's gateways do).
     Gateway,
@@ -367,5 +369,7 @@ fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBal
     }
 }
 
+#[cfg(test)]
+mod istiod_tests;
 #[cfg(test)]
 mod tests;

@@ -9,23 +9,23 @@ use serde_json::Value;
 
 use super::*;
 
-const DESTINATION_RULES: &str = include_str!("../../../k8s/istio/destination-rules.yaml");
+pub(super) const DESTINATION_RULES: &str = include_str!("../../../k8s/istio/destination-rules.yaml");
 const REVIEWS_BAGGAGE: &str = include_str!("../../../k8s/istio/virtual-service-reviews-baggage.yaml");
 const RATINGS_DELAY: &str = include_str!("../../../k8s/istio/virtual-service-ratings-baggage-delay.yaml");
-const GATEWAY: &str = include_str!("../../../k8s/istio/gateway.yaml");
+pub(super) const GATEWAY: &str = include_str!("../../../k8s/istio/gateway.yaml");
 const REVIEWS_V2: &str = include_str!("../../../k8s/istio/virtual-service-reviews-v2.yaml");
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn routing(files: &[&str]) -> Routing {
+pub(super) fn routing(files: &[&str]) -> Routing {
     let named: Vec<(&Path, &str)> = files.iter().map(|t| (Path::new("test.yaml"), *t)).collect();
     Routing::parse(&named).unwrap()
 }
 
 /// Bookinfo in `namespaces`, ports counted from 20000.
-fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mesh {
+pub(super) fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mesh {
     let mut port = 20_000;
     let mut next = || {
         port += 1;
@@ -77,7 +77,7 @@ fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mesh {
     }
 }
 
-fn listener<'a>(bootstrap: &'a Value, direction: &str, index: usize) -> &'a Value {
+pub(super) fn listener<'a>(bootstrap: &'a Value, direction: &str, index: usize) -> &'a Value {
     bootstrap["static_resources"]["listeners"]
         .as_array()
         .unwrap()
@@ -87,7 +87,7 @@ fn listener<'a>(bootstrap: &'a Value, direction: &str, index: usize) -> &'a Valu
         .unwrap()
 }
 
-fn hcm(listener: &Value) -> &Value {
+pub(super) fn hcm(listener: &Value) -> &Value {
     &listener["filter_chains"][0]["filters"][0]["typed_config"]
 }
 
@@ -130,7 +130,7 @@ fn a_sidecar_is_named_and_tagged_as_istio_names_it() {
     assert_eq!(route["decorator"]["operation"], "ratings.default.svc.cluster.local:9080/*");
     let filters: Vec<&str> =
         outbound["http_filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(filters, ["envoy.filters.http.fault", "envoy.filters.http.router"]);
+    assert_eq!(filters, ["envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router"]);
     let provider = &outbound["tracing"]["provider"];
     assert_eq!(provider["name"], "envoy.tracers.zipkin");
     assert_eq!(provider["typed_config"]["shared_span_context"], false);

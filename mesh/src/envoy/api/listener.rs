@@ -50,7 +50,7 @@ pub struct HttpConnectionManager {
     pub tracing: Tracing,
     /// Its routes.
     pub route_config: RouteConfiguration,
-    /// Its HTTP filters, the router last.
+    /// Its HTTP filters, in order, the router last.
     pub http_filters: Vec<HttpFilter>,
 }
 
@@ -74,6 +74,8 @@ pub enum CodecType {
 pub enum HttpFilter {
     /// Fault injection, configured by each route.
     Fault(Extension<HttpFault>),
+    /// Cross-origin resource sharing, configured by each route.
+    Cors(Extension<Cors>),
     /// The router, which sends the request on.
     Router(Extension<Router>),
 }
@@ -85,6 +87,15 @@ pub struct Router;
 impl ExtensionConfig for Router {
     const NAME: &'static str = "envoy.filters.http.router";
     const TYPE: &'static str = "envoy.extensions.filters.http.router.v3.Router";
+}
+
+/// The CORS filter: no settings of its own (a route's policy says what it allows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Cors;
+
+impl ExtensionConfig for Cors {
+    const NAME: &'static str = "envoy.filters.http.cors";
+    const TYPE: &'static str = "envoy.extensions.filters.http.cors.v3.Cors";
 }
 
 /// The fault filter's configuration: a delay, an abort, both or (on a listener, so that the

@@ -1,0 +1,86 @@
+//! The bootstraps held to what istiod writes, field by field. Each test names the istiod source
+//! its rule comes from: file (under `pilot/pkg/networking/` unless it says otherwise), function
+//! and line in the snapshot of istio/istio the rules were read from (commit 86c9f01f).
+
+use serde_json::{Value, json};
+
+use super::tests::{GATEWAY, hcm, mesh, routing};
+use super::*;
+
+/// A VirtualService of `rules` (YAML of its `http`, indented by two) for `hosts`, bound to
+/// `gateways` (none: the mesh).
+fn virtual_service(name: &str, hosts: &str, gateways: &str, rules: &str) -> String {
+    let gateways = if gateways.is_empty() { String::new() } else { format!("  gateways: [{gateways}]\n") };
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{hosts}]\n{gateways}  http:\n{rules}"
+    )
+}
+
+/// k8s/istio/gateway.yaml's Gateway alone, without its VirtualService.
+fn sample_gateway() -> &'static str {
+    GATEWAY.split("\n---\n").next().unwrap()
+}
+
+/// The gateway's route configuration (its first listener's), with `files`.
+fn gateway_routes(files: &[&str]) -> Value {
+    let mesh = mesh(&["default"], Tracer::Zipkin, routing(files));
+    hcm(&mesh.gateway()["static_resources"]["listeners"][0])["route_config"].clone()
+}
+
+/// Every connection manager of every proxy of a namespace: the gateway's, then each sidecar's.
+fn every_manager(mesh: &Mesh) -> Vec<(String, Value)> {
+    let mut managers = Vec::new();
+    let mut add = |proxy: &str, bootstrap: Value| {
+        for l in bootstrap["static_resources"]["listeners"].as_array().unwrap() {
+            managers.push((format!("{proxy} {}", l["name"]), hcm(l).clone()));
+        }
+    };
+    add("gateway", mesh.gateway());
+    let ns = &mesh.namespaces[0];
+    for w in &ns.workloads {
+        add(&w.pod, mesh.sidecar(ns, w));
+    }
+    managers
+}
+
+const ABORT_418: &str = "  - match: [{uri: {exact: /productpage}}]\n    route: [{destination: {host: productpage}}]\n    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}\n";
+
+/// listener_builder.go, buildHTTPConnectionManager, 512 (`xdsfilters.Fault, xdsfilters.Cors`)
+/// and 546-549 (the router last): on every listener, sidecars' inbound and outbound and the
+/// gateway's; the two empty (xds/filters/filters.go, `Fault` and `Cors`, 105-116).
+#[test]
+fn every_connection_manager_has_the_fault_and_cors_filters_before_the_router() {
+    let gateway = virtual_service("productpage-fault", "\"*\"", "bookinfo-gateway", ABORT_418);
+    let mesh = mesh(&["default"], Tracer::Zipkin, routing(&[sample_gateway(), &gateway]));
+    let managers = every_manager(&mesh);
+    assert_eq!(managers.len(), 1 + 6 + 3 + 3, "the gateway's, and each sidecar's inbound and outbound");
+    for (name, manager) in managers {
+        assert_eq!(
+            manager["http_filters"],
+            json!([
+                {"name": "envoy.filters.http.fault", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}},
+                {"name": "envoy.filters.http.cors", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+            ]),
+            "{name}"
+        );
+    }
+}
+
+/// route/route.go, TranslateRoute, 559-564, and TranslateFault, 1383-1435: a gateway-bound
+/// rule's fault rides on its route, for the gateway's fault filter; percentages in millionths
+/// (translatePercentToFractionalPercent, 1368: `uint32(p.Value * 10000)`, cut, not rounded).
+#[test]
+fn a_fault_of_a_rule_bound_to_the_gateway_is_on_the_gateways_route() {
+    let gateway = virtual_service("productpage-fault", "\"*\"", "bookinfo-gateway", ABORT_418);
+    let config = gateway_routes(&[sample_gateway(), &gateway]);
+    let route = &config["virtual_hosts"][0]["routes"][0];
+    assert_eq!(route["match"]["path"], "/productpage");
+    assert_eq!(
+        route["typed_per_filter_config"],
+        json!({"envoy.filters.http.fault": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault",
+            "abort": {"http_status": 418, "percentage": {"numerator": 1_000_000, "denominator": "MILLION"}},
+        }})
+    );
+}
