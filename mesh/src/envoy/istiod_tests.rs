@@ -84,3 +84,19 @@ fn a_fault_of_a_rule_bound_to_the_gateway_is_on_the_gateways_route() {
         }})
     );
 }
+
+/// gateway.go, createGatewayHTTPFilterChainOpts, 687: the gateway uses the remote address
+/// (listener_builder.go, buildHTTPConnectionManager, 424-428, writes it either way); the
+/// sidecars do not (listener_inbound.go, buildSidecarInboundHTTPOpts, 821; listener.go,
+/// buildSidecarOutboundHTTPListenerOpts, 779, and features/xds.go, 48-52:
+/// PILOT_SIDECAR_USE_REMOTE_ADDRESS, false). Every proxy generates request ids (util/
+/// proxy_headers.go, 55: Envoy's default).
+#[test]
+fn the_gateway_uses_the_remote_address_and_the_sidecars_do_not() {
+    let mesh = mesh(&["default"], Tracer::Zipkin, Routing::default());
+    for (name, manager) in every_manager(&mesh) {
+        let gateway = name.starts_with("gateway");
+        assert_eq!(manager["use_remote_address"], gateway, "{name}");
+        assert_eq!(manager["generate_request_id"], true, "{name}");
+    }
+}

@@ -258,6 +258,12 @@ impl Mesh {
             stat_prefix: name.to_owned(),
             codec_type: CodecType::Auto,
             generate_request_id: true,
+            // gateway.go, createGatewayHTTPFilterChainOpts: the gateway is the edge, so it
+            // trusts no client's `x-request-id` and appends the client to `x-forwarded-for`.
+            // The sidecars do neither (listener_inbound.go, buildSidecarInboundHTTPOpts;
+            // listener.go, buildSidecarOutboundHTTPListenerOpts: PILOT_SIDECAR_USE_REMOTE_ADDRESS,
+            // off).
+            use_remote_address: side == Side::Gateway,
             tracing: self.tracing(identity, side == Side::Gateway),
             route_config,
             http_filters,
@@ -327,7 +333,8 @@ enum Side {
     Inbound,
     /// A sidecar's, for one service its application calls.
     Outbound,
-    /// The gateway's (which spawns a span of its own for the upstream, as Istio's gateways do).
+    /// The gateway's: the edge, which spawns a span of its own for the upstream, as Istio's
+    /// gateways do.
     Gateway,
 }
 

@@ -44,8 +44,13 @@ pub struct HttpConnectionManager {
     pub stat_prefix: String,
     /// Which HTTP versions it speaks.
     pub codec_type: CodecType,
-    /// Whether it sets `x-request-id` where a request has none.
+    /// Whether it sets `x-request-id` where a request has none (and, at the edge, replaces the
+    /// client's).
     pub generate_request_id: bool,
+    /// Whether the client is the connection's peer, not what `x-forwarded-for` says: then the
+    /// request is an edge request (its `x-request-id` and `x-envoy-*` headers are not trusted)
+    /// and the peer is appended to `x-forwarded-for`.
+    pub use_remote_address: bool,
     /// Its spans.
     pub tracing: Tracing,
     /// Its routes.
