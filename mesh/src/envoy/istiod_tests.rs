@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::tests::{GATEWAY, hcm, mesh, routing};
+use super::tests::{GATEWAY, hcm, listener, mesh, routing};
 use super::*;
 
 /// A VirtualService of `rules` (YAML of its `http`, indented by two) for `hosts`, bound to
@@ -99,4 +99,40 @@ fn the_gateway_uses_the_remote_address_and_the_sidecars_do_not() {
         assert_eq!(manager["use_remote_address"], gateway, "{name}");
         assert_eq!(manager["generate_request_id"], true, "{name}");
     }
+}
+
+/// route/route.go, BuildDefaultHTTPInboundRoute, 1294-1310: the inbound route has no timeout
+/// and no stream limit, and retries as route/retry/retry.go, ConvertInboundPolicy, gives by
+/// default (65-68: twice, on `reset-before-request`, 42; no host predicate). The outbound
+/// default is DefaultPolicy (retry.go, 49-54).
+#[test]
+fn the_inbound_route_has_no_deadline_and_retries_requests_reset_before_the_application() {
+    let mesh = mesh(&["default"], Tracer::Zipkin, Routing::default());
+    let ns = &mesh.namespaces[0];
+    let details = mesh.sidecar(ns, &ns.workloads[1]);
+    let route = &hcm(listener(&details, "INBOUND", 0))["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(
+        route["route"],
+        json!({
+            "cluster": "inbound|9080||",
+            "timeout": "0s",
+            "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},
+            "retry_policy": {"retry_on": "reset-before-request", "num_retries": 2},
+        })
+    );
+    assert_eq!(route["name"], "default");
+    assert_eq!(route["decorator"]["operation"], "details.default.svc.cluster.local:9080/*");
+
+    let productpage = mesh.sidecar(ns, &ns.workloads[0]);
+    let route = &hcm(listener(&productpage, "OUTBOUND", 0))["route_config"]["virtual_hosts"][0]["routes"][0];
+    assert_eq!(
+        route["route"]["retry_policy"],
+        json!({
+            "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+            "num_retries": 2,
+            "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+            "host_selection_retry_max_attempts": "5",
+        })
+    );
+    assert!(route["route"].get("max_stream_duration").is_none());
 }

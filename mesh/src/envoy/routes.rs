@@ -7,25 +7,38 @@ use std::time::Duration;
 
 use super::api::{
     ClusterSpecifier, ClusterWeight, Decorator, DenominatorType, Extension, FaultAbort, FaultDelay,
-    FractionalPercent, HeaderMatch, HeaderMatcher, HttpFault, PathMatch, PerFilterConfig,
+    FractionalPercent, HeaderMatch, HeaderMatcher, HttpFault, MaxStreamDuration, PathMatch, PerFilterConfig,
     PreviousHostsPredicate, RegexMatcher, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch,
     StringMatcher, VirtualHost, WeightedClusters,
 };
 use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster};
 use crate::model::{Condition, Matcher, Retries, Routing, Rule};
 
-/// Istio's default retry conditions.
+/// Istio's default retry conditions (route/retry/retry.go, `defaultRetryOn`).
 const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+
+/// Istio's retry condition on inbound routes (route/retry/retry.go, `defaultInboundRetryOn`):
+/// a request reset before it reached the application was never processed, so it is safe to
+/// send again.
+const INBOUND_RETRY_ON: &str = "reset-before-request";
 
 /// The route configuration of a sidecar's inbound listener: every path to its application.
 pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
+    // route/route.go, BuildDefaultHTTPInboundRoute: no timeout, no stream limit, the default
+    // inbound retries.
+    let mut route = every_path(INBOUND_CLUSTER.to_owned(), app, namespace, Some(inbound_retry()));
+    route.route.max_stream_duration = Some(MaxStreamDuration {
+        max_stream_duration: Duration::ZERO,
+        grpc_timeout_header_max: Duration::ZERO,
+    });
     RouteConfiguration {
         name: INBOUND_CLUSTER.to_owned(),
         validate_clusters: false,
+        ignore_port_in_host_matching: false,
         virtual_hosts: vec![VirtualHost {
             name: "inbound|http|9080".to_owned(),
             domains: vec!["*".to_owned()],
-            routes: vec![every_path(INBOUND_CLUSTER.to_owned(), app, namespace, None)],
+            routes: vec![route],
             include_request_attempt_count: false,
         }],
     }
@@ -40,6 +53,7 @@ pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> Rou
     RouteConfiguration {
         name: format!("{SERVICE_PORT}"),
         validate_clusters: false,
+        ignore_port_in_host_matching: false,
         virtual_hosts: vec![VirtualHost {
             name: format!("{}:{SERVICE_PORT}", fqdn(service, namespace)),
             domains: vec!["*".to_owned()],
@@ -81,7 +95,12 @@ pub(super) fn gateway_by_host<'a>(namespaces: impl Iterator<Item = &'a str>) -> 
 }
 
 fn gateway_routes(virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
-    RouteConfiguration { name: "http.8080".to_owned(), validate_clusters: false, virtual_hosts }
+    RouteConfiguration {
+        name: "http.8080".to_owned(),
+        validate_clusters: false,
+        ignore_port_in_host_matching: false,
+        virtual_hosts,
+    }
 }
 
 /// The gateway's virtual host for `host` (`*` for any), on any port.
@@ -109,6 +128,7 @@ fn every_path(cluster: String, service: &str, namespace: &str, retry_policy: Opt
         route: RouteAction {
             cluster: ClusterSpecifier::Cluster(cluster),
             timeout: Duration::ZERO,
+            max_stream_duration: None,
             retry_policy,
         },
         decorator: Decorator { operation: format!("{}:{SERVICE_PORT}/*", fqdn(service, namespace)) },
@@ -116,12 +136,26 @@ fn every_path(cluster: String, service: &str, namespace: &str, retry_policy: Opt
     }
 }
 
+/// route/retry/retry.go, DefaultPolicy.
 fn default_retry() -> RetryPolicy {
     RetryPolicy {
         retry_on: DEFAULT_RETRY_ON.to_owned(),
         num_retries: 2,
         retry_host_predicate: vec![Extension(PreviousHostsPredicate)],
         host_selection_retry_max_attempts: 5,
+        retriable_status_codes: Vec::new(),
+        per_try_timeout: None,
+    }
+}
+
+/// route/retry/retry.go, ConvertInboundPolicy of no policy: one local cluster, so no host
+/// predicate.
+fn inbound_retry() -> RetryPolicy {
+    RetryPolicy {
+        retry_on: INBOUND_RETRY_ON.to_owned(),
+        num_retries: 2,
+        retry_host_predicate: Vec::new(),
+        host_selection_retry_max_attempts: 0,
         retriable_status_codes: Vec::new(),
         per_try_timeout: None,
     }
@@ -201,6 +235,7 @@ fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace:
         route: RouteAction {
             cluster,
             timeout: rule.timeout.unwrap_or_default(),
+            max_stream_duration: None,
             retry_policy: retry_policy(&rule.retries),
         },
         decorator: Decorator { operation },

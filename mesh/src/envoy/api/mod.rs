@@ -134,6 +134,11 @@ pub(crate) mod proto {
         !value
     }
 
+    /// Whether an `int64` is protobuf's default (zero), which need not be written.
+    pub fn is_zero(value: &i64) -> bool {
+        *value == 0
+    }
+
     fn seconds(duration: Duration) -> String {
         let nanos = duration.subsec_nanos();
         if nanos == 0 {
@@ -185,7 +190,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_value(&policy).unwrap(),
-            json!({"retry_on": "5xx", "num_retries": 1, "retry_host_predicate": [], "host_selection_retry_max_attempts": "5", "per_try_timeout": "2s"})
+            json!({"retry_on": "5xx", "num_retries": 1, "host_selection_retry_max_attempts": "5", "per_try_timeout": "2s"})
         );
     }
 }

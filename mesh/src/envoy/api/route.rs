@@ -15,6 +15,9 @@ pub struct RouteConfiguration {
     /// Whether Envoy refuses routes to clusters it does not know (a route may name a subset no
     /// DestinationRule defines: Envoy answers 503, as in Istio).
     pub validate_clusters: bool,
+    /// Whether a virtual host's domains are matched against the `Host` without its port.
+    #[serde(skip_serializing_if = "proto::is_false")]
+    pub ignore_port_in_host_matching: bool,
     /// The virtual hosts, tried by their domains.
     pub virtual_hosts: Vec<VirtualHost>,
 }
@@ -131,9 +134,23 @@ pub struct RouteAction {
     /// The request's deadline (zero: none).
     #[serde(serialize_with = "proto::duration")]
     pub timeout: Duration,
+    /// The stream's deadlines, if set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stream_duration: Option<MaxStreamDuration>,
     /// Its retries, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+}
+
+/// `RouteAction.MaxStreamDuration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MaxStreamDuration {
+    /// How long a stream may last (zero: no limit).
+    #[serde(serialize_with = "proto::duration")]
+    pub max_stream_duration: Duration,
+    /// The most a `grpc-timeout` header may ask for (zero: as much as it asks).
+    #[serde(serialize_with = "proto::duration")]
+    pub grpc_timeout_header_max: Duration,
 }
 
 /// Where a route sends requests (`RouteAction.cluster_specifier`).
@@ -170,9 +187,11 @@ pub struct RetryPolicy {
     /// Retries at most.
     pub num_retries: u32,
     /// Which hosts a retry avoids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retry_host_predicate: Vec<Extension<PreviousHostsPredicate>>,
-    /// How many times a host is picked again for a retry before it is taken anyway.
-    #[serde(serialize_with = "proto::int64")]
+    /// How many times a host is picked again for a retry before it is taken anyway (zero:
+    /// Envoy's default).
+    #[serde(skip_serializing_if = "proto::is_zero", serialize_with = "proto::int64")]
     pub host_selection_retry_max_attempts: i64,
     /// The statuses retried on under `retriable-status-codes`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
