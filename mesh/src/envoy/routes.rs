@@ -2,6 +2,8 @@
 //! method matches (regexes as RE2 full matches), weighted clusters per subset, faults on the
 //! route (the listener's fault filter reads them), timeouts and retries, decorators named as
 //! Istio names them.
+//!
+//! The comments name the function of istiod (`pilot/pkg/networking/core/`) each rule follows.
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use super::api::{
     StringMatcher, VirtualHost, WeightedClusters,
 };
 use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster};
-use crate::model::{Condition, Matcher, Retries, Routing, Rule};
+use crate::model::{Condition, GATEWAY_PORT, Match, Matcher, Retries, Routing, Rule};
 
 /// Istio's default retry conditions (route/retry/retry.go, `defaultRetryOn`).
 const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
@@ -26,7 +28,8 @@ const INBOUND_RETRY_ON: &str = "reset-before-request";
 pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
     // route/route.go, BuildDefaultHTTPInboundRoute: no timeout, no stream limit, the default
     // inbound retries.
-    let mut route = every_path(INBOUND_CLUSTER.to_owned(), app, namespace, Some(inbound_retry()));
+    let mut route =
+        every_path(INBOUND_CLUSTER.to_owned(), trace_operation(app, namespace), Some(inbound_retry()));
     route.route.max_stream_duration = Some(MaxStreamDuration {
         max_stream_duration: Duration::ZERO,
         grpc_timeout_header_max: Duration::ZERO,
@@ -36,7 +39,7 @@ pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
         validate_clusters: false,
         ignore_port_in_host_matching: false,
         virtual_hosts: vec![VirtualHost {
-            name: "inbound|http|9080".to_owned(),
+            name: format!("inbound|http|{SERVICE_PORT}"),
             domains: vec!["*".to_owned()],
             routes: vec![route],
             include_request_attempt_count: false,
@@ -47,7 +50,7 @@ pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
 /// The route configuration of a sidecar's listener for `service` in `namespace`.
 pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> RouteConfiguration {
     let routes: Vec<Route> = match routing.services.get(service) {
-        Some(rules) => rules.iter().flat_map(|rule| render(rule, namespace)).collect(),
+        Some(rules) => translate_rules(rules, namespace, SERVICE_PORT),
         None => vec![default_route(service, namespace)],
     };
     RouteConfiguration {
@@ -58,82 +61,125 @@ pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> Rou
             name: format!("{}:{SERVICE_PORT}", fqdn(service, namespace)),
             domains: vec!["*".to_owned()],
             routes,
+            // httproute.go, buildSidecarOutboundHTTPRouteConfig (proxy headers' default).
             include_request_attempt_count: true,
         }],
     }
 }
 
 /// The gateway's routes to `namespace`: the routing files' gateway rules (by their hosts), or
-/// every path to productpage.
+/// every path to productpage on the sample Gateway's port.
 pub(super) fn gateway(routing: &Routing, namespace: &str) -> RouteConfiguration {
-    let virtual_hosts = if routing.gateway.is_empty() {
-        vec![gateway_host("*", vec![default_route("productpage", namespace)])]
-    } else {
-        let mut hosts: Vec<&String> = routing.gateway.iter().flat_map(|g| &g.hosts).collect();
-        hosts.dedup();
-        hosts
-            .into_iter()
-            .map(|host| {
-                let routes = routing
-                    .gateway
-                    .iter()
-                    .filter(|g| g.hosts.contains(host))
-                    .flat_map(|g| render(&g.rule, namespace))
-                    .collect();
-                gateway_host(host, routes)
-            })
-            .collect()
+    let Some(first) = routing.gateway.first() else {
+        let every_path = vec![default_route("productpage", namespace)];
+        return gateway_routes(GATEWAY_PORT, vec![gateway_host("*", GATEWAY_PORT, every_path)]);
     };
-    gateway_routes(virtual_hosts)
+    // gateway.go, buildGatewayHTTPRouteConfig: one virtual host per host (in lower case), named
+    // after the port of the server that first serves it, holding the routes of every
+    // VirtualService for that host.
+    let mut hosts: Vec<VirtualHost> = Vec::new();
+    for rules in routing.gateway.chunk_by(|a, b| a.rule.virtual_service == b.rule.virtual_service) {
+        let Some(bound) = rules.first() else { continue };
+        let routes = translate_rules(rules.iter().map(|g| &g.rule), namespace, bound.port);
+        let mut served: Vec<String> = bound.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        served.sort();
+        served.dedup();
+        for host in served {
+            match hosts.iter_mut().find(|v| v.domains == [host.as_str()]) {
+                Some(existing) => existing.routes.extend(routes.iter().cloned()),
+                None => hosts.push(gateway_host(&host, bound.port, routes.clone())),
+            }
+        }
+    }
+    for host in &mut hosts {
+        catch_alls_last(&mut host.routes);
+    }
+    gateway_routes(first.port, hosts)
 }
 
 /// The gateway's routes by host: each namespace's productpage for its own host.
 pub(super) fn gateway_by_host<'a>(namespaces: impl Iterator<Item = &'a str>) -> RouteConfiguration {
-    gateway_routes(
-        namespaces.map(|ns| gateway_host(&host_of(ns), vec![default_route("productpage", ns)])).collect(),
-    )
+    let hosts = namespaces
+        .map(|ns| gateway_host(&host_of(ns), GATEWAY_PORT, vec![default_route("productpage", ns)]))
+        .collect();
+    gateway_routes(GATEWAY_PORT, hosts)
 }
 
-fn gateway_routes(virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+/// gateway.go, buildGatewayHTTPRouteConfig: the route configuration of the gateway's server on
+/// `port` (`http.8080`), its virtual hosts sorted by name (util.go, SortVirtualHosts), any port
+/// of a `Host` accepted.
+fn gateway_routes(port: u16, mut virtual_hosts: Vec<VirtualHost>) -> RouteConfiguration {
+    virtual_hosts.sort_by(|a, b| a.name.cmp(&b.name));
     RouteConfiguration {
-        name: "http.8080".to_owned(),
+        name: format!("http.{port}"),
         validate_clusters: false,
-        ignore_port_in_host_matching: false,
+        ignore_port_in_host_matching: true,
         virtual_hosts,
     }
 }
 
-/// The gateway's virtual host for `host` (`*` for any), on any port.
-fn gateway_host(host: &str, routes: Vec<Route>) -> VirtualHost {
-    let domains =
-        if host == "*" { vec![host.to_owned()] } else { vec![host.to_owned(), format!("{host}:*")] };
-    VirtualHost { name: format!("{host}:80"), domains, routes, include_request_attempt_count: false }
+/// gateway.go, buildGatewayHTTPRouteConfig: the virtual host of `host` (`*` for any) on the
+/// server's `port`, `<host>:<port>`, telling the upstream which attempt a request is.
+fn gateway_host(host: &str, port: u16, routes: Vec<Route>) -> VirtualHost {
+    VirtualHost {
+        name: format!("{host}:{port}"),
+        domains: vec![host.to_owned()],
+        routes,
+        include_request_attempt_count: true,
+    }
 }
 
-/// Istio's route where no VirtualService says otherwise: every path, no timeout, the default
-/// retries.
+/// route/route.go, SortVHostRoutes: a gateway's catch-all routes go after the others, in their
+/// order, so that one VirtualService's catch-all does not hide another's paths.
+fn catch_alls_last(routes: &mut [Route]) {
+    routes.sort_by_key(is_catch_all);
+}
+
+/// route/route.go, IsCatchAllRoute: every path (prefix `/` or regex `.*`) and no header.
+fn is_catch_all(route: &Route) -> bool {
+    let every_path = match &route.matches.path {
+        PathMatch::Prefix(prefix) => prefix == "/",
+        PathMatch::SafeRegex(regex) => regex.regex == ".*",
+        PathMatch::Path(_) => false,
+    };
+    every_path && route.matches.headers.is_empty()
+}
+
+/// telemetry.go, TraceOperation: the spans of a service's default route,
+/// `reviews.default.svc.cluster.local:9080/*`.
+fn trace_operation(service: &str, namespace: &str) -> String {
+    format!("{}:{SERVICE_PORT}/*", fqdn(service, namespace))
+}
+
+/// route/route.go, BuildDefaultHTTPOutboundRoute: Istio's route where no VirtualService says
+/// otherwise: every path, no timeout, the default retries.
 fn default_route(service: &str, namespace: &str) -> Route {
-    every_path(outbound_cluster(service, None, namespace), service, namespace, Some(default_retry()))
+    every_path(
+        outbound_cluster(service, None, namespace),
+        trace_operation(service, namespace),
+        Some(default_retry()),
+    )
 }
 
-/// Every path to `cluster`, no timeout, spans named after `service`.
-fn every_path(cluster: String, service: &str, namespace: &str, retry_policy: Option<RetryPolicy>) -> Route {
+/// route/route.go, buildDefaultHTTPRoute: every path to `cluster`, named `default`, no timeout.
+fn every_path(cluster: String, operation: String, retry_policy: Option<RetryPolicy>) -> Route {
     Route {
         name: Some("default".to_owned()),
-        matches: RouteMatch {
-            case_sensitive: None,
-            path: PathMatch::Prefix("/".to_owned()),
-            headers: Vec::new(),
-        },
+        matches: every_request(),
         route: RouteAction {
             cluster: ClusterSpecifier::Cluster(cluster),
             timeout: Duration::ZERO,
             max_stream_duration: None,
             retry_policy,
         },
-        decorator: Decorator { operation: format!("{}:{SERVICE_PORT}/*", fqdn(service, namespace)) },
+        decorator: Decorator { operation },
         typed_per_filter_config: None,
     }
+}
+
+/// route/route.go, TranslateRouteMatch of no match: every path, case left to Envoy's default.
+fn every_request() -> RouteMatch {
+    RouteMatch { case_sensitive: None, path: PathMatch::Prefix("/".to_owned()), headers: Vec::new() }
 }
 
 /// route/retry/retry.go, DefaultPolicy.
@@ -161,77 +207,51 @@ fn inbound_retry() -> RetryPolicy {
     }
 }
 
-/// One rule as routes: one per match (Istio's translation), or one matching everything.
-fn render(rule: &Rule, namespace: &str) -> Vec<Route> {
-    if rule.matches.is_empty() {
-        return vec![route(rule, rule.name.clone(), &[], namespace)];
-    }
-    rule.matches
-        .iter()
-        .map(|m| {
-            let name = match (&rule.name, &m.name) {
-                (Some(rule), Some(m)) => Some(format!("{rule}.{m}")),
-                (name, _) => name.clone(),
-            };
-            route(rule, name, &m.conditions, namespace)
-        })
-        .collect()
-}
-
-fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace: &str) -> Route {
-    let mut path_match = PathMatch::Prefix("/".to_owned());
-    let mut headers = Vec::new();
-    let mut path = "/*".to_owned();
-    for condition in conditions {
-        match condition {
-            Condition::Header { name, matcher, negate } => headers.push(HeaderMatcher {
-                invert_match: *negate,
-                treat_missing_header_as_empty: *negate && !matches!(matcher, Matcher::Present),
-                ..header_matcher(name, matcher)
-            }),
-            Condition::Method(matcher) => headers.push(header_matcher(":method", matcher)),
-            Condition::Uri(matcher) => match matcher {
-                Matcher::Exact(exact) => {
-                    path_match = PathMatch::Path(exact.clone());
-                    path.clone_from(exact);
-                }
-                Matcher::Prefix(prefix) => {
-                    path_match = PathMatch::Prefix(prefix.clone());
-                    path = format!("{prefix}*");
-                }
-                Matcher::Regex { source, .. } => {
-                    path_match = PathMatch::SafeRegex(RegexMatcher { regex: source.clone() });
-                    path.clone_from(source);
-                }
-                Matcher::Present => {}
-            },
+/// route/route.go, BuildHTTPRoutesForVirtualService: each rule as routes, one per match (or
+/// one matching everything), heard on `listen_port`. A VirtualService's rules after a route
+/// that matches every request are never reached and are left out.
+fn translate_rules<'a>(
+    rules: impl IntoIterator<Item = &'a Rule>,
+    namespace: &str,
+    listen_port: u16,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let mut caught: Vec<&str> = Vec::new();
+    for rule in rules {
+        if caught.contains(&rule.virtual_service.as_str()) {
+            continue;
+        }
+        if rule.matches.is_empty() {
+            routes.push(translate(rule, None, namespace, listen_port));
+            caught.push(&rule.virtual_service);
+            continue;
+        }
+        for m in &rule.matches {
+            let route = translate(rule, Some(m), namespace, listen_port);
+            let catch_all = is_catch_all(&route);
+            routes.push(route);
+            if catch_all {
+                caught.push(&rule.virtual_service);
+                break;
+            }
         }
     }
-    headers.sort_by(|a, b| a.name.cmp(&b.name));
+    routes
+}
 
-    let mut clusters: Vec<ClusterWeight> = rule
-        .destinations
-        .iter()
-        // Istio leaves out the 0-weighted destinations of a weighted route.
-        .filter(|d| rule.destinations.len() == 1 || d.weight > 0)
-        .map(|d| ClusterWeight {
-            name: outbound_cluster(&d.host, d.subset.as_deref(), namespace),
-            weight: d.weight,
-        })
-        .collect();
-    let (cluster, operation) = if clusters.len() == 1 {
-        let cluster = clusters.remove(0).name;
-        let host = cluster.rsplit('|').next().unwrap_or_default();
-        let operation = format!("{host}:{SERVICE_PORT}{path}");
-        (ClusterSpecifier::Cluster(cluster), operation)
-    } else {
-        // Where several clusters share a route, Istio names it after the VirtualService.
-        let operation = format!("{}:{SERVICE_PORT}{path}", rule.virtual_service);
-        (ClusterSpecifier::WeightedClusters(WeightedClusters { clusters }), operation)
+/// route/route.go, TranslateRoute: one match of a rule (or none) as a route.
+fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16) -> Route {
+    // The rule's name, then the match's after a dot (`.exact` for an unnamed rule).
+    let name = match m.and_then(|m| m.name.as_deref()) {
+        Some(match_name) => Some(format!("{}.{match_name}", rule.name.as_deref().unwrap_or_default())),
+        None => rule.name.clone().filter(|name| !name.is_empty()),
     };
+    let matches = m.map_or_else(every_request, |m| route_match(&m.conditions));
+    let cluster = destination(rule, namespace);
+    let operation = operation(&matches, &cluster, &rule.virtual_service, listen_port);
     Route {
         name,
-        matches: RouteMatch { case_sensitive: Some(true), path: path_match, headers },
+        matches,
         route: RouteAction {
             cluster,
             timeout: rule.timeout.unwrap_or_default(),
@@ -243,6 +263,86 @@ fn route(rule: &Rule, name: Option<String>, conditions: &[Condition], namespace:
     }
 }
 
+/// route/route.go, applyHTTPRouteDestination: a rule of one destination goes to its cluster;
+/// one of several to weighted clusters, those of weight 0 left out, even when one remains.
+fn destination(rule: &Rule, namespace: &str) -> ClusterSpecifier {
+    let cluster = |d: &crate::model::Destination| outbound_cluster(&d.host, d.subset.as_deref(), namespace);
+    if let [only] = rule.destinations.as_slice() {
+        return ClusterSpecifier::Cluster(cluster(only));
+    }
+    let clusters = rule
+        .destinations
+        .iter()
+        .filter(|d| d.weight > 0)
+        .map(|d| ClusterWeight { name: cluster(d), weight: d.weight })
+        .collect();
+    ClusterSpecifier::WeightedClusters(WeightedClusters { clusters })
+}
+
+/// route/route.go, GetRouteOperation: the name of a route's spans, `<host>:<port><path>` of its
+/// one cluster, or `<VirtualService>:<listener's port><path>` where it has several; the path
+/// is the match's (a prefix ending in `*`).
+fn operation(
+    matches: &RouteMatch,
+    cluster: &ClusterSpecifier,
+    virtual_service: &str,
+    listen_port: u16,
+) -> String {
+    let path = match &matches.path {
+        PathMatch::Prefix(prefix) => format!("{prefix}*"),
+        PathMatch::Path(path) => path.clone(),
+        PathMatch::SafeRegex(regex) => regex.regex.clone(),
+    };
+    if let ClusterSpecifier::Cluster(name) = cluster
+        && let Some((port, host)) = subset_key(name)
+    {
+        return format!("{host}:{port}{path}");
+    }
+    format!("{virtual_service}:{listen_port}{path}")
+}
+
+/// model/service.go, ParseSubsetKey: the port and host of `direction|port|subset|host`.
+fn subset_key(cluster: &str) -> Option<(u16, &str)> {
+    let mut parts = cluster.split('|');
+    let (_direction, port, _subset, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    // Istio's Atoi: a port that is not a number reads as 0.
+    Some((port.parse().unwrap_or(0), host))
+}
+
+/// route/route.go, TranslateRouteMatch: header conditions sorted by name, then the method; the
+/// path; case sensitive.
+fn route_match(conditions: &[Condition]) -> RouteMatch {
+    let mut path = PathMatch::Prefix("/".to_owned());
+    let mut headers = Vec::new();
+    let mut method = None;
+    for condition in conditions {
+        match condition {
+            Condition::Header { name, matcher, negate } => headers.push(HeaderMatcher {
+                invert_match: *negate,
+                // It cannot go with a presence test (canBeConvertedToPresentMatch).
+                treat_missing_header_as_empty: *negate && !matches!(matcher, Matcher::Present),
+                ..header_matcher(name, matcher)
+            }),
+            Condition::Method(matcher) => method = Some(header_matcher(":method", matcher)),
+            Condition::Uri(matcher) => match matcher {
+                Matcher::Exact(exact) => path = PathMatch::Path(exact.clone()),
+                Matcher::Prefix(prefix) => path = PathMatch::Prefix(prefix.clone()),
+                Matcher::Regex { source, .. } => {
+                    path = PathMatch::SafeRegex(RegexMatcher { regex: source.clone() })
+                }
+                Matcher::Present => {}
+            },
+        }
+    }
+    headers.sort_by(|a, b| a.name.cmp(&b.name));
+    headers.extend(method);
+    RouteMatch { case_sensitive: Some(true), path, headers }
+}
+
+/// route/retry/retry.go, ConvertPolicy.
 fn retry_policy(retries: &Retries) -> Option<RetryPolicy> {
     match retries {
         Retries::Default => Some(default_retry()),
@@ -265,6 +365,7 @@ fn retry_policy(retries: &Retries) -> Option<RetryPolicy> {
     }
 }
 
+/// route/route.go, translateHeaderMatch.
 fn header_matcher(name: &str, matcher: &Matcher) -> HeaderMatcher {
     let matcher = match matcher {
         Matcher::Exact(exact) => HeaderMatch::StringMatch(StringMatcher::Exact(exact.clone())),
@@ -282,10 +383,11 @@ fn header_matcher(name: &str, matcher: &Matcher) -> HeaderMatcher {
     }
 }
 
-/// A route's fault, as Istio writes it: percentages in millionths.
+/// route/route.go, TranslateFault: a route's fault, its percentages in millionths (cut, not
+/// rounded, as Istio's integer conversion does).
 fn fault(rule: &Rule) -> Option<HttpFault> {
     let percentage = |percent: f64| FractionalPercent {
-        numerator: (percent * 10_000.0).round() as u64,
+        numerator: (percent * 10_000.0) as u64,
         denominator: DenominatorType::Million,
     };
     if rule.delay.is_none() && rule.abort.is_none() {

