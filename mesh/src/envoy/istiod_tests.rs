@@ -319,3 +319,37 @@ fn the_inbound_route_has_no_deadline_and_retries_requests_reset_before_the_appli
     );
     assert!(route["route"].get("max_stream_duration").is_none());
 }
+
+/// tracing.go, configureCustomTags, 741 and 758-760: Istio's tags, the dry-run policy tags
+/// among them (optionalPolicyTags, 574-579; dryRunPolicyTraceTag, 547-572: the RBAC filter's
+/// request metadata, security/authz/model/model.go, 30-33), sorted by name with the
+/// Telemetry's.
+#[test]
+fn every_proxy_tags_its_spans_as_istio_does_dry_run_policies_included() {
+    let mesh = mesh(&["default"], Tracer::Zipkin, Routing::default());
+    for (name, manager) in every_manager(&mesh) {
+        let tags = manager["tracing"]["custom_tags"].as_array().unwrap();
+        let names: Vec<&str> = tags.iter().map(|t| t["tag"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "baggage",
+                "istio.authorization.dry_run.allow_policy.name",
+                "istio.authorization.dry_run.allow_policy.result",
+                "istio.authorization.dry_run.deny_policy.name",
+                "istio.authorization.dry_run.deny_policy.result",
+                "istio.canonical_revision",
+                "istio.canonical_service",
+                "istio.cluster_id",
+                "istio.mesh_id",
+                "istio.namespace",
+            ],
+            "{name}"
+        );
+        let metadata = |key: &str| json!({"kind": {"request": {}}, "metadata_key": {"key": "envoy.filters.http.rbac", "path": [{"key": key}]}});
+        assert_eq!(tags[1]["metadata"], metadata("istio_dry_run_allow_shadow_effective_policy_id"), "{name}");
+        assert_eq!(tags[2]["metadata"], metadata("istio_dry_run_allow_shadow_engine_result"), "{name}");
+        assert_eq!(tags[3]["metadata"], metadata("istio_dry_run_deny_shadow_effective_policy_id"), "{name}");
+        assert_eq!(tags[4]["metadata"], metadata("istio_dry_run_deny_shadow_engine_result"), "{name}");
+    }
+}

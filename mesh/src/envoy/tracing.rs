@@ -4,10 +4,29 @@
 use std::time::Duration;
 
 use super::api::{
-    CollectorEndpointVersion, CustomTag, Extension, HttpService, HttpUri, OpenTelemetryConfig, Percent,
-    TagValue, TraceContextOption, Tracing, TracingProvider, ZipkinConfig,
+    CollectorEndpointVersion, CustomTag, Extension, HttpService, HttpUri, MetadataKey, MetadataKind,
+    OpenTelemetryConfig, PathSegment, Percent, TagValue, TraceContextOption, Tracing, TracingProvider,
+    ZipkinConfig,
 };
 use super::{CLUSTER_ID, Identity, MESH_ID, Mesh, OTLP_CLUSTER, ZIPKIN_CLUSTER};
+
+/// The filter whose metadata says what an AuthorizationPolicy in dry run would have done.
+const RBAC_FILTER: &str = "envoy.filters.http.rbac";
+
+/// tracing.go, dryRunPolicyTraceTag: `istio.authorization.dry_run.<what>`, from the RBAC
+/// filter's `key`; no tag where no policy in dry run ran (none does here).
+fn dry_run(what: &str, key: &str) -> CustomTag {
+    CustomTag {
+        tag: format!("istio.authorization.dry_run.{what}"),
+        value: TagValue::Metadata {
+            kind: MetadataKind::Request {},
+            metadata_key: MetadataKey {
+                key: RBAC_FILTER.to_owned(),
+                path: vec![PathSegment { key: key.to_owned() }],
+            },
+        },
+    }
+}
 
 /// How long a proxy waits on the collector.
 const COLLECTOR_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,6 +92,8 @@ impl Mesh {
             client_sampling: Percent { value: 100.0 },
             random_sampling: Percent { value: self.sampling },
             overall_sampling: Percent { value: 100.0 },
+            // tracing.go, configureCustomTags: Istio's tags (buildServiceTags and
+            // optionalPolicyTags) and the Telemetry's, sorted by name.
             custom_tags: vec![
                 // What the routing rules match on, for reading a trace next to them (Istio's
                 // Telemetry `customTags`, k8s/istio/telemetry-*.yaml).
@@ -80,6 +101,10 @@ impl Mesh {
                     tag: "baggage".to_owned(),
                     value: TagValue::RequestHeader { name: "baggage".to_owned() },
                 },
+                dry_run("allow_policy.name", "istio_dry_run_allow_shadow_effective_policy_id"),
+                dry_run("allow_policy.result", "istio_dry_run_allow_shadow_engine_result"),
+                dry_run("deny_policy.name", "istio_dry_run_deny_shadow_effective_policy_id"),
+                dry_run("deny_policy.result", "istio_dry_run_deny_shadow_engine_result"),
                 literal("istio.canonical_revision", &identity.version),
                 literal("istio.canonical_service", &identity.app),
                 literal("istio.cluster_id", CLUSTER_ID),

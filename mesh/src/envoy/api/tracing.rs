@@ -57,6 +57,38 @@ pub enum TagValue {
         /// The header.
         name: String,
     },
+    /// A value of the request's dynamic metadata, which a filter may set (no tag when none
+    /// did).
+    Metadata {
+        /// Whose metadata: the request's.
+        kind: MetadataKind,
+        /// Where in it.
+        metadata_key: MetadataKey,
+    },
+}
+
+/// `type.metadata.v3.MetadataKind`: whose metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataKind {
+    /// The request's.
+    Request {},
+}
+
+/// `type.metadata.v3.MetadataKey`: a filter's namespace of metadata and a path in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetadataKey {
+    /// The filter's namespace, such as `envoy.filters.http.rbac`.
+    pub key: String,
+    /// The keys down to the value.
+    pub path: Vec<PathSegment>,
+}
+
+/// `MetadataKey.PathSegment`: one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathSegment {
+    /// The key.
+    pub key: String,
 }
 
 /// The tracer (`Tracing.provider`).
