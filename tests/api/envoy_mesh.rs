@@ -98,7 +98,8 @@ async fn traces(up: &Up, service: &str, count: usize, expected: impl Fn(&str) ->
             for id in ids {
                 let view = get(&format!("{viewer}/api/bookinfo/traces/{id}")).await.json();
                 let trace = Seen { summary: view["summary"].clone(), rows: view["rows"].as_array()?.clone() };
-                if trace.spans() != expected(trace.version()) {
+                // Until reviews' spans are in, the page's version, and so its size, is unknown.
+                if trace.version() == "-" || trace.spans() != expected(trace.version()) {
                     return None;
                 }
                 seen.push(trace);
