@@ -20,12 +20,12 @@ use crate::spans::{app_spans, sidecar_spans};
 use crate::stack::Up;
 use crate::wait::eventually;
 
-fn k8s(file: &str) -> String {
+pub(crate) fn k8s(file: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/istio").join(file).display().to_string()
 }
 
 /// A VirtualService pinning reviews to v2 (beside k8s/istio/destination-rules.yaml).
-fn pin_reviews(name: &str, route: &str) -> String {
+pub(crate) fn pin_reviews(name: &str, route: &str) -> String {
     let file = std::env::temp_dir().join(format!("bookinfo-{name}-{}.yaml", std::process::id()));
     let text = format!(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n{route}"
@@ -35,7 +35,7 @@ fn pin_reviews(name: &str, route: &str) -> String {
 }
 
 /// `bookinfo up --mesh args...`, with the test's PATH so that Envoy is found.
-async fn mesh(args: &[&str]) -> Up {
+pub(crate) async fn mesh(args: &[&str]) -> Up {
     let found = std::env::var_os("BOOKINFO_ENVOY").is_some()
         || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .any(|d| d.join("envoy").is_file());
@@ -53,9 +53,9 @@ async fn mesh(args: &[&str]) -> Up {
 
 /// One trace as the viewer's API gives it.
 #[derive(Debug, Clone)]
-struct Seen {
-    summary: Value,
-    rows: Vec<Value>,
+pub(crate) struct Seen {
+    pub(crate) summary: Value,
+    pub(crate) rows: Vec<Value>,
 }
 
 impl Seen {
@@ -63,11 +63,11 @@ impl Seen {
         self.summary["spans"].as_u64().unwrap() as usize
     }
 
-    fn version(&self) -> &str {
+    pub(crate) fn version(&self) -> &str {
         self.summary["reviews_version"].as_str().unwrap_or("-")
     }
 
-    fn tag<'a>(row: &'a Value, key: &str) -> Option<&'a str> {
+    pub(crate) fn tag<'a>(row: &'a Value, key: &str) -> Option<&'a str> {
         row["attributes"].as_array()?.iter().find(|kv| kv[0] == key).and_then(|kv| kv[1].as_str())
     }
 
@@ -79,7 +79,12 @@ impl Seen {
 
 /// The traces with a span of `service` that the store holds, once each has as many spans as
 /// its reviews version says (the proxies flush a little after the applications).
-async fn traces(up: &Up, service: &str, count: usize, expected: impl Fn(&str) -> usize) -> Vec<Seen> {
+pub(crate) async fn traces(
+    up: &Up,
+    service: &str,
+    count: usize,
+    expected: impl Fn(&str) -> usize,
+) -> Vec<Seen> {
     let viewer = up.store.viewer().to_owned();
     eventually(
         Duration::from_secs(20),
@@ -110,7 +115,7 @@ async fn traces(up: &Up, service: &str, count: usize, expected: impl Fn(&str) ->
     .await
 }
 
-async fn page(url: &str, headers: &[(&str, &str)]) -> crate::helpers::Answer {
+pub(crate) async fn page(url: &str, headers: &[(&str, &str)]) -> crate::helpers::Answer {
     let mut request = client().get(url);
     for (name, value) in headers {
         request = request.insert_header((*name, *value));

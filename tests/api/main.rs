@@ -13,6 +13,7 @@ mod envoy_mesh;
 mod faults;
 mod helpers;
 mod image;
+mod istiod;
 mod kubelet;
 mod manifests;
 mod mesh;
