@@ -123,7 +123,7 @@ async fn details(
 #[tracing::instrument(name = "fetch book", skip_all)]
 async fn fetch_external(ctx: &RequestContext, id: i64) -> Result<Book, LookupError> {
     let reply = ctx
-        .get(BOOKS, format!("/books/v1/volumes?q=isbn:{EXTERNAL_ISBN}"))
+        .get(BOOKS, "/books/v1/volumes?q=isbn:{isbn}", EXTERNAL_ISBN)
         .timeout(EXTERNAL_TIMEOUT)
         .send()
         .await?;

@@ -1,7 +1,7 @@
 //! The outbound HTTP client every service calls its upstreams through.
 //!
 //! Handlers take a [`RequestContext`] (an `actix-web` extractor) and call
-//! `ctx.get(REVIEWS, "/reviews/0").timeout(..).send().await`. The context carries the
+//! `ctx.get(REVIEWS, "/reviews/{id}", id).timeout(..).send().await`. The context carries the
 //! inbound request's forwarded headers, so every outbound call sends them on without the
 //! handler knowing which headers matter.
 //!
@@ -12,8 +12,9 @@
 //! In `otel` mode each attempt is a CLIENT span, child of the span the handler is in, and the
 //! propagators write its context (`traceparent`, `x-b3-*`, `baggage`, ...) onto the call, so the
 //! next sidecar's span becomes its child. The semantic conventions are followed: named after the
-//! method, with `url.full`, `server.address`, `server.port` and `http.response.status_code`;
-//! any failure, a 4xx included, marks it as an error.
+//! method and the path's template (`GET /reviews/{id}`), with `url.template`, `url.full`,
+//! `server.address`, `server.port` and `http.response.status_code`; any failure, a 4xx
+//! included, marks it as an error.
 
 use std::cell::Cell;
 use std::future::{Ready, ready};
@@ -129,12 +130,15 @@ impl RequestContext {
         }
     }
 
-    /// A `GET` of `path` (starting with `/`) on `upstream`.
-    pub fn get(&self, upstream: Upstream, path: impl Into<String>) -> Call<'_> {
+    /// A `GET` on `upstream` of `template`, a path of its API with one `{...}` part (such as
+    /// `/details/{id}`), that part replaced by `value` as it is. The template names the call's
+    /// span (`GET /details/{id}`): a name of few values, whatever the ids.
+    pub fn get(&self, upstream: Upstream, template: &'static str, value: &str) -> Call<'_> {
         Call {
             ctx: self,
             upstream,
-            path: path.into(),
+            template,
+            path: fill(template, value),
             timeout: DEFAULT_TIMEOUT,
             attempts: 1,
             headers: Vec::new(),
@@ -147,6 +151,7 @@ impl RequestContext {
 pub struct Call<'a> {
     ctx: &'a RequestContext,
     upstream: Upstream,
+    template: &'static str,
     path: String,
     timeout: Duration,
     attempts: u32,
@@ -201,11 +206,14 @@ impl Call<'_> {
         }
         let span = client.tracing.otel().map(|otel| {
             // Room for what is known later (where the call goes, how it ended): no regrowth.
-            let mut attributes = Vec::with_capacity(7);
+            let mut attributes = Vec::with_capacity(8);
             attributes.push(KeyValue::new("http.request.method", "GET"));
             attributes.push(KeyValue::new("peer.service", upstream.name()));
-            // Semantic conventions: a client span is named after its method alone.
-            let cx = otel.start("GET", SpanKind::Client, attributes, &current_parent());
+            attributes.push(KeyValue::new("url.template", self.template));
+            // Semantic conventions: a client span is named after its method and, when there is
+            // one, its URL's template.
+            let cx =
+                otel.start(format!("GET {}", self.template), SpanKind::Client, attributes, &current_parent());
             otel.propagators().inject(&cx, &mut Write(&mut headers));
             cx
         });
@@ -285,6 +293,16 @@ impl Pods<'_, '_> {
             .await
             .map_err(|source| UpstreamError::Body { upstream, source })?;
         Ok(Reply { upstream, status, body })
+    }
+}
+
+/// `template` with its one `{...}` part replaced by `value` (`template` itself if it has none).
+fn fill(template: &str, value: &str) -> String {
+    match (template.find('{'), template.find('}')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{value}{}", &template[..open], &template[close + 1..])
+        }
+        _ => template.to_owned(),
     }
 }
 
@@ -410,6 +428,17 @@ mod tests {
     use super::*;
 
     const REVIEWS: Upstream = Upstream::named("reviews");
+
+    #[test]
+    fn a_template_is_filled_with_its_value_as_it_is() {
+        assert_eq!(fill("/details/{id}", "0"), "/details/0");
+        assert_eq!(
+            fill("/books/v1/volumes?q=isbn:{isbn}", "0486424618"),
+            "/books/v1/volumes?q=isbn:0486424618"
+        );
+        assert_eq!(fill("/reviews/{id}/x", "a%2Fb"), "/reviews/a%2Fb/x");
+        assert_eq!(fill("/health", "0"), "/health");
+    }
 
     #[test]
     fn a_body_of_another_shape_is_a_decode_error_that_keeps_its_cause() {

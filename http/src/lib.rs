@@ -3,7 +3,7 @@
 //! Services stay thin: HTTP handlers and domain data. Everything about serving, forwarding
 //! headers, calling other services and the spans of both lives here, behind a small API, so that
 //! a service never knows which tracing mode it runs in:
-//! `ctx.get(REVIEWS, "/reviews/0").timeout(..).send()`.
+//! `ctx.get(REVIEWS, "/reviews/{id}", id).timeout(..).send()`.
 //!
 //! - [`server`]: listening sockets and the shared `actix-web` wiring ([`server::run`]).
 //! - [`middleware`]: per request, the SERVER span (`otel` mode) and the access log.

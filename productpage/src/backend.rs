@@ -34,16 +34,15 @@ impl Backend {
 
     /// `GET /details/{id}`: one attempt. `id` is a raw path segment, sent on unchanged.
     pub async fn details(&self, ctx: &RequestContext, id: &str) -> Result<Book, UpstreamError> {
-        let path = format!("/details/{id}");
-        let call = self.call(ctx, DETAILS, path, self.config.details_timeout, 1);
+        let call = self.call(ctx, DETAILS, ("/details/{id}", id), self.config.details_timeout, 1);
         call.instrument(ctx.fetch_span("fetch details")).await
     }
 
     /// `GET /reviews/{id}`, tried twice by default: the original keeps a deliberate retry that
     /// Istio's fault-injection and timeout tasks rely on.
     pub async fn reviews(&self, ctx: &RequestContext, id: &str) -> Result<Reviews, UpstreamError> {
-        let path = format!("/reviews/{id}");
         let config = &self.config;
+        let path = ("/reviews/{id}", id);
         let call = self.call(ctx, REVIEWS, path, config.reviews_timeout, config.reviews_attempts);
         call.instrument(ctx.fetch_span("fetch reviews")).await
     }
@@ -54,8 +53,7 @@ impl Backend {
     ///
     /// [`Ratings`]: bookinfo_wire::ratings::Ratings
     pub async fn ratings(&self, ctx: &RequestContext, id: &str) -> Result<Value, UpstreamError> {
-        let path = format!("/ratings/{id}");
-        let call = self.call(ctx, RATINGS, path, self.config.ratings_timeout, 1);
+        let call = self.call(ctx, RATINGS, ("/ratings/{id}", id), self.config.ratings_timeout, 1);
         call.instrument(ctx.fetch_span("fetch ratings")).await
     }
 
@@ -68,18 +66,18 @@ impl Backend {
         }
     }
 
-    /// Calls `upstream` and reads its answer as the `T` it writes. An answer of another shape
-    /// is a failed call too.
+    /// Calls `upstream` on `(template, id)` and reads its answer as the `T` it writes. An answer
+    /// of another shape is a failed call too.
     async fn call<T: DeserializeOwned>(
         &self,
         ctx: &RequestContext,
         upstream: Upstream,
-        path: String,
+        (template, id): (&'static str, &str),
         timeout: Duration,
         attempts: u32,
     ) -> Result<T, UpstreamError> {
         let result = ctx
-            .get(upstream, path)
+            .get(upstream, template, id)
             .timeout(timeout)
             .attempts(attempts)
             .send()

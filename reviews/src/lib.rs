@@ -143,7 +143,7 @@ async fn reviews(id: web::Path<String>, ctx: RequestContext, config: Data<Config
 /// original, and the reviews are still served.
 async fn fetch_stars(ctx: &RequestContext, id: i32, timeout: Duration) -> [Stars; 2] {
     let call = ctx
-        .get(RATINGS, format!("/ratings/{id}"))
+        .get(RATINGS, "/ratings/{id}", &id.to_string())
         .header(header::ACCEPT, HeaderValue::from_static("application/json"))
         .timeout(timeout);
     match call.send().await {

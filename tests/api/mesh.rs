@@ -166,7 +166,8 @@ async fn otel_continues_envoys_b3_trace_and_the_next_hop_is_a_child_of_the_clien
             .find(|s| s.kind() == "CLIENT" && s.attr("peer.service").as_deref() == Some(upstream))
             .unwrap();
         assert_eq!(call.parent(), server.span_id(), "no span between the request's and its calls'");
-        assert_eq!(call.span.name, "GET");
+        assert_eq!(call.span.name, format!("GET /{upstream}/{{id}}"));
+        assert_eq!(call.attr("url.template"), Some(format!("/{upstream}/{{id}}")));
         assert!(call.attr("url.full").unwrap().ends_with(&format!("/{upstream}/0")));
         assert_eq!(call.attr("server.address").as_deref(), Some("127.0.0.1"));
         assert_eq!(call.attr("http.response.status_code").as_deref(), Some("200"));
