@@ -6,9 +6,6 @@ pub mod zipkin;
 
 use std::io::Read;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
-
 use crate::model::Span;
 
 /// How a request body is encoded.
@@ -28,6 +25,9 @@ pub enum DecodeError {
     /// Not protobuf of an OTLP export request.
     #[error("not an OTLP export request: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// Protobuf whose field runs past the end of the body.
+    #[error("not an OTLP export request: a field runs past the end of the body")]
+    Truncated,
     /// Not the JSON expected.
     #[error("not valid JSON for this endpoint: {0}")]
     Json(#[from] serde_json::Error),
@@ -48,7 +48,7 @@ pub enum DecodeError {
 /// A body that is not what `format` says.
 pub fn decode(format: Format, body: &[u8]) -> Result<Vec<Span>, DecodeError> {
     Ok(match format {
-        Format::OtlpProtobuf => otlp::from_proto(ExportTraceServiceRequest::decode(body)?),
+        Format::OtlpProtobuf => otlp::from_proto(body)?,
         Format::OtlpJson => otlp::from_json(&serde_json::from_slice(body)?),
         Format::ZipkinJson => zipkin::from_json(body)?,
     })

@@ -6,44 +6,117 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
+use prost::Message;
+use prost::encoding::{self, DecodeContext, WireType};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value as Json;
 
+use super::DecodeError;
 use crate::model::{Attribute, Kind, Resource, Span, SpanId, TraceId, Value};
 
-/// The spans of a protobuf export request; spans with unusable ids are skipped.
-pub fn from_proto(request: ExportTraceServiceRequest) -> Vec<Span> {
-    let mut spans = Vec::new();
-    for resource_spans in request.resource_spans {
-        let attributes = resource_spans.resource.map(|r| proto_attributes(r.attributes)).unwrap_or_default();
-        let resource = Arc::new(Resource::from_attributes(attributes));
-        for scope in resource_spans.scope_spans {
-            spans.reserve(scope.spans.len());
-            for span in scope.spans {
-                let (Some(trace_id), Some(span_id)) =
-                    (TraceId::from_bytes(&span.trace_id), SpanId::from_bytes(&span.span_id))
-                else {
-                    continue;
-                };
-                spans.push(Span {
-                    trace_id,
-                    span_id,
-                    parent: SpanId::from_bytes(&span.parent_span_id),
-                    name: span.name.into_boxed_str(),
-                    kind: Kind::from_otlp(i64::from(span.kind)),
-                    start: span.start_time_unix_nano,
-                    end: span.end_time_unix_nano,
-                    error: span.status.is_some_and(|s| s.code == 2),
-                    resource: resource.clone(),
-                    attributes: proto_attributes(span.attributes).into_boxed_slice(),
-                });
-            }
+/// The spans of a protobuf export request (`body`); spans with unusable ids are skipped.
+///
+/// Decoded a span at a time: the request is never held decoded as a whole, which for small
+/// spans would take several times the body on top of the spans made of it.
+///
+/// # Errors
+/// A body that is not protobuf of an export request.
+pub fn from_proto(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
+    // Counted first (no allocation), so that the list takes what the spans need, not the
+    // double a growing list may.
+    let mut count = 0;
+    for_each_message(body, |tag, resource_spans| {
+        if tag == 1 {
+            for_each_message(resource_spans, |tag, scope| {
+                if tag == 2 {
+                    for_each_message(scope, |tag, _| {
+                        count += usize::from(tag == 2);
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })?;
         }
+        Ok(())
+    })?;
+    let mut spans = Vec::with_capacity(count);
+    for_each_message(body, |tag, resource_spans| {
+        // ExportTraceServiceRequest.resource_spans
+        if tag == 1 {
+            add_resource_spans(resource_spans, &mut spans)?;
+        }
+        Ok(())
+    })?;
+    Ok(spans)
+}
+
+/// The spans of one `ResourceSpans`, added to `spans`.
+fn add_resource_spans(body: &[u8], spans: &mut Vec<Span>) -> Result<(), DecodeError> {
+    // Fields may come in any order: the resource is read before the spans that share it.
+    let mut resource = ProtoResource::default();
+    let mut scopes = Vec::new();
+    for_each_message(body, |tag, field| {
+        match tag {
+            1 => resource.merge(field)?,
+            2 => scopes.push(field),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let resource = Arc::new(Resource::from_attributes(proto_attributes(resource.attributes)));
+    for scope in scopes {
+        for_each_message(scope, |tag, span| {
+            // ScopeSpans.spans
+            if tag == 2 {
+                spans.extend(proto_span(ProtoSpan::decode(span)?, &resource));
+            }
+            Ok(())
+        })?;
     }
-    spans
+    Ok(())
+}
+
+/// Calls `visit` with the tag and bytes of each length-delimited field of message `body`,
+/// skipping the others.
+fn for_each_message<'a>(
+    mut body: &'a [u8],
+    mut visit: impl FnMut(u32, &'a [u8]) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    while !body.is_empty() {
+        let (tag, wire_type) = encoding::decode_key(&mut body)?;
+        if wire_type != WireType::LengthDelimited {
+            encoding::skip_field(wire_type, tag, &mut body, DecodeContext::default())?;
+            continue;
+        }
+        let length = usize::try_from(encoding::decode_varint(&mut body)?).unwrap_or(usize::MAX);
+        if length > body.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (field, rest) = body.split_at(length);
+        visit(tag, field)?;
+        body = rest;
+    }
+    Ok(())
+}
+
+/// A span of protobuf, with the resource of its batch; `None` with unusable ids.
+fn proto_span(span: ProtoSpan, resource: &Arc<Resource>) -> Option<Span> {
+    Some(Span {
+        trace_id: TraceId::from_bytes(&span.trace_id)?,
+        span_id: SpanId::from_bytes(&span.span_id)?,
+        parent: SpanId::from_bytes(&span.parent_span_id),
+        name: span.name.into_boxed_str(),
+        kind: Kind::from_otlp(i64::from(span.kind)),
+        start: span.start_time_unix_nano,
+        end: span.end_time_unix_nano,
+        error: span.status.is_some_and(|s| s.code == 2),
+        resource: resource.clone(),
+        attributes: proto_attributes(span.attributes).into_boxed_slice(),
+    })
 }
 
 fn proto_attributes(attributes: Vec<KeyValue>) -> Vec<Attribute> {
@@ -335,6 +408,7 @@ impl<'a> ValueJson<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use serde_json::json;
 
     #[test]
@@ -418,7 +492,9 @@ mod tests {
                 ..ResourceSpans::default()
             }],
         };
-        let spans = from_proto(request);
+        let body = request.encode_to_vec();
+        let spans = from_proto(&body).unwrap();
+        assert!(matches!(from_proto(&body[..body.len() - 3]), Err(DecodeError::Truncated)));
         assert_eq!(spans.len(), 1, "an all-zero id is no id");
         assert_eq!((spans[0].service(), spans[0].kind), ("details", Kind::Server));
         assert_eq!(spans[0].attribute("http.response.status_code"), Some(&Value::Int(200)));
