@@ -2,6 +2,7 @@
 //!
 //! - [`model`]: spans as kept (compact ids, boxed strings, shared resources).
 //! - [`wire`]: OTLP protobuf and JSON, Zipkin v2 JSON, gzip bodies.
+//! - [`limits`]: what one span may hold (attributes, text), as the OpenTelemetry SDKs bound it.
 //! - [`trace`]: spans grouped into traces, and a trace's tree (linear, iterative).
 //! - [`store`]: traces in memory bounded by bytes.
 //! - [`sink`]: the local stack's receivers, store, viewer and file, on threads of their own;
@@ -16,6 +17,7 @@ pub mod compare;
 pub mod file;
 pub mod intake;
 pub mod jaeger;
+pub mod limits;
 pub mod model;
 pub mod query;
 pub mod render;
