@@ -239,9 +239,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&runs);
         let err = trace_file(None, &runs).unwrap_err();
         assert!(matches!(&err, Error::Traces(TracesError::NoRunFile(root)) if *root == runs), "{err}");
-        for run in ["2026-01-01T000000Z-1", "2026-01-02T000000Z-1"] {
+        // The newest run holds nothing and runs no more (a start that failed): not the latest.
+        for (run, text) in
+            [("2026-01-01T000000Z-1", "{}\n"), ("2026-01-02T000000Z-1", "{}\n"), ("2026-01-03T000000Z-1", "")]
+        {
             std::fs::create_dir_all(runs.join(run)).unwrap();
-            std::fs::write(runs.join(run).join(file::FILE_NAME), "").unwrap();
+            std::fs::write(runs.join(run).join(file::FILE_NAME), text).unwrap();
         }
         let latest = runs.join("2026-01-02T000000Z-1").join(file::FILE_NAME);
         assert_eq!(trace_file(None, &runs).unwrap(), latest);

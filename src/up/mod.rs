@@ -66,7 +66,7 @@ where
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
         Err(err) => {
-            close(prepared.sink).await;
+            discard(prepared.sink).await;
             return Err(err.into());
         }
     };
@@ -80,7 +80,7 @@ where
         Ok(banner) => banner,
         Err(err) => {
             supervisor.stop_all().await;
-            close(sink).await;
+            discard(sink).await;
             return Err(err);
         }
     };
@@ -130,6 +130,18 @@ async fn close(sink: Option<Sink>) {
     if let Some(sink) = sink {
         let _ = blocking::run(move || {
             sink.close();
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// Stops the store of a stack that failed to start and removes its run (off the runtime): it
+/// never becomes the latest run.
+async fn discard(sink: Option<Sink>) {
+    if let Some(sink) = sink {
+        let _ = blocking::run(move || {
+            sink.discard();
             Ok(())
         })
         .await;

@@ -174,20 +174,24 @@ fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> Pat
         Ok(Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)))
     };
     let (otlp, zipkin, query) = (at(Listener::Otlp)?, at(Listener::Zipkin)?, at(Listener::Viewer)?);
-    let file = match &store.traces_file {
-        Some(file) => file.clone(),
-        None => file::new_run_dir(&runs_root())?.join(file::FILE_NAME),
+    // The run's directory is held (locked) by the sink for as long as it runs.
+    let (file, run) = match &store.traces_file {
+        Some(file) => (file.clone(), None),
+        None => {
+            let run = file::Run::create(&runs_root())?;
+            (run.file(), Some(run))
+        }
     };
+    let memory = usize::try_from(store.trace_memory).unwrap_or(usize::MAX);
+    let body_limit = usize::try_from(store.trace_body_limit).unwrap_or(usize::MAX);
     let options = SinkOptions {
         otlp,
         zipkin,
         query,
-        limits: Limits {
-            bytes: usize::try_from(store.trace_memory).unwrap_or(usize::MAX),
-            spans_per_trace: store.trace_spans.max(1),
-        },
-        body_limit: usize::try_from(store.trace_body_limit).unwrap_or(usize::MAX),
+        limits: Limits { bytes: memory, spans_per_trace: store.trace_spans.max(1) },
+        body_limit,
         file: Some((file, store.traces_file_size)),
+        run,
         print: !store.quiet_traces,
         ..SinkOptions::default()
     };

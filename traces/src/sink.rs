@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::file::Writer;
+use crate::file::{Run, Writer};
 use crate::render::{self, Options};
 use crate::store::{Handout, Limits, Stats, Store};
 use crate::{intake, query};
@@ -35,7 +35,7 @@ pub const QUIET: Duration = Duration::from_millis(1000);
 const TICK: Duration = Duration::from_millis(100);
 
 /// What a sink listens on and keeps.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SinkOptions {
     /// OTLP/HTTP receiver (`/v1/traces`), if any.
     pub otlp: Option<SocketAddr>,
@@ -49,6 +49,8 @@ pub struct SinkOptions {
     pub body_limit: usize,
     /// Where finished traces are written, and the size past which the file is rotated.
     pub file: Option<(PathBuf, u64)>,
+    /// The run directory the file is in, held for as long as the sink runs.
+    pub run: Option<Run>,
     /// Print finished traces on standard output.
     pub print: bool,
     /// Trees printed per second at most; the rest are counted.
@@ -64,6 +66,7 @@ impl Default for SinkOptions {
             limits: Limits::default(),
             body_limit: 4 * 1024 * 1024,
             file: None,
+            run: None,
             print: false,
             prints_per_second: 10,
         }
@@ -155,6 +158,7 @@ pub struct Sink {
     pub query: Option<SocketAddr>,
     /// The file traces are written to.
     pub file: Option<PathBuf>,
+    run: Option<Run>,
     printing: bool,
     shared: Arc<Shared>,
     servers: Vec<ServerHandle>,
@@ -180,7 +184,21 @@ impl Sink {
     ///
     /// # Errors
     /// As [`start`](Self::start).
-    pub fn start_with(options: SinkOptions, store: Store) -> Result<Self, SinkError> {
+    pub fn start_with(mut options: SinkOptions, store: Store) -> Result<Self, SinkError> {
+        let run = options.run.take();
+        match Self::start_on(options, store) {
+            Ok(sink) => Ok(Self { run, ..sink }),
+            Err(err) => {
+                // A sink that never ran leaves no run behind.
+                if let Some(run) = run {
+                    run.discard();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn start_on(options: SinkOptions, store: Store) -> Result<Self, SinkError> {
         let listeners = Listeners::bind(&options)?;
         let (otlp, zipkin, query) = (
             listeners.addr(Listener::Otlp),
@@ -208,6 +226,7 @@ impl Sink {
             zipkin,
             query,
             file,
+            run: None,
             printing: options.print,
             shared,
             servers,
@@ -225,6 +244,17 @@ impl Sink {
     /// The store's counts.
     pub fn stats(&self) -> Stats {
         self.shared.store().stats()
+    }
+
+    /// Stops, as [`close`](Self::close) does, and removes the run directory it wrote in, if
+    /// it made one: a stack that failed to start leaves no run behind to be taken for the
+    /// latest.
+    pub fn discard(mut self) {
+        let run = self.run.take();
+        self.close();
+        if let Some(run) = run {
+            run.discard();
+        }
     }
 
     /// Stops receiving, shows and writes what is left, and waits for the threads (blocking:

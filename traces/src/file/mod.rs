@@ -1,7 +1,8 @@
 //! Trace files: one OTLP JSON export request per line, as `bookinfo up` writes them.
 //!
-//! Each run of the stack writes its own file, in a run directory of its own, through a
-//! background thread ([`Writer`]); the file is capped and rotated (`traces.jsonl`, then
+//! Each run of the stack writes its own file, in a run directory of its own ([`Run`]), which
+//! it holds locked while it runs, so that no other run's start prunes it; the file is written
+//! through a background thread ([`Writer`]), capped and rotated (`traces.jsonl`, then
 //! `traces.1.jsonl`), so a run never takes more than twice the cap on disk. Readers
 //! ([`read_latest`], [`read_trace`]) take the latest traces from the end of a file without
 //! loading it whole.
@@ -9,7 +10,7 @@
 mod read;
 mod writer;
 
-use std::fs;
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -24,7 +25,9 @@ pub use self::writer::Writer;
 pub const RUNS_DIR: &str = "BOOKINFO_RUNS_DIR";
 /// The file of a run, in its directory.
 pub const FILE_NAME: &str = "traces.jsonl";
-/// Run directories kept; older ones are removed when a new run starts.
+/// The file a running run holds locked, in its directory.
+const LOCK_NAME: &str = "running.lock";
+/// Run directories kept; older ones that no stack runs in are removed when a new run starts.
 const RUNS_KEPT: usize = 10;
 
 /// Where run directories go, as `source` says: `$BOOKINFO_RUNS_DIR`, else
@@ -48,42 +51,91 @@ pub fn temp_dir(source: &(impl Source + ?Sized)) -> PathBuf {
     source.get("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
 }
 
-/// Makes a new run directory under `root` (named after the time and this process), removing
-/// the oldest runs beyond the last ten.
-///
-/// # Errors
-/// The directory cannot be made.
-pub fn new_run_dir(root: &Path) -> io::Result<PathBuf> {
-    fs::create_dir_all(root)?;
-    prune(root);
-    let stamp = crate::time::rfc3339_seconds(SystemTime::now()).replace(':', "");
-    let dir = root.join(format!("{stamp}-{}", std::process::id()));
-    fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A run directory this process writes in, locked for as long as the value lives (and the
+/// lock goes with the process, however it ends).
+#[derive(Debug)]
+pub struct Run {
+    dir: PathBuf,
+    /// Held locked.
+    _lock: File,
 }
 
-fn prune(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else { return };
+impl Run {
+    /// Makes a new run directory under `root` (named after the time and this process) and
+    /// locks it, then removes the oldest runs beyond the last ten that no stack runs in.
+    ///
+    /// # Errors
+    /// The directory or its lock cannot be made.
+    pub fn create(root: &Path) -> io::Result<Self> {
+        fs::create_dir_all(root)?;
+        let stamp = crate::time::rfc3339_seconds(SystemTime::now()).replace(':', "");
+        let dir = root.join(format!("{stamp}-{}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        // Locked before its file exists: a run without a file is never pruned, so no start
+        // in between can take it for a finished one.
+        let lock = File::create(dir.join(LOCK_NAME))?;
+        lock.lock()?;
+        prune(root);
+        Ok(Self { dir, _lock: lock })
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its trace file.
+    pub fn file(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Removes the run, as a start that failed does: it never becomes the latest.
+    pub fn discard(self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every run under `root` (a directory with a trace file), oldest first.
+fn runs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(root) else { return Vec::new() };
     let mut runs: Vec<PathBuf> =
         entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.join(FILE_NAME).exists()).collect();
     runs.sort();
+    runs
+}
+
+/// Whether a stack runs in `run` now (holds its lock). One that cannot be told is taken for a
+/// running one: nothing is removed on a guess.
+fn is_running(run: &Path) -> bool {
+    match File::open(run.join(LOCK_NAME)) {
+        Err(err) => err.kind() != io::ErrorKind::NotFound,
+        Ok(lock) => match lock.try_lock() {
+            Ok(()) => false,
+            Err(TryLockError::WouldBlock | TryLockError::Error(_)) => true,
+        },
+    }
+}
+
+fn prune(root: &Path) {
+    let runs = runs(root);
     let excess = runs.len().saturating_sub(RUNS_KEPT - 1);
-    for old in runs.into_iter().take(excess) {
-        // Another run may be writing there; a failure only leaves it on disk.
+    for old in runs.iter().filter(|run| !is_running(run)).take(excess) {
+        // A failure only leaves it on disk.
         let _ = fs::remove_dir_all(old);
     }
 }
 
-/// The trace file of the newest run under `root`, if any.
+/// The trace file of the newest run under `root` that holds traces or in which a stack runs
+/// (a start that failed, even killed, leaves neither), if any.
 pub fn latest_run_file(root: &Path) -> Option<PathBuf> {
-    let mut runs: Vec<PathBuf> = fs::read_dir(root)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path().join(FILE_NAME))
-        .filter(|f| f.exists())
-        .collect();
-    runs.sort();
-    runs.pop()
+    let holds_traces = |run: &Path| {
+        fs::metadata(run.join(FILE_NAME)).is_ok_and(|m| m.len() > 0) || rotated(&run.join(FILE_NAME)).exists()
+    };
+    runs(root)
+        .into_iter()
+        .rev()
+        .find(|run| holds_traces(run) || is_running(run))
+        .map(|run| run.join(FILE_NAME))
 }
 
 /// The rotated-out older part of `file`: `traces.jsonl` → `traces.1.jsonl`.
@@ -168,17 +220,43 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn runs_get_their_own_directories_and_old_ones_go() {
+    fn runs_get_their_own_directories_and_old_ones_go_but_never_a_running_one() {
         let root = temp("runs");
+        let mut held = Vec::new();
         for n in 0..12 {
             let dir = root.join(format!("2026-11-{:02}T000000Z-1", n + 1));
             fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join(FILE_NAME), "").unwrap();
+            fs::write(dir.join(FILE_NAME), "x\n").unwrap();
+            // The oldest two are running: locked, as a live run's is.
+            if n < 2 {
+                let lock = File::create(dir.join(LOCK_NAME)).unwrap();
+                lock.lock().unwrap();
+                held.push(lock);
+            }
         }
-        let fresh = new_run_dir(&root).unwrap();
-        let runs = fs::read_dir(&root).unwrap().count();
-        assert_eq!(runs, RUNS_KEPT, "nine old runs and the new one");
-        fs::write(fresh.join(FILE_NAME), "").unwrap();
-        assert_eq!(latest_run_file(&root), Some(fresh.join(FILE_NAME)));
+        // flock locks belong to the open file: one opened again in this process is told apart.
+        let fresh = Run::create(&root).unwrap();
+        let mut left: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), RUNS_KEPT, "the two running, seven finished and the new one: {left:?}");
+        assert_eq!(
+            left[..3],
+            ["2026-11-01T000000Z-1", "2026-11-02T000000Z-1", "2026-11-06T000000Z-1"],
+            "{left:?}"
+        );
+        fs::write(fresh.file(), "").unwrap();
+        assert_eq!(latest_run_file(&root), Some(fresh.file()), "running, though empty");
+        fresh.discard();
+        assert_eq!(latest_run_file(&root), Some(root.join("2026-11-12T000000Z-1").join(FILE_NAME)));
+        // A run that failed to start and was killed: finished, empty, never the latest.
+        let failed = root.join("2026-11-13T000000Z-1");
+        fs::create_dir_all(&failed).unwrap();
+        fs::write(failed.join(FILE_NAME), "").unwrap();
+        File::create(failed.join(LOCK_NAME)).unwrap();
+        assert_eq!(latest_run_file(&root), Some(root.join("2026-11-12T000000Z-1").join(FILE_NAME)));
+        drop(held);
     }
 }
