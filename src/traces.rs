@@ -209,7 +209,7 @@ async fn serve(
 /// (blocking).
 fn load(path: &Path, memory: u64) -> Result<(Store, usize), Error> {
     let limits = Limits { bytes: usize::try_from(memory).unwrap_or(usize::MAX), ..Limits::default() };
-    let mut store = Store::new(limits);
+    let mut store = Store::for_saved(limits);
     // As many of the latest traces as the memory holds, give or take what one trace weighs.
     let estimate = (limits.bytes / 8192).clamp(1, 100_000);
     let read = file::read_latest(path, estimate, &|_| true).map_err(TracesError::from)?;

@@ -190,6 +190,8 @@ fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> Pat
         query,
         limits: Limits { bytes: memory, spans_per_trace: store.trace_spans.max(1) },
         body_limit,
+        // Bodies being received take a quarter of the store's memory again, at least one body.
+        receiving: (memory / 4).max(body_limit),
         file: Some((file, store.traces_file_size)),
         run,
         print: !store.quiet_traces,

@@ -359,6 +359,8 @@ async fn stats(shared: Data<Shared>) -> HttpResponse {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let mut body: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     body.insert("store", json!(stats));
+    body.insert("intake", json!(shared.intake.stats()));
+    body.insert("writer", json!(shared.writer.as_ref().map(|w| w.get())));
     body.insert("file", json!(shared.file.as_ref().map(|f| f.display().to_string())));
     body.insert("now", json!(now));
     HttpResponse::Ok().json(body)

@@ -4,7 +4,9 @@
 //!
 //! Nothing here runs on the caller's thread: the servers run on a thread of their own, with
 //! one worker each, and printing and writing on another, so a flood of spans, a huge trace or
-//! a slow terminal never delays whoever started the sink.
+//! a slow terminal never delays whoever started the sink. What the store takes is written, or
+//! counted and said on standard error within a second ([`Reporter`]): spans past a trace's cap,
+//! values cut to the span limits, exports refused for now (429), spans the file did not take.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -17,10 +19,12 @@ use std::time::{Duration, Instant};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::file::{Run, Writer};
+use crate::file::{Run, Writer, WriterCounts};
+use crate::intake::Intake;
 use crate::render::{self, Options};
-use crate::store::{Handout, Limits, Stats, Store};
-use crate::{intake, query};
+use crate::store::{Limits, Stats, Store};
+use crate::trace::{Trace, only_health_checks};
+use crate::{intake, limits, query};
 
 /// The port OTLP/HTTP collectors listen on.
 pub const OTLP_PORT: u16 = 4318;
@@ -33,6 +37,9 @@ pub const VIEWER_PORT: u16 = 16686;
 pub const QUIET: Duration = Duration::from_millis(1000);
 /// How often the flusher looks for quiet traces.
 const TICK: Duration = Duration::from_millis(100);
+/// Bytes of spans the flusher takes out of the store at a time: spans handed out may be
+/// evicted while they are written, so what is in hand stays small.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// What a sink listens on and keeps.
 #[derive(Debug)]
@@ -47,6 +54,8 @@ pub struct SinkOptions {
     pub limits: Limits,
     /// Largest request body accepted (inflated, for gzip).
     pub body_limit: usize,
+    /// Memory the bodies being received may take together (past it, exports get 429).
+    pub receiving: usize,
     /// Where finished traces are written, and the size past which the file is rotated.
     pub file: Option<(PathBuf, u64)>,
     /// The run directory the file is in, held for as long as the sink runs.
@@ -65,6 +74,7 @@ impl Default for SinkOptions {
             query: None,
             limits: Limits::default(),
             body_limit: 4 * 1024 * 1024,
+            receiving: 4 * 1024 * 1024,
             file: None,
             run: None,
             print: false,
@@ -131,14 +141,18 @@ pub enum SinkError {
     Start(#[from] io::Error),
 }
 
-/// What the receivers and the query API share.
+/// What the receivers, the query API and the flusher share.
 pub struct Shared {
     /// The store.
     pub store: Mutex<Store>,
     /// Largest request body.
     pub body_limit: usize,
-    /// Where the query API reads the file of a saved run from, if it serves one.
+    /// The file traces are written to, if any.
     pub file: Option<PathBuf>,
+    /// The receivers' counts, and their memory for bodies.
+    pub intake: Intake,
+    /// The file writer's counts, if a file is written.
+    pub writer: Option<WriterCounts>,
 }
 
 impl Shared {
@@ -213,12 +227,18 @@ impl Sink {
             None => None,
         };
         let file = writer.as_ref().map(|w| w.path().to_path_buf());
-        let shared =
-            Arc::new(Shared { store: Mutex::new(store), body_limit: options.body_limit, file: file.clone() });
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            body_limit: options.body_limit,
+            file: file.clone(),
+            intake: Intake::new(options.receiving.max(options.body_limit)),
+            writer: writer.as_ref().map(Writer::counts),
+        });
         let (server_thread, servers) = serve(listeners, shared.clone())?;
         let printer = Printer::new(options.print, options.prints_per_second, query);
+        let reporter = Reporter::new(options.limits, file.clone());
         let (stop_flusher, stopped) = mpsc::channel();
-        let flusher = Flusher { shared: shared.clone(), writer, printer };
+        let flusher = Flusher { shared: shared.clone(), writer, printer, reporter };
         let flusher =
             std::thread::Builder::new().name("trace-flush".into()).spawn(move || flusher.run(&stopped))?;
         Ok(Self {
@@ -344,13 +364,10 @@ fn servers(listeners: Listeners, shared: &Arc<Shared>) -> io::Result<Vec<actix_w
     let intake_listeners: Vec<TcpListener> = listeners.otlp.into_iter().chain(listeners.zipkin).collect();
     if !intake_listeners.is_empty() {
         let data = web::Data::from(shared.clone());
-        let limit = web::PayloadConfig::new(shared.body_limit);
-        let mut server = HttpServer::new(move || {
-            App::new().app_data(data.clone()).app_data(limit.clone()).configure(intake::routes)
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(1);
+        let mut server = HttpServer::new(move || App::new().app_data(data.clone()).configure(intake::routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1);
         for listener in intake_listeners {
             server = server.listen(listener)?;
         }
@@ -374,6 +391,7 @@ struct Flusher {
     shared: Arc<Shared>,
     writer: Option<Writer>,
     printer: Printer,
+    reporter: Reporter,
 }
 
 impl Flusher {
@@ -388,27 +406,135 @@ impl Flusher {
                 break;
             }
         }
-        if let Some(writer) = self.writer {
-            if writer.dropped() > 0 {
-                eprintln!("bookinfo: {} traces not written: the file could not keep up", writer.dropped());
-            }
-            if let Some(failure) = writer.failure() {
-                eprintln!("bookinfo: cannot write traces: {failure}");
-            }
+        if let Some(writer) = self.writer.take() {
             writer.close();
         }
+        self.reporter.report(&self.shared, Instant::now(), true, &mut self.printer);
     }
 
-    /// Hands out the traces quiet for `quiet` (all of them with `None`).
+    /// Hands out the traces quiet for `quiet` (all of them with `None`), and what pressure
+    /// asks to be written early, a batch at a time (writing waits while the file is behind).
     fn flush(&mut self, quiet: Option<Duration>) {
-        let handouts = self.shared.store().take_quiet(Instant::now(), quiet);
-        for handout in handouts.iter().filter(|h| !h.trace.is_health_check()) {
-            if let Some(writer) = &self.writer {
-                writer.write(&handout.trace.spans);
+        loop {
+            let handouts = self.shared.store().take(Instant::now(), quiet, BATCH_BYTES);
+            if handouts.is_empty() {
+                break;
             }
-            self.printer.print(handout);
+            let mut spans = Vec::new();
+            for handout in handouts {
+                // `up` polls every service's /health as it starts: nothing worth keeping.
+                if only_health_checks(&handout.write)
+                    && handout.show.as_ref().is_none_or(Trace::is_health_check)
+                {
+                    continue;
+                }
+                if let Some(trace) = &handout.show {
+                    self.printer.print(trace);
+                }
+                spans.extend(handout.write);
+            }
+            if let Some(writer) = &self.writer {
+                writer.write(spans);
+            }
+            self.tick();
         }
-        self.printer.tick(Instant::now());
+        self.tick();
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        self.reporter.report(&self.shared, now, false, &mut self.printer);
+        self.printer.tick(now);
+    }
+}
+
+/// Says on standard error, at most once a second, what the sink did not keep as it came: spans
+/// past their trace's cap, values cut, exports refused for now, spans the file did not take.
+struct Reporter {
+    at: Instant,
+    said: Said,
+    limits: Limits,
+    file: Option<PathBuf>,
+}
+
+/// The counts said so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Said {
+    capped: u64,
+    throttled: u64,
+    values: u64,
+    attributes: u64,
+    not_written: u64,
+    unshown: u64,
+}
+
+impl Reporter {
+    fn new(limits: Limits, file: Option<PathBuf>) -> Self {
+        Self { at: Instant::now(), said: Said::default(), limits, file }
+    }
+
+    /// Says what changed since it last spoke, once a second has passed (or at once, when
+    /// `closing`).
+    fn report(&mut self, shared: &Shared, now: Instant, closing: bool, printer: &mut Printer) {
+        if !closing && now.duration_since(self.at) < Duration::from_secs(1) {
+            return;
+        }
+        self.at = now;
+        let store = shared.store().stats();
+        let intake = shared.intake.stats();
+        let writer = shared.writer.as_ref().map(WriterCounts::get).unwrap_or_default();
+        let counts = Said {
+            capped: store.capped_traces,
+            throttled: intake.throttled,
+            values: intake.values_cut,
+            attributes: intake.attributes_dropped,
+            not_written: writer.spans_not_written,
+            unshown: store.unshown_traces,
+        };
+        let was = std::mem::replace(&mut self.said, counts);
+        let mut lines = Vec::new();
+        match counts.capped - was.capped {
+            0 => {}
+            1 => lines.push(format!(
+                "1 trace reached its cap of {} spans: the rest of it is counted, not kept (see its tree)",
+                self.limits.spans_per_trace
+            )),
+            n => lines.push(format!(
+                "{n} traces reached their cap of {} spans: the rest of each is counted, not kept (see their trees)",
+                self.limits.spans_per_trace
+            )),
+        }
+        if counts.values > was.values || counts.attributes > was.attributes {
+            lines.push(format!(
+                "{} attribute values cut and {} attributes dropped in the last second: a span keeps {} attributes and {} KiB of text at most",
+                counts.values - was.values,
+                counts.attributes - was.attributes,
+                limits::ATTRIBUTES,
+                limits::TEXT / 1024
+            ));
+        }
+        if counts.throttled > was.throttled {
+            lines.push(format!(
+                "{} exports refused with 429 in the last second: spans not yet written, or bodies being received, fill the memory they have (--trace-memory {} MiB); OTLP exporters send them again, Envoy's Zipkin tracer does not",
+                counts.throttled - was.throttled,
+                self.limits.bytes >> 20
+            ));
+        }
+        if counts.not_written > was.not_written {
+            let file = self.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
+            let error = writer.error.unwrap_or_default();
+            lines.push(format!(
+                "{} spans not written to {file}: {error}",
+                counts.not_written - was.not_written
+            ));
+        }
+        for line in lines {
+            eprintln!("bookinfo: traces: {line}");
+        }
+        // Evicted before they were shown: written, and counted with the traces not printed.
+        if printer.on {
+            printer.skipped += counts.unshown - was.unshown;
+        }
     }
 }
 
@@ -428,8 +554,8 @@ impl Printer {
         Self { on, per_second, printed: 0, skipped: 0, window: Instant::now(), viewer }
     }
 
-    fn print(&mut self, handout: &Handout) {
-        if !self.on || handout.late {
+    fn print(&mut self, trace: &Trace) {
+        if !self.on {
             return;
         }
         if self.printed >= self.per_second {
@@ -437,7 +563,7 @@ impl Printer {
             return;
         }
         self.printed += 1;
-        let text = render::tree(&handout.trace, Options::default());
+        let text = render::tree(trace, Options::default());
         self.write(&format!("\n{text}"));
     }
 
@@ -447,9 +573,10 @@ impl Printer {
             return;
         }
         if self.skipped > 0 {
-            let hint = self.viewer.map(|v| format!(": see http://{v}")).unwrap_or_default();
+            let hint =
+                self.viewer.map(|v| format!(": see http://{v} and the trace file")).unwrap_or_default();
             let line = format!(
-                "\nbookinfo: {} more traces finished in the last second, not printed{hint}\n",
+                "\nbookinfo: traces: {} more traces finished in the last second, not printed{hint}\n",
                 self.skipped
             );
             self.write(&line);

@@ -91,13 +91,18 @@ impl Trace {
     /// Whether it is only a `/health` poll (`bookinfo up` polls every service at start): not
     /// worth showing.
     pub fn is_health_check(&self) -> bool {
-        self.spans.iter().all(|s| s.attribute("http.route").and_then(|r| r.as_str()) == Some("/health"))
+        only_health_checks(&self.spans)
     }
 
     /// The tree of its spans.
     pub fn tree(&self) -> Tree<'_> {
         Tree::new(self)
     }
+}
+
+/// Whether every span of `spans` serves a `/health` poll (so does none at all).
+pub fn only_health_checks(spans: &[Arc<Span>]) -> bool {
+    spans.iter().all(|s| s.attribute("http.route").and_then(|r| r.as_str()) == Some("/health"))
 }
 
 /// Why a span is drawn as a root although it names a parent.

@@ -5,7 +5,7 @@
 //! through a background thread ([`Writer`]), capped and rotated (`traces.jsonl`, then
 //! `traces.1.jsonl`), so a run never takes more than twice the cap on disk. Readers
 //! ([`read_latest`], [`read_trace`]) take the latest traces from the end of a file without
-//! loading it whole.
+//! loading it whole, and give up on lines no writer writes ([`LINE_LIMIT`]).
 
 mod read;
 mod writer;
@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use bookinfo_config::Source;
 
 pub use self::read::{FileTraces, Filter, ReadError, read_latest, read_trace};
-pub use self::writer::Writer;
+pub use self::writer::{LINE_LIMIT, Writer, WriterCounts, WriterStats};
 
 /// `BOOKINFO_RUNS_DIR`: where run directories are made (default: `bookinfo/runs` in the XDG
 /// state directory, `~/.local/state`).
@@ -189,7 +189,7 @@ pub(super) mod tests {
         let path = dir.join(FILE_NAME);
         let writer = Writer::start(path.clone(), 4096).unwrap();
         for n in 1..=40 {
-            writer.write(&trace(n, if n % 2 == 0 { "even" } else { "odd" }));
+            writer.write(trace(n, if n % 2 == 0 { "even" } else { "odd" }));
         }
         writer.close();
         let size = |p: &Path| fs::metadata(p).unwrap().len();

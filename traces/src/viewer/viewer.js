@@ -60,13 +60,25 @@ function failure(error) {
 }
 
 async function refreshStats() {
+  const stats = document.getElementById("stats");
   try {
-    const { store } = await getJson("/api/bookinfo/stats");
+    const { store, intake, writer } = await getJson("/api/bookinfo/stats");
     const size = (b) => (b >= 1048576 ? `${(b / 1048576).toFixed(1)} MiB` : `${Math.ceil(b / 1024)} KiB`);
-    document.getElementById("stats").textContent =
-      `${store.traces} traces, ${store.spans} spans held (${size(store.bytes)} of ${size(store.limit)})`;
+    // What was not kept as it came, as the terminal says it too: never lost unseen.
+    const losses = [
+      [store.dropped, "spans past their trace's cap"],
+      [intake ? intake.values_cut : 0, "values cut"],
+      [intake ? intake.attributes_dropped : 0, "attributes dropped"],
+      [intake ? intake.throttled : 0, "exports refused for now (429)"],
+      [writer ? writer.spans_not_written : 0, "spans not written"],
+    ].filter(([count]) => count > 0).map(([count, what]) => `${count} ${what}`);
+    stats.textContent =
+      `${store.traces} traces, ${store.spans} spans held (${size(store.bytes)} of ${size(store.limit)})` +
+      (losses.length > 0 ? ` · ${losses.join(" · ")}` : "");
+    stats.classList.toggle("failure", losses.length > 0);
+    stats.title = writer && writer.error ? writer.error : "";
   } catch (_) {
-    document.getElementById("stats").textContent = "";
+    stats.textContent = "";
   }
 }
 
