@@ -127,17 +127,26 @@ async fn latest(
         None => {
             let (asked, runs, service) =
                 (source.file.clone(), runs.to_path_buf(), service.map(str::to_owned));
-            let (path, FileTraces { traces, unreadable }) = blocking::run(move || {
+            let (path, read) = blocking::run(move || {
                 let path = trace_file(asked, &runs)?;
                 let read = file::read_latest(&path, limit, &has_service(service.as_deref()));
                 Ok((path, read.map_err(TracesError::from)?))
             })
             .await?;
-            if unreadable > 0 {
-                eprintln!("bookinfo: {unreadable} unreadable lines in {} skipped", path.display());
-            }
-            Ok(traces)
+            skipped(&path, &read);
+            Ok(read.traces)
         }
+    }
+}
+
+/// Says what of `path` could not be read, if anything.
+fn skipped(path: &Path, read: &FileTraces) {
+    if read.unreadable > 0 {
+        let too_long = match read.too_long {
+            0 => String::new(),
+            n => format!(" ({n} longer than {} MiB, not read)", file::LINE_LIMIT >> 20),
+        };
+        eprintln!("bookinfo: {} unreadable lines in {} skipped{too_long}", read.unreadable, path.display());
     }
 }
 
@@ -213,6 +222,7 @@ fn load(path: &Path, memory: u64) -> Result<(Store, usize), Error> {
     // As many of the latest traces as the memory holds, give or take what one trace weighs.
     let estimate = (limits.bytes / 8192).clamp(1, 100_000);
     let read = file::read_latest(path, estimate, &|_| true).map_err(TracesError::from)?;
+    skipped(path, &read);
     let loaded = read.traces.len();
     for trace in read.traces {
         let spans = trace.spans.into_iter().map(|s| Arc::try_unwrap(s).unwrap_or_else(|s| (*s).clone()));
