@@ -628,6 +628,14 @@ mod tests {
             .collect();
         let too_large = store.offer(many, now);
         assert!(matches!(too_large, Err(Refusal::TooLarge { .. })), "{too_large:?}");
+
+        // `add` takes whatever it is given, and still never evicts what is not written.
+        let mut store = Store::new(limits);
+        for n in 1..=100 {
+            store.add(of_trace(n, 0..20), now);
+        }
+        let stats = store.stats();
+        assert!(stats.evicted_traces == 0 && stats.traces == 100 && stats.bytes > limits.bytes, "{stats:?}");
     }
 
     #[test]

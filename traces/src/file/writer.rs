@@ -313,34 +313,45 @@ mod tests {
         let path = dir.join("traces.jsonl");
         let writer = Writer::start(path.clone(), u64::MAX).unwrap();
         let counts = writer.counts();
-        // Far more than the queue holds, as fast as it comes.
-        for n in 0..5000u32 {
-            let mut spans = trace(0, "a");
-            for s in &mut spans {
-                Arc::make_mut(s).trace_id = TraceId([
-                    n.to_be_bytes()[2],
-                    n.to_be_bytes()[3],
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                    1,
-                ]);
-            }
+        // Batches of about a megabyte, handed over far faster than they are written: the queue
+        // (two of them) is full from the third on.
+        let value = "v".repeat(600);
+        for batch in 0..20u64 {
+            let spans: Vec<Arc<Span>> = (1..=1000)
+                .map(|i| {
+                    let mut s = with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", &value)]);
+                    s.trace_id = TraceId([u8::try_from(batch + 1).unwrap(); 16]);
+                    Arc::new(s)
+                })
+                .collect();
             writer.write(spans);
         }
         writer.close();
-        assert_eq!(counts.get().spans_written, 15_000);
-        assert_eq!(fs::read_to_string(&path).unwrap().matches("\"spanId\"").count(), 15_000);
+        assert_eq!(counts.get().spans_written, 20_000);
+        assert_eq!(fs::read_to_string(&path).unwrap().matches("\"spanId\"").count(), 20_000);
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_split_until_it_fits() {
+        let dir = temp("split");
+        let path = dir.join("traces.jsonl");
+        let counts = Arc::new(Counts::default());
+        let out = OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let mut lines =
+            Lines { path: path.clone(), max_bytes: u64::MAX, out, size: 0, line: Vec::new(), counts };
+        // One line's worth of spans whose JSON is five times the limit.
+        let value = "\u{1}".repeat(3500);
+        let spans: Vec<Arc<Span>> = (1..=1000)
+            .map(|i| Arc::new(with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", &value)])))
+            .collect();
+        lines.write_line(&spans);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines().count() >= 5 && text.lines().all(|l| l.len() <= LINE_LIMIT),
+            "{}",
+            text.lines().count()
+        );
+        assert_eq!(lines.counts.spans_written.load(Ordering::Relaxed), 1000);
     }
 
     #[test]
