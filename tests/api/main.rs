@@ -28,6 +28,7 @@ mod routing;
 mod soak;
 mod spans;
 mod stack;
+mod trace_contract;
 mod trace_store;
 mod traces;
 mod tracing_e2e;
