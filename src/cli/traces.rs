@@ -56,7 +56,7 @@ pub enum TracesCommand {
     },
     /// Serve the web viewer (and the Jaeger-style query API) over a saved trace file.
     Serve {
-        /// The trace file [default: the latest run's].
+        /// The trace file [default: the newest run's that holds traces or is running].
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
         /// Port of the viewer.
@@ -74,7 +74,8 @@ pub enum TracesCommand {
 /// Where traces are read from.
 #[derive(Debug, Clone, Args)]
 pub struct TraceSource {
-    /// A trace file written by `bookinfo up` [default: the latest run's].
+    /// A trace file written by `bookinfo up` [default: the newest run's that holds traces or
+    /// is running]. Lines longer than 4 MiB are skipped; a pipe or device with one is given up.
     #[arg(long, value_name = "FILE", conflicts_with = "jaeger")]
     pub file: Option<PathBuf>,
     /// A Jaeger (v2) query service, such as http://127.0.0.1:16686 (Istio's /jaeger base path

@@ -143,12 +143,15 @@ pub struct StoreArgs {
     #[arg(long, value_name = "PORT")]
     pub viewer_port: Option<u16>,
 
-    /// Memory the trace store holds spans in, at most (such as 32MiB); past it the oldest
-    /// traces go first.
+    /// Memory the trace store holds spans in, at most (such as 32MiB); past it the least
+    /// recently updated traces go, once written. While spans not yet written fill it, exports
+    /// are answered 429 (exporters send them again). Bodies being received take a quarter as
+    /// much again.
     #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
     pub trace_memory: u64,
 
-    /// Spans kept of one trace; more are counted, not kept.
+    /// Spans kept of one trace; more are counted, not kept (and keep the trace from being
+    /// finished while they come).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub trace_spans: usize,
 
@@ -161,7 +164,8 @@ pub struct StoreArgs {
     pub quiet_traces: bool,
 
     /// Write traces to this file instead of the run's own [default: traces.jsonl in a new run
-    /// directory under $BOOKINFO_RUNS_DIR or ~/.local/state/bookinfo/runs].
+    /// directory under $BOOKINFO_RUNS_DIR or ~/.local/state/bookinfo/runs; the ten newest runs
+    /// are kept, and any a stack still runs in].
     #[arg(long, value_name = "FILE")]
     pub traces_file: Option<PathBuf>,
 
