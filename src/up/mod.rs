@@ -66,7 +66,7 @@ where
     let mut signals = match Signals::new() {
         Ok(signals) => signals,
         Err(err) => {
-            discard(prepared.sink).await;
+            stop_store(prepared.sink, Sink::discard).await;
             return Err(err.into());
         }
     };
@@ -80,7 +80,7 @@ where
         Ok(banner) => banner,
         Err(err) => {
             supervisor.stop_all().await;
-            discard(sink).await;
+            stop_store(sink, Sink::discard).await;
             return Err(err);
         }
     };
@@ -101,7 +101,7 @@ where
     }
     supervisor.stop_all().await;
     // The services flushed their last spans as they stopped: show those traces too.
-    close(sink).await;
+    stop_store(sink, Sink::close).await;
     Ok(())
 }
 
@@ -124,24 +124,13 @@ fn report(event: &Event) {
     output::error(&line);
 }
 
-/// Stops the store, showing and writing its last traces (its threads are joined off the
-/// runtime).
-async fn close(sink: Option<Sink>) {
+/// Stops the store off the runtime (its threads are joined): `Sink::close` shows and writes
+/// its last traces; `Sink::discard`, for a stack that failed to start, also removes its run, so
+/// that it never becomes the latest.
+async fn stop_store(sink: Option<Sink>, stop: fn(Sink)) {
     if let Some(sink) = sink {
         let _ = blocking::run(move || {
-            sink.close();
-            Ok(())
-        })
-        .await;
-    }
-}
-
-/// Stops the store of a stack that failed to start and removes its run (off the runtime): it
-/// never becomes the latest run.
-async fn discard(sink: Option<Sink>) {
-    if let Some(sink) = sink {
-        let _ = blocking::run(move || {
-            sink.discard();
+            stop(sink);
             Ok(())
         })
         .await;
