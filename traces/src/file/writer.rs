@@ -276,22 +276,30 @@ mod tests {
     use crate::model::tests::{span, with};
     use crate::model::{Kind, TraceId};
 
-    #[test]
-    fn a_trace_too_big_for_one_line_is_written_over_lines_within_the_limit() {
-        let dir = temp("long-lines");
-        let path = dir.join("traces.jsonl");
+    /// A writer of `traces.jsonl` in a fresh directory for test `name`, never rotating.
+    fn started(name: &str) -> (PathBuf, Writer, WriterCounts) {
+        let path = temp(name).join("traces.jsonl");
         let writer = Writer::start(path.clone(), u64::MAX).unwrap();
         let counts = writer.counts();
-        // JSON writes each control character as six bytes: 20 MB for 3.3 MB of text.
-        let value = "\u{1}".repeat(3300);
-        let spans: Vec<Arc<Span>> = (1..=1000)
+        (path, writer, counts)
+    }
+
+    /// A thousand spans of trace `trace`, each with attribute `v` = `value`.
+    fn wide(trace: u8, value: &str) -> Vec<Arc<Span>> {
+        (1..=1000)
             .map(|i| {
-                let mut s = with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", &value)]);
-                s.trace_id = TraceId([9; 16]);
+                let mut s = with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", value)]);
+                s.trace_id = TraceId([trace; 16]);
                 Arc::new(s)
             })
-            .collect();
-        writer.write(spans);
+            .collect()
+    }
+
+    #[test]
+    fn a_trace_too_big_for_one_line_is_written_over_lines_within_the_limit() {
+        let (path, writer, counts) = started("long-lines");
+        // JSON writes each control character as six bytes: 20 MB for 3.3 MB of text.
+        writer.write(wide(9, &"\u{1}".repeat(3300)));
         writer.close();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.lines().count() > 4, "{} lines", text.lines().count());
@@ -309,22 +317,12 @@ mod tests {
 
     #[test]
     fn a_full_queue_makes_the_caller_wait_and_nothing_is_dropped() {
-        let dir = temp("queue");
-        let path = dir.join("traces.jsonl");
-        let writer = Writer::start(path.clone(), u64::MAX).unwrap();
-        let counts = writer.counts();
+        let (path, writer, counts) = started("queue");
         // Batches of about a megabyte, handed over far faster than they are written: the queue
         // (two of them) is full from the third on.
         let value = "v".repeat(600);
-        for batch in 0..20u64 {
-            let spans: Vec<Arc<Span>> = (1..=1000)
-                .map(|i| {
-                    let mut s = with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", &value)]);
-                    s.trace_id = TraceId([u8::try_from(batch + 1).unwrap(); 16]);
-                    Arc::new(s)
-                })
-                .collect();
-            writer.write(spans);
+        for batch in 1..=20 {
+            writer.write(wide(batch, &value));
         }
         writer.close();
         assert_eq!(counts.get().spans_written, 20_000);
@@ -340,10 +338,7 @@ mod tests {
         let mut lines =
             Lines { path: path.clone(), max_bytes: u64::MAX, out, size: 0, line: Vec::new(), counts };
         // One line's worth of spans whose JSON is five times the limit.
-        let value = "\u{1}".repeat(3500);
-        let spans: Vec<Arc<Span>> = (1..=1000)
-            .map(|i| Arc::new(with(span("a", Kind::Internal, "step", i, None, 0, 1), &[("v", &value)])))
-            .collect();
+        let spans = wide(9, &"\u{1}".repeat(3500));
         lines.write_line(&spans);
         let text = fs::read_to_string(&path).unwrap();
         assert!(
