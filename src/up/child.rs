@@ -37,6 +37,22 @@ pub struct Spec {
     pub scrub: Vec<String>,
     /// When it is ready.
     pub ready: Ready,
+    /// When it stops, among the stack's children.
+    pub stops: Stops,
+}
+
+/// When a child stops, among the stack's children: the edge first, so that pages in flight
+/// finish against services still up, then the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Stops {
+    /// The application at the edge (productpage): it stops taking requests and finishes those
+    /// it has, while what it calls still answers.
+    First,
+    /// Everything else, once the edge has gone. The proxies are among them: Envoy exits on
+    /// SIGTERM without finishing its requests (Istio drains it through its agent), so under
+    /// the mesh the edge that drains is productpage behind the gateway.
+    #[default]
+    Then,
 }
 
 impl Spec {

@@ -19,7 +19,7 @@ use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
 
 use bookinfo_config::Source;
 
-use super::child::{Ready, Spec, Started};
+use super::child::{Ready, Spec, Started, Stops};
 use super::envoy::Envoy;
 use super::stack::{App, Common, Instance, STACK, upstreams_of};
 use super::supervisor::Supervisor;
@@ -353,6 +353,7 @@ fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: S
         env: Vec::new(),
         scrub: Vec::new(),
         ready: Ready::Admin(admin),
+        stops: Stops::Then,
     }
 }
 

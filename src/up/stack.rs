@@ -19,7 +19,7 @@ use crate::service::Service;
 use bookinfo_productpage::session::ROUTED_USERS;
 use bookinfo_reviews::{ENABLE_RATINGS, ReviewsVersion, STAR_COLOR};
 
-use super::child::{Ready, Spec};
+use super::child::{Ready, Spec, Stops};
 
 /// One workload of the stack: a Kubernetes Deployment's pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +117,7 @@ impl App<'_> {
             env: self.variables(common, source),
             scrub: self.scrub(),
             ready: Ready::Line,
+            stops: if self.instance.service == Service::Productpage { Stops::First } else { Stops::Then },
         }
     }
 

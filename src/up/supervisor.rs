@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::child::{self, Exit, Spec, Started};
+use super::child::{self, Exit, Spec, Started, Stops};
 use crate::error::{Error, StackError};
 
 /// The first back-off, doubled after each death.
@@ -241,15 +241,23 @@ impl Supervisor {
         Event::RestartFailed { name: slot.spec.name.clone(), error: err.to_string(), retry_in }
     }
 
-    /// SIGTERM to every child still running, then SIGKILL to those not gone in time; reports
-    /// the ones that stopped badly.
+    /// Stops every child still running, the edge first ([`Stops`]): SIGTERM to each in turn,
+    /// then SIGKILL to those not gone in time; reports the ones that stopped badly.
     pub async fn stop_all(&mut self) {
         for slot in &mut self.slots {
             slot.due = None;
         }
-        signal(self.slots.iter().filter_map(|s| s.pid), Signal::SIGTERM);
+        for turn in [Stops::First, Stops::Then] {
+            self.stop(turn).await;
+        }
+    }
+
+    /// SIGTERM to the children that stop at `turn`, and waits for them.
+    async fn stop(&mut self, turn: Stops) {
+        let ours = |slot: &Slot| slot.spec.stops == turn && slot.pid.is_some();
+        signal(self.slots.iter().filter(|s| ours(s)).filter_map(|s| s.pid), Signal::SIGTERM);
         let deadline = Instant::now() + STOP_DEADLINE;
-        while self.slots.iter().any(|s| s.pid.is_some()) {
+        while self.slots.iter().any(ours) {
             match timeout_at(deadline, self.exits.recv()).await {
                 Ok(Some(exit)) => {
                     if let Some(slot) = self.slots.get_mut(exit.index)
@@ -268,12 +276,12 @@ impl Supervisor {
                 Ok(None) => break,
                 Err(_) => {
                     let stuck: Vec<&str> =
-                        self.slots.iter().filter(|s| s.pid.is_some()).map(|s| s.spec.name.as_str()).collect();
+                        self.slots.iter().filter(|s| ours(s)).map(|s| s.spec.name.as_str()).collect();
                     crate::output::error(&format!(
                         "bookinfo: killing {} after {STOP_DEADLINE:?}",
                         stuck.join(", ")
                     ));
-                    signal(self.slots.iter().filter_map(|s| s.pid), Signal::SIGKILL);
+                    signal(self.slots.iter().filter(|s| ours(s)).filter_map(|s| s.pid), Signal::SIGKILL);
                     break;
                 }
             }
@@ -327,6 +335,7 @@ mod tests {
             env: Vec::new(),
             scrub: Vec::new(),
             ready: Ready::Line,
+            stops: Stops::Then,
         };
         supervisor.keep(spec, Some(1));
         (supervisor, clock)

@@ -28,6 +28,7 @@ mod routing;
 mod soak;
 mod spans;
 mod stack;
+mod stop_and_errors;
 mod trace_contract;
 mod trace_store;
 mod traces;
