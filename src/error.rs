@@ -22,6 +22,9 @@ pub enum Error {
     /// Routing files cannot be used.
     #[error(transparent)]
     Routes(#[from] bookinfo_mesh::RouteError),
+    /// Flags that cannot be used as given, or together.
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     /// Something this command needs is missing or cannot be used (Envoy for `--mesh`, say).
     #[error(transparent)]
     Setup(#[from] SetupError),
@@ -46,9 +49,11 @@ pub enum Error {
 }
 
 impl Error {
-    /// 64 (`EX_USAGE`) for configuration mistakes, 1 otherwise.
+    /// 2 for flags that cannot be used (as for the ones clap refuses), 64 (`EX_USAGE`) for
+    /// configuration mistakes, 1 otherwise.
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            Error::Usage(_) => ExitCode::from(2),
             Error::Config(_) | Error::Routes(_) | Error::Setup(_) => ExitCode::from(64),
             Error::Quiet => ExitCode::SUCCESS,
             _ => ExitCode::FAILURE,
@@ -66,6 +71,14 @@ pub enum SetupError {
     /// No Envoy where `--envoy` or `BOOKINFO_ENVOY` says.
     #[error("Envoy is not at {}: the mesh needs it ({INSTALL_ENVOY}, or --envoy PATH)", .0.display())]
     EnvoyNotAt(PathBuf),
+    /// The runs directory (`BOOKINFO_RUNS_DIR`, or its default) cannot hold a new run.
+    #[error("cannot make a run directory in {} (BOOKINFO_RUNS_DIR): {source}", .path.display())]
+    RunsDir {
+        /// The runs directory.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
     /// No `envoy` on PATH.
     #[error("Envoy is not installed: the mesh needs it ({INSTALL_ENVOY}, or --envoy PATH)")]
     EnvoyMissing,
@@ -95,12 +108,39 @@ pub enum SetupError {
     CompareWithGateway,
 }
 
+/// Flags that cannot be used as given, or together (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    /// `--base-port` is so high that the stack's ports would pass 65535.
+    #[error(
+        "--base-port {base_port} leaves no room for the stack's ports: they take {base_port} and \
+         the {more} after it, past 65535; use {highest} or lower (or 0 for free ports)"
+    )]
+    NoRoom {
+        /// `--base-port`.
+        base_port: u16,
+        /// How many ports follow it.
+        more: u16,
+        /// The highest `--base-port` that fits.
+        highest: u16,
+    },
+    /// A port flag names a port the stack already gives another listener.
+    #[error("--{flag}-port {port} is also {taken}'s port{why}: move one of them")]
+    PortCollision {
+        /// The flag, `--{flag}-port`.
+        flag: &'static str,
+        /// The port.
+        port: u16,
+        /// Whose port it is too.
+        taken: String,
+        /// How it came to be its port (`--base-port` for the services), if not by its own flag.
+        why: String,
+    },
+}
+
 /// Why the local stack stopped or could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
-    /// `--base-port` is so high that the stack's ports would pass 65535.
-    #[error("--base-port {0} leaves no room for the stack's ports")]
-    NoRoom(u16),
     /// A service's port is taken.
     #[error("{source}: {pod} needs it (see --base-port)")]
     PortTaken {
@@ -238,7 +278,8 @@ mod tests {
     #[test]
     fn setup_mistakes_exit_with_64_and_failures_of_the_stack_with_1() {
         assert_eq!(Error::from(SetupError::EnvoyMissing).exit_code(), ExitCode::from(64));
-        assert_eq!(Error::from(StackError::NoRoom(65_535)).exit_code(), ExitCode::FAILURE);
+        let no_room = UsageError::NoRoom { base_port: 65_531, more: 5, highest: 65_530 };
+        assert_eq!(Error::from(no_room).exit_code(), ExitCode::from(2));
         assert_eq!(Error::from(TracesError::ServiceNeeded).exit_code(), ExitCode::FAILURE);
         assert_eq!(Error::Quiet.exit_code(), ExitCode::SUCCESS);
     }

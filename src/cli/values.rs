@@ -26,7 +26,12 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         _ => return Err(SizeError::Malformed(text.to_owned())),
     };
     let number: u64 = number.parse().map_err(|_| SizeError::Malformed(text.to_owned()))?;
-    number.checked_mul(scale).ok_or_else(|| SizeError::TooLarge(text.to_owned()))
+    match number.checked_mul(scale) {
+        // Every size taken is room for something: none would hold nothing, and fail later.
+        Some(0) => Err(SizeError::Zero),
+        Some(bytes) => Ok(bytes),
+        None => Err(SizeError::TooLarge(text.to_owned())),
+    }
 }
 
 /// A text [`parse_size`] does not take.
@@ -38,6 +43,9 @@ pub enum SizeError {
     /// More bytes than a `u64` holds.
     #[error("{0:?} is too large")]
     TooLarge(String),
+    /// No bytes at all.
+    #[error("0 holds nothing: give a size such as 64MiB")]
+    Zero,
 }
 
 /// The parser of a named choice (`bookinfo_config::named!`): its names listed in `--help` and
@@ -124,5 +132,7 @@ mod tests {
         assert_eq!(parse_size("lots"), Err(SizeError::Malformed("lots".into())));
         assert_eq!(parse_size("-1MiB"), Err(SizeError::Malformed("-1MiB".into())));
         assert_eq!(parse_size("99999999999GiB"), Err(SizeError::TooLarge("99999999999GiB".into())));
+        assert_eq!(parse_size("0"), Err(SizeError::Zero));
+        assert_eq!(parse_size("0MiB"), Err(SizeError::Zero));
     }
 }

@@ -22,7 +22,7 @@ use bookinfo_traces::{Limits, Sink, SinkError, SinkOptions, file};
 use super::envoy::{self, Envoy};
 use super::stack::STACK;
 use crate::cli::{StoreArgs, UpArgs};
-use crate::error::{Error, SetupError, StackError};
+use crate::error::{Error, SetupError, StackError, UsageError};
 use crate::output;
 
 /// Everything decided before the first child starts.
@@ -66,8 +66,10 @@ impl Prepared {
         let routes = args.routes(source)?;
         let needed = if args.mesh.compare { 2 } else { 5 };
         if base_port != 0 && base_port > u16::MAX - needed {
-            return Err(StackError::NoRoom(base_port).into());
+            let highest = u16::MAX - needed;
+            return Err(UsageError::NoRoom { base_port, more: needed, highest }.into());
         }
+        check_port_flags(&args.store, base_port)?;
         let routing = load_routes(&routes)?;
         let envoy =
             if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
@@ -85,6 +87,11 @@ impl Prepared {
             Some(workers) => usize::from(workers),
             None => crate::serve::workers(source)?.unwrap_or(1),
         };
+        // Each service's own settings, as its child will read them: a mistake is said once,
+        // here, rather than by a child that does not start.
+        for instance in STACK {
+            crate::serve::Configured::from_source(instance.service, instance.version, source)?;
+        }
         // With nowhere else to send spans, the stack receives them itself.
         let sink = if exporter.configured {
             None
@@ -178,7 +185,9 @@ fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> Pat
     let (file, run) = match &store.traces_file {
         Some(file) => (file.clone(), None),
         None => {
-            let run = file::Run::create(&runs_root())?;
+            let root = runs_root();
+            let run =
+                file::Run::create(&root).map_err(|source| SetupError::RunsDir { path: root, source })?;
             (run.file(), Some(run))
         }
     };
@@ -198,6 +207,33 @@ fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> Pat
         ..SinkOptions::default()
     };
     Sink::start(options).map_err(|err| store_error(err).into())
+}
+
+/// A store port given by its flag must not be a service's (from a `--base-port` other than 0)
+/// nor another store port's: each listener would refuse the other, with a message about neither flag.
+fn check_port_flags(store: &StoreArgs, base_port: u16) -> Result<(), UsageError> {
+    let mut taken: Vec<(u16, String, String)> = STACK
+        .iter()
+        // With --base-port 0 the services take free ports, never a flag's.
+        .filter(|_| base_port != 0)
+        .filter_map(|i| {
+            let port = base_port.checked_add(i.offset)?;
+            Some((
+                port,
+                i.pod.to_owned(),
+                format!(" (--base-port {base_port} puts the services from {base_port} on)"),
+            ))
+        })
+        .collect();
+    for listener in [Listener::Otlp, Listener::Zipkin, Listener::Viewer] {
+        let flag = StoreArgs::port_flag(listener);
+        let Some(port) = store.port(listener).filter(|p| *p != 0) else { continue };
+        if let Some((_, owner, why)) = taken.iter().find(|(p, _, _)| *p == port) {
+            return Err(UsageError::PortCollision { flag, port, taken: owner.clone(), why: why.clone() });
+        }
+        taken.push((port, format!("--{flag}-port"), String::new()));
+    }
+    Ok(())
 }
 
 /// A port of the store: its flag's, or its default moved as `--base-port` moves the services'

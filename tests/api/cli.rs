@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::process::{Proc, test_runs_dir};
 
 /// One bad input: the arguments, the environment, the exit code and what the message names.
-type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+pub(crate) type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
 
 /// `bookinfo args` with `env`, to its end: exit code and everything printed.
-async fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+pub(crate) async fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
     let mut proc = Proc::start(args, env);
     let status = proc.wait(Duration::from_secs(30)).await;
     (status.code(), proc.output())

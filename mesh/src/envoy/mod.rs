@@ -305,6 +305,9 @@ impl Mesh {
                     static_layer: StaticLayer {
                         zipkin_flush_interval_ms: flush,
                         opentelemetry_flush_interval_ms: flush,
+                        // As istiod's bootstrap (pkg/bootstrap/config.go): the size the routes'
+                        // regexes are held to when they are read.
+                        re2_max_program_size_error_level: crate::model::re2::MAX_PROGRAM_SIZE,
                     },
                 }],
             },

@@ -7,6 +7,7 @@
 //! both, or does not load.
 
 mod parse;
+pub(crate) mod re2;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use regex::RegexBuilder;
 use serde_json::Value;
+use serde_saphyr::NonFiniteFloatPolicy;
 
 use super::{
     Condition, Destination, GATEWAY_PORT, GatewayRule, LoadBalancer, Match, Matcher, Retries, Routing, Rule,
-    short,
+    re2, short,
 };
 use crate::istio::{self, DestinationRule, Gateway, Other, VirtualService};
 use crate::{RouteError, parse_duration};
@@ -34,6 +35,19 @@ const RETRY_ON: [&str; 16] = [
     "resource-exhausted",
     "unavailable",
 ];
+
+/// The versions of `networking.istio.io` that Istio serves.
+const API_VERSIONS: [&str; 3] =
+    ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"];
+
+/// A resource read into its type; an error names the field's path (`spec.http[0].timeout`).
+fn typed<T: serde::de::DeserializeOwned>(document: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if path == "." { inner.to_string() } else { format!("{path}: {inner}") }
+    })
+}
 
 /// Where in the files a problem is.
 struct Place<'a> {
@@ -74,8 +88,10 @@ impl Routing {
         let mut gateways = Vec::new();
         for (path, text) in files {
             let invalid = |message: String| RouteError::Invalid { path: path.to_path_buf(), message };
-            let documents: Vec<Value> =
-                serde_saphyr::from_multiple(text).map_err(|err| invalid(format!("not valid YAML: {err}")))?;
+            // `.nan` and `.inf` kept as text, so that the field they are in is named below.
+            let options = serde_saphyr::options! { non_finite_float_policy: NonFiniteFloatPolicy::AsString };
+            let documents: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options)
+                .map_err(|err| invalid(format!("not valid YAML: {err}")))?;
             let mut resources = 0;
             for (index, document) in documents.into_iter().enumerate() {
                 if document.is_null() {
@@ -90,20 +106,26 @@ impl Routing {
                         "{at}: {kind} ({api}) is not an Istio networking resource; routing files hold VirtualService, DestinationRule and Gateway"
                     )));
                 }
+                if !API_VERSIONS.contains(&api.as_str()) {
+                    return Err(invalid(format!(
+                        "{at}: apiVersion {api} is not one Istio serves ({})",
+                        API_VERSIONS.join(", ")
+                    )));
+                }
                 match kind.as_str() {
                     "VirtualService" => {
-                        let vs: VirtualService = serde_json::from_value(document)
-                            .map_err(|err| invalid(format!("{at}: VirtualService: {err}")))?;
+                        let vs: VirtualService =
+                            typed(document).map_err(|err| invalid(format!("{at}: VirtualService: {err}")))?;
                         virtual_services.push((*path, vs));
                     }
                     "DestinationRule" => {
-                        let dr: DestinationRule = serde_json::from_value(document)
+                        let dr: DestinationRule = typed(document)
                             .map_err(|err| invalid(format!("{at}: DestinationRule: {err}")))?;
                         destination_rules.push((*path, dr));
                     }
                     "Gateway" => {
-                        let gateway: Gateway = serde_json::from_value(document)
-                            .map_err(|err| invalid(format!("{at}: Gateway: {err}")))?;
+                        let gateway: Gateway =
+                            typed(document).map_err(|err| invalid(format!("{at}: Gateway: {err}")))?;
                         gateways.push((*path, gateway));
                     }
                     other => {
@@ -476,11 +498,18 @@ fn matcher(place: &Place<'_>, string_match: &istio::StringMatch) -> Result<Match
     match (&string_match.exact, &string_match.prefix, &string_match.regex) {
         (Some(exact), None, None) => Ok(Matcher::Exact(exact.clone())),
         (None, Some(prefix), None) => Ok(Matcher::Prefix(prefix.clone())),
-        (None, None, Some(regex)) => RegexBuilder::new(&format!("^(?:{regex})$"))
-            .size_limit(1 << 20)
-            .build()
-            .map(|compiled| Matcher::Regex { source: regex.clone(), compiled })
-            .map_err(|err| place.within(".regex").error(err)),
+        (None, None, Some(regex)) => {
+            let place = place.within(".regex");
+            // Envoy's RE2 must take it too, or the mesh would not start.
+            if let Some(refusal) = re2::refusal(regex) {
+                return Err(place.error(format!("{regex:?}: {refusal}")));
+            }
+            RegexBuilder::new(&format!("^(?:{regex})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map(|compiled| Matcher::Regex { source: regex.clone(), compiled })
+                .map_err(|err| place.error(format!("{regex:?}: {}", re2::one_line(&err))))
+        }
         (None, None, None) => Ok(Matcher::Present),
         _ => Err(place.error("exact, prefix and regex are exclusive")),
     }

@@ -83,6 +83,9 @@ pub struct StaticLayer {
     /// How long the OpenTelemetry tracer holds spans before sending them.
     #[serde(rename = "tracing.opentelemetry.flush_interval_ms")]
     pub opentelemetry_flush_interval_ms: u64,
+    /// The largest RE2 program a route's regex may compile to (Envoy's default is 100).
+    #[serde(rename = "re2.max_program_size.error_level")]
+    pub re2_max_program_size_error_level: u64,
 }
 
 /// `config.overload.v3.OverloadManager`.
