@@ -9,6 +9,7 @@ mod ci;
 mod cli;
 mod curl;
 mod details;
+mod docs;
 mod envoy_mesh;
 mod faults;
 mod helpers;
