@@ -90,6 +90,19 @@ pub enum SetupError {
         "the Zipkin tracers send the sidecars' spans to the stack's own store, which does not run when OTEL_EXPORTER_OTLP_ENDPOINT is set: unset it, or use --mesh-tracer otel"
     )]
     ZipkinWithoutStore,
+    /// No MySQL server where `BOOKINFO_MYSQLD` says.
+    #[error("no MySQL server at {}: --ratings-db mysql needs one (apt-get install mariadb-server)", .0.display())]
+    MysqldNotAt(PathBuf),
+    /// No `mariadbd` or `mysqld` on PATH.
+    #[error(
+        "MariaDB is not installed: --ratings-db mysql needs mariadbd or mysqld (apt-get install mariadb-server, or BOOKINFO_MYSQLD=PATH)"
+    )]
+    MysqldMissing,
+    /// `--ratings-db` has no sidecars for the database and ratings v2 yet.
+    #[error(
+        "--ratings-db runs without --mesh for now: the database and ratings v2-mysql have no sidecars yet"
+    )]
+    RatingsDbInMesh,
     /// `--compare` routes the gateway itself.
     #[error("--compare routes the gateway by host itself: leave the Gateway files out of --routes")]
     CompareWithGateway,

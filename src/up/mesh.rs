@@ -228,6 +228,8 @@ impl Plan {
                     mode: planned.mode,
                     upstreams: planned.outbound.clone(),
                     reviews_subsets: Vec::new(),
+                    ratings_subsets: Vec::new(),
+                    extra: Vec::new(),
                     routes: &[],
                     propagators: propagators(planned.mode, options.tracer, source),
                 };

@@ -15,6 +15,7 @@ mod banner;
 mod child;
 mod envoy;
 mod mesh;
+mod mysql;
 mod prepare;
 mod stack;
 mod supervisor;
@@ -31,14 +32,16 @@ use tokio::time::Instant;
 
 use self::banner::Row;
 use self::envoy::Envoy;
-use self::prepare::Prepared;
-use self::stack::{App, Common, STACK, reachable};
+use self::prepare::{Database, Prepared};
+use self::stack::{App, Common, RATINGS_V2_MYSQL, STACK, reachable};
 use self::supervisor::{Event, Supervisor};
 use crate::blocking;
 use crate::cli::{MeshArgs, UpArgs};
 use crate::error::{Error, StackError};
 use crate::output;
 use crate::service::Service;
+
+pub use self::mysql::{BOOKINFO_MYSQLD, RatingsDb};
 
 /// How long all services may take to answer `/health`.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(10);
@@ -76,10 +79,12 @@ where
         None => start_plain(&mut supervisor, &common, &prepared, &source).await,
     };
     let sink = prepared.sink;
+    let database = prepared.database;
     let mut banner = match started {
         Ok(banner) => banner,
         Err(err) => {
             supervisor.stop_all().await;
+            remove_database(database).await;
             stop_store(sink, Sink::discard).await;
             return Err(err);
         }
@@ -100,6 +105,7 @@ where
         }
     }
     supervisor.stop_all().await;
+    remove_database(database).await;
     // The services flushed their last spans as they stopped: show those traces too.
     stop_store(sink, Sink::close).await;
     Ok(())
@@ -137,6 +143,84 @@ async fn stop_store(sink: Option<Sink>, stop: fn(Sink)) {
     }
 }
 
+/// Removes the stack's own database server's directory, once it has stopped: nothing of the
+/// database outlives `up`.
+async fn remove_database(database: Option<Database>) {
+    if let Some(Database::Local(local)) = database {
+        let _ = blocking::run(move || {
+            local.remove();
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// Under `--ratings-db`: the stack's own database server (when it has one) and ratings v2 on
+/// it; answers where ratings v2 listens and the banner's rows.
+async fn start_ratings_db(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    prepared: &Prepared,
+    database: &Database,
+    source: &(impl Source + ?Sized),
+) -> Result<(SocketAddr, Vec<Row>, String), Error> {
+    let mut rows = Vec::new();
+    let mut note = String::new();
+    let env = match database {
+        Database::Local(local) => {
+            let mut local = local.clone();
+            let mut tries = 0;
+            let running = loop {
+                match supervisor.start(local.spec(&common.exe)).await {
+                    // A free port picked may be taken before the server binds it: pick again.
+                    Err(err) if local.picked && tries < 3 && mysql::port_was_taken(&err) => {
+                        tries += 1;
+                        local.repick()?;
+                    }
+                    other => break other?,
+                }
+            };
+            rows.push(Row {
+                name: "mysqldb".to_owned(),
+                url: format!("mysql://{}/test", local.addr()),
+                pid: running.pid,
+            });
+            note = format!(
+                "Ratings database: MariaDB/MySQL at {}, socket {} (removed when the stack stops)\n",
+                local.addr(),
+                local.socket().display()
+            );
+            mysql::ratings_env("127.0.0.1", local.port, Some(mysql::USER), Some(mysql::PASSWORD))
+        }
+        Database::Url(RatingsDb::Url { host, port, user, password }) => {
+            note = format!("Ratings database: mysql://{host}:{port}/test\n");
+            mysql::ratings_env(host, *port, user.as_deref(), password.as_deref())
+        }
+        Database::Url(RatingsDb::Local) => Vec::new(),
+    };
+    let instance = RATINGS_V2_MYSQL;
+    let app = App {
+        instance,
+        name: instance.pod.to_owned(),
+        port: if prepared.base_port == 0 { 0 } else { prepared.base_port + instance.offset },
+        mode: prepared.mode,
+        upstreams: Vec::new(),
+        reviews_subsets: Vec::new(),
+        ratings_subsets: Vec::new(),
+        extra: env,
+        routes: &[],
+        propagators: None,
+    };
+    let running = supervisor.start(app.spec(common, source)).await?;
+    let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
+    rows.push(Row {
+        name: instance.pod.to_owned(),
+        url: format!("http://{}", reachable(addr)),
+        pid: running.pid,
+    });
+    Ok((addr, rows, note))
+}
+
 /// The plain stack: each service on its public port, calling the others directly; answers
 /// the banner.
 async fn start_plain(
@@ -147,6 +231,9 @@ async fn start_plain(
 ) -> Result<String, Error> {
     let routes: Vec<PathBuf> = prepared.routes.iter().map(std::path::absolute).collect::<io::Result<_>>()?;
     let mut started: Vec<(stack::Instance, SocketAddr, u32)> = Vec::new();
+    let mut ratings_subsets = Vec::new();
+    let mut database_rows = Vec::new();
+    let mut database_note = String::new();
     for instance in STACK {
         let find = |pod: &str| started.iter().find(|(i, _, _)| i.pod == pod).map(|(_, addr, _)| *addr);
         let mut upstreams = Vec::new();
@@ -178,14 +265,29 @@ async fn start_plain(
             mode: prepared.mode,
             upstreams,
             reviews_subsets,
+            ratings_subsets: ratings_subsets.clone(),
+            extra: Vec::new(),
             routes: &routes,
             propagators: None,
         };
         let running = supervisor.start(app.spec(common, source)).await?;
         let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         started.push((instance, addr, running.pid));
+        // Ratings v2 on MySQL joins ratings v1 behind the `ratings` service, as its Deployment
+        // does in Istio's sample: calls spread over both unless the routing picks a subset.
+        if instance.service == Service::Ratings
+            && let Some(database) = &prepared.database
+        {
+            let (v2, rows, note) = start_ratings_db(supervisor, common, prepared, database, source).await?;
+            ratings_subsets = vec![("v1", addr), (mysql::VERSION, v2)];
+            database_rows = rows;
+            database_note = note;
+        }
     }
-    wait_healthy(started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)))).await?;
+    let v2 = database_rows.iter().find(|row| row.name == RATINGS_V2_MYSQL.pod);
+    let v2 = v2.and_then(|row| row.url.strip_prefix("http://")).and_then(|addr| addr.parse().ok());
+    let healthy = started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)));
+    wait_healthy(healthy.chain(v2.map(|addr| (RATINGS_V2_MYSQL.pod.to_owned(), addr)))).await?;
 
     let rows: Vec<Row> = STACK
         .iter()
@@ -195,8 +297,10 @@ async fn start_plain(
             let path = if i.service == Service::Productpage { "/productpage" } else { "" };
             Row { name: i.pod.to_owned(), url: format!("http://{}{path}", reachable(*addr)), pid: *pid }
         })
+        .chain(database_rows)
         .collect();
     let mut text = banner::table("Bookinfo is running:", &rows);
+    text.push_str(&database_note);
     text.push_str(&banner::routing(&routes, "applied by the services themselves"));
     text.push_str(&banner::tracing(prepared.mode, None, &prepared.exporter).await?);
     Ok(text)
