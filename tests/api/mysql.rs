@@ -226,6 +226,54 @@ async fn an_unreachable_database_degrades_the_page_as_the_originals_does() {
 }
 
 #[actix_web::test]
+async fn a_database_that_never_answers_is_given_up_on_within_every_callers_deadline() {
+    // Connections are taken (into the listener's backlog) and never greeted.
+    let silent = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let ratings = spawn_ratings(&env(&[
+        ("SERVICE_VERSION", "v2"),
+        ("DB_TYPE", "mysql"),
+        ("MYSQL_DB_HOST", "127.0.0.1"),
+        ("MYSQL_DB_PORT", &port),
+    ]));
+    let start = std::time::Instant::now();
+    let read = get(&ratings.url("/ratings/0")).await;
+    let took = start.elapsed();
+    assert_eq!(
+        (read.status, read.body.as_str()),
+        (200, r#"{"error":"could not connect to ratings database"}"#)
+    );
+    // reviews v3 waits 2.5 s for ratings, the shortest deadline of its callers.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    drop(silent);
+}
+
+#[actix_web::test]
+#[ignore = "needs mariadb-server: .ci/run runs it"]
+async fn a_stack_given_a_database_url_reads_that_server() {
+    let (mut first, _database) = up_with_mysql(&["--tracing", "none"], &[]).await;
+    // "Ratings database: MariaDB/MySQL at 127.0.0.1:40123, socket ..."
+    let output = first.proc.output();
+    let addr = output
+        .lines()
+        .find_map(|line| line.strip_prefix("Ratings database: MariaDB/MySQL at ")?.split(',').next())
+        .unwrap_or_else(|| panic!("no database line:\n{output}"))
+        .to_owned();
+    let url = format!("mysql://root:password@{addr}/test");
+    let routes = ratings_mysql_routes();
+    let mut second = Up::start(&["--ratings-db", &url, "--routes", &routes, "--tracing", "none"], &[]).await;
+    let banner = second.proc.output();
+    assert!(banner.contains(&format!("Ratings database: mysql://{addr}/test")), "{banner}");
+    assert!(!banner.contains("mysqldb "), "no server of its own: {banner}");
+    let page = get(&format!("http://{}/productpage", second.addr("productpage"))).await;
+    assert_eq!(stars(&page.body), 9, "{}", page.body);
+    for up in [&mut second, &mut first] {
+        up.proc.signal(Signal::SIGTERM);
+        assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
+    }
+}
+
+#[actix_web::test]
 async fn without_a_database_server_up_says_how_to_install_one_in_one_line() {
     let mut up = Proc::start(
         &["up", "--base-port", "0", "--ratings-db", "mysql"],
