@@ -239,8 +239,10 @@ impl Local {
             // Accounts are matched by address: 127.0.0.1 is not turned into `localhost`.
             "--skip-name-resolve".to_owned(),
             format!("--init-file={}", self.dir.join("users.sql").display()),
-            // Its start-up notes would bury the stack's banner; warnings and errors still show.
+            // Its start-up notes would bury the stack's banner, and a warning per connection
+            // closed before it logged in would follow every readiness probe; the rest shows.
             "--silent-startup".to_owned(),
+            "--log-warnings=1".to_owned(),
         ];
         if let Some(user) = run_as() {
             args.push(format!("--user={user}"));
