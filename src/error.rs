@@ -98,11 +98,6 @@ pub enum SetupError {
         "MariaDB is not installed: --ratings-db mysql needs mariadbd or mysqld (apt-get install mariadb-server, or BOOKINFO_MYSQLD=PATH)"
     )]
     MysqldMissing,
-    /// `--ratings-db` has no sidecars for the database and ratings v2 yet.
-    #[error(
-        "--ratings-db runs without --mesh for now: the database and ratings v2-mysql have no sidecars yet"
-    )]
-    RatingsDbInMesh,
     /// `--compare` routes the gateway itself.
     #[error("--compare routes the gateway by host itself: leave the Gateway files out of --routes")]
     CompareWithGateway,

@@ -37,6 +37,7 @@ pub struct UpArgs {
     /// to it with a DestinationRule subset): `mysql` starts a MariaDB or MySQL server of the
     /// stack's own (mariadbd or mysqld on PATH, or BOOKINFO_MYSQLD) on 127.0.0.1:3306, moved
     /// with --base-port; `mysql://USER:PASSWORD@HOST:PORT/test` uses that server instead.
+    /// Under --mesh the database has no sidecar: ratings v2 reaches it directly.
     #[arg(long, value_name = "mysql|URL")]
     pub ratings_db: Option<crate::up::RatingsDb>,
 

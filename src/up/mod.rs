@@ -155,8 +155,45 @@ async fn remove_database(database: Option<Database>) {
     }
 }
 
-/// Under `--ratings-db`: the stack's own database server (when it has one) and ratings v2 on
-/// it; answers where ratings v2 listens and the banner's rows.
+/// Under `--ratings-db`: the stack's own database server, when it has one; answers ratings
+/// v2's variables, and the banner's row (the server's) and line.
+async fn start_database(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    database: &Database,
+) -> Result<(Vec<(String, String)>, Option<Row>, String), Error> {
+    let local = match database {
+        Database::Local(local) => local,
+        Database::Url(remote) => {
+            let note = format!("Ratings database: mysql://{}:{}/test\n", remote.host, remote.port);
+            return Ok((remote.ratings_env(), None, note));
+        }
+    };
+    let mut local = local.clone();
+    let mut tries = 0;
+    let running = loop {
+        match supervisor.start(local.spec(&common.exe)).await {
+            // A free port picked may be taken before the server binds it: pick again.
+            Err(err) if local.picked && tries < 3 && mysql::port_was_taken(&err) => {
+                tries += 1;
+                local.repick()?;
+            }
+            other => break other?,
+        }
+    };
+    let row =
+        Row { name: "mysqldb".to_owned(), url: format!("mysql://{}/test", local.addr()), pid: running.pid };
+    let note = format!(
+        "Ratings database: MariaDB/MySQL at {}, socket {} (removed when the stack stops)\n",
+        local.addr(),
+        local.socket().display()
+    );
+    let env = mysql::ratings_env("127.0.0.1", local.port, Some(mysql::USER), Some(mysql::PASSWORD));
+    Ok((env, Some(row), note))
+}
+
+/// Under `--ratings-db`: the database server (see [`start_database`]) and ratings v2 on it;
+/// answers where ratings v2 listens, the banner's rows and its line.
 async fn start_ratings_db(
     supervisor: &mut Supervisor,
     common: &Common,
@@ -164,40 +201,8 @@ async fn start_ratings_db(
     database: &Database,
     source: &(impl Source + ?Sized),
 ) -> Result<(SocketAddr, Vec<Row>, String), Error> {
-    let mut rows = Vec::new();
-    let mut note = String::new();
-    let env = match database {
-        Database::Local(local) => {
-            let mut local = local.clone();
-            let mut tries = 0;
-            let running = loop {
-                match supervisor.start(local.spec(&common.exe)).await {
-                    // A free port picked may be taken before the server binds it: pick again.
-                    Err(err) if local.picked && tries < 3 && mysql::port_was_taken(&err) => {
-                        tries += 1;
-                        local.repick()?;
-                    }
-                    other => break other?,
-                }
-            };
-            rows.push(Row {
-                name: "mysqldb".to_owned(),
-                url: format!("mysql://{}/test", local.addr()),
-                pid: running.pid,
-            });
-            note = format!(
-                "Ratings database: MariaDB/MySQL at {}, socket {} (removed when the stack stops)\n",
-                local.addr(),
-                local.socket().display()
-            );
-            mysql::ratings_env("127.0.0.1", local.port, Some(mysql::USER), Some(mysql::PASSWORD))
-        }
-        Database::Url(RatingsDb::Url { host, port, user, password }) => {
-            note = format!("Ratings database: mysql://{host}:{port}/test\n");
-            mysql::ratings_env(host, *port, user.as_deref(), password.as_deref())
-        }
-        Database::Url(RatingsDb::Local) => Vec::new(),
-    };
+    let (env, row, note) = start_database(supervisor, common, database).await?;
+    let mut rows: Vec<Row> = row.into_iter().collect();
     let instance = RATINGS_V2_MYSQL;
     let app = App {
         instance,
@@ -233,6 +238,7 @@ async fn start_plain(
     let mut started: Vec<(stack::Instance, SocketAddr, u32)> = Vec::new();
     let mut ratings_subsets = Vec::new();
     let mut database_rows = Vec::new();
+    let mut ratings_v2 = None;
     let mut database_note = String::new();
     for instance in STACK {
         let find = |pod: &str| started.iter().find(|(i, _, _)| i.pod == pod).map(|(_, addr, _)| *addr);
@@ -281,13 +287,12 @@ async fn start_plain(
             let (v2, rows, note) = start_ratings_db(supervisor, common, prepared, database, source).await?;
             ratings_subsets = vec![("v1", addr), (mysql::VERSION, v2)];
             database_rows = rows;
+            ratings_v2 = Some(reachable(v2));
             database_note = note;
         }
     }
-    let v2 = database_rows.iter().find(|row| row.name == RATINGS_V2_MYSQL.pod);
-    let v2 = v2.and_then(|row| row.url.strip_prefix("http://")).and_then(|addr| addr.parse().ok());
     let healthy = started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)));
-    wait_healthy(healthy.chain(v2.map(|addr| (RATINGS_V2_MYSQL.pod.to_owned(), addr)))).await?;
+    wait_healthy(healthy.chain(ratings_v2.map(|addr| (RATINGS_V2_MYSQL.pod.to_owned(), addr)))).await?;
 
     let rows: Vec<Row> = STACK
         .iter()
@@ -335,6 +340,13 @@ async fn start_mesh(
         Some(run) => run.join("envoy"),
         None => file::temp_dir(source).join(format!("bookinfo-envoy-{}", std::process::id())),
     };
+    let (ratings_db, database_row, database_note) = match &prepared.database {
+        Some(database) => {
+            let (env, row, note) = start_database(supervisor, common, database).await?;
+            (Some(env), row, note)
+        }
+        None => (None, None, String::new()),
+    };
     let options = mesh::Options {
         namespaces: namespaces.clone(),
         tracer,
@@ -344,6 +356,7 @@ async fn start_mesh(
         zipkin: zipkin.unwrap_or(unused),
         otlp: otlp.unwrap_or(unused),
         dir: dir.clone(),
+        ratings_db,
     };
     let layout =
         mesh::start(supervisor, common, prepared.base_port, prepared.routing.clone(), &options, source)
@@ -351,6 +364,13 @@ async fn start_mesh(
     wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
     let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version);
+    if let Some(row) = database_row {
+        text.push_str(&banner::table(
+            "Outside the mesh (ratings-v2-mysql reaches it directly, without sidecars):",
+            &[row],
+        ));
+    }
+    text.push_str(&database_note);
     text.push_str(&banner::routing(&prepared.routes, "rendered into the sidecars' routes"));
     text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
     if args.compare {

@@ -53,16 +53,38 @@ pub enum RatingsDb {
     /// `mysql`: a server of the stack's own.
     Local,
     /// `mysql://user:pass@host:port/test`: an existing server.
-    Url {
-        /// Host name or address.
-        host: String,
-        /// Port (3306 unless given).
-        port: u16,
-        /// User, if any.
-        user: Option<String>,
-        /// Password, if any.
-        password: Option<String>,
-    },
+    Url(Remote),
+}
+
+/// A server of the user's, given by URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// Host name or address.
+    pub host: String,
+    /// Port (3306 unless given).
+    pub port: u16,
+    /// User, if any.
+    pub user: Option<String>,
+    /// Password, if any.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password never reaches a log line.
+        f.debug_struct("Remote")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// Ratings v2's variables for this server.
+    pub fn ratings_env(&self) -> Vec<(String, String)> {
+        ratings_env(&self.host, self.port, self.user.as_deref(), self.password.as_deref())
+    }
 }
 
 impl FromStr for RatingsDb {
@@ -84,12 +106,12 @@ impl FromStr for RatingsDb {
             return Err(format!("ratings reads the database {DATABASE}, as the original, not {database}"));
         }
         let decode = |s: &str| percent_decode(s);
-        Ok(RatingsDb::Url {
+        Ok(RatingsDb::Url(Remote {
             host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
             port: url.port().unwrap_or(DEFAULT_PORT),
             user: Some(url.username()).filter(|u| !u.is_empty()).map(decode),
             password: url.password().map(decode),
-        })
+        }))
     }
 }
 
@@ -320,21 +342,33 @@ mod tests {
         assert_eq!("mysql".parse::<RatingsDb>(), Ok(RatingsDb::Local));
         assert_eq!(
             "mysql://root:p%40ss@db.example:3307/test".parse::<RatingsDb>(),
-            Ok(RatingsDb::Url {
+            Ok(RatingsDb::Url(Remote {
                 host: "db.example".into(),
                 port: 3307,
                 user: Some("root".into()),
                 password: Some("p@ss".into())
-            })
+            }))
         );
         let plain = "mysql://127.0.0.1".parse::<RatingsDb>().unwrap();
         assert_eq!(
             plain,
-            RatingsDb::Url { host: "127.0.0.1".into(), port: 3306, user: None, password: None }
+            RatingsDb::Url(Remote { host: "127.0.0.1".into(), port: 3306, user: None, password: None })
         );
         for bad in ["mongodb://m:27017/test", "mysql://h/other", "postgres", "mysql://:1/test"] {
             assert!(bad.parse::<RatingsDb>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_port_taken_before_the_server_bound_it_is_told_apart() {
+        let said = |line: &str| StackError::NotReady {
+            name: "mysqldb".into(),
+            status: "exit status: 1".into(),
+            said: vec![line.to_owned()],
+        };
+        let taken = "[ERROR] Can't start server: Bind on TCP/IP port. Got error: 98: Address already in use";
+        assert!(port_was_taken(&said(taken).into()));
+        assert!(!port_was_taken(&said("[ERROR] Aborting").into()));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use bookinfo_traces::sink::Listener;
 use bookinfo_traces::{Limits, Sink, SinkError, SinkOptions, file};
 
 use super::envoy::{self, Envoy};
-use super::mysql::{self, RatingsDb};
+use super::mysql::{self, RatingsDb, Remote};
 use super::stack::{RATINGS_V2_MYSQL, STACK};
 use crate::cli::{StoreArgs, UpArgs};
 use crate::error::{Error, SetupError, StackError};
@@ -58,7 +58,7 @@ pub enum Database {
     /// A server the stack starts, its data directory made.
     Local(mysql::Local),
     /// A server at `--ratings-db`'s URL.
-    Url(RatingsDb),
+    Url(Remote),
 }
 
 impl Prepared {
@@ -87,9 +87,6 @@ impl Prepared {
             return Err(StackError::NoRoom(base_port).into());
         }
         let routing = load_routes(&routes)?;
-        if args.mesh.mesh && args.ratings_db.is_some() {
-            return Err(SetupError::RatingsDbInMesh.into());
-        }
         let server = match &args.ratings_db {
             Some(RatingsDb::Local) => Some(mysql::find(source)?),
             _ => None,
@@ -135,8 +132,8 @@ impl Prepared {
                     }
                 }
             }
-            (None, Some(url)) => Some(Database::Url(url.clone())),
-            (None, None) => None,
+            (None, Some(RatingsDb::Url(remote))) => Some(Database::Url(remote.clone())),
+            (None, Some(RatingsDb::Local) | None) => None,
         };
         Ok(Self {
             exe,

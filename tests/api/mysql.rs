@@ -209,6 +209,50 @@ async fn a_failed_select_is_the_originals_500_and_a_killed_server_comes_back() {
 }
 
 #[actix_web::test]
+#[ignore = "needs mariadb-server and Envoy: .ci/run runs it"]
+async fn under_the_mesh_only_the_application_sees_the_database_call() {
+    let receiver = Receiver::http();
+    // The test's PATH, where Envoy is (or BOOKINFO_ENVOY).
+    let path = std::env::var("PATH").unwrap_or_default();
+    let envoy = std::env::var("BOOKINFO_ENVOY").unwrap_or_default();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("PATH", path.as_str()),
+        ("BOOKINFO_ENVOY", envoy.as_str()),
+    ];
+    let mesh = ["--mesh", "--mesh-tracer", "otel", "--tracing", "otel"];
+    let (mut up, _database) = up_with_mysql(&mesh, &env).await;
+    let page = format!("http://{}/productpage", up.addr("gateway"));
+    for _ in 0..3 {
+        let answer = get(&page).await;
+        assert!(answer.body.contains("Reviews served by: reviews-v3"), "{}", answer.body);
+        assert_eq!(stars(&answer.body), 9);
+    }
+    let queries = crate::wait::poll(Duration::from_secs(10), || async {
+        let queries: Vec<Received> =
+            receiver.spans().into_iter().filter(|s| s.span.name == "SELECT ratings").collect();
+        (queries.len() >= 3).then_some(queries)
+    })
+    .await
+    .expect("a query span per page");
+    for query in queries {
+        let spans = receiver.trace(&query.trace_id(), Duration::from_secs(10), |s| s.len() >= 20).await;
+        let database: Vec<&Received> =
+            spans.iter().filter(|s| s.kind() == "CLIENT" && s.attr("db.system.name").is_some()).collect();
+        assert_eq!(database.len(), 1, "one database CLIENT span, the application's: {spans:#?}");
+        assert!(database.iter().all(|s| s.service() == "ratings"), "no sidecar span for the database");
+        let server = spans.iter().find(|s| s.span_id() == query.parent()).expect("the query's parent");
+        assert_eq!((server.service().as_str(), server.kind()), ("ratings", "SERVER"));
+        // ratings' SERVER span is under its sidecar's inbound span: the trace is one piece.
+        let sidecar = spans.iter().find(|s| s.span_id() == server.parent()).expect("ratings' sidecar span");
+        assert_eq!(sidecar.service(), "ratings.default");
+    }
+    up.proc.signal(Signal::SIGTERM);
+    assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
+}
+
+#[actix_web::test]
 async fn an_unreachable_database_degrades_the_page_as_the_originals_does() {
     // Port 0: nothing can listen there, so every connection is refused.
     let ratings = spawn_ratings(&env(&[
