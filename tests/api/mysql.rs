@@ -209,6 +209,18 @@ async fn a_failed_select_is_the_originals_500_and_a_killed_server_comes_back() {
 }
 
 #[actix_web::test]
+#[ignore = "needs mariadb-server: .ci/run runs it"]
+async fn the_database_server_stops_with_the_stack_even_when_the_stack_is_killed() {
+    let (up, database) = up_with_mysql(&["--tracing", "none"], &[]).await;
+    up.proc.signal(Signal::SIGKILL);
+    let gone = crate::wait::poll(Duration::from_secs(15), || async {
+        (kill(Pid::from_raw(database.pid), None) == Err(nix::errno::Errno::ESRCH)).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the database server outlived the stack");
+}
+
+#[actix_web::test]
 #[ignore = "needs mariadb-server and Envoy: .ci/run runs it"]
 async fn under_the_mesh_only_the_application_sees_the_database_call() {
     let receiver = Receiver::http();
