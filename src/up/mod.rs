@@ -4,8 +4,10 @@
 //! telemetry identity, as pods do; with `--mesh`, each also gets an Envoy sidecar and an
 //! ingress gateway fronts productpage ([`mesh`]). Children are supervised as a kubelet would:
 //! one that dies is reported and started again after a back-off while the rest keeps serving
-//! ([`supervisor`]). The trace store runs beside them on threads of its own. SIGINT or SIGTERM
-//! stops everything; no child outlives `up`, even when it is killed.
+//! ([`supervisor`]). The trace store runs beside them on threads of its own. Under
+//! `--ratings-db`, ratings v2-mysql joins ratings v1, on a database server of the stack's own
+//! (supervised like the services) or a given one ([`mysql`]). SIGINT or SIGTERM stops
+//! everything; no child outlives `up`, even when it is killed.
 //!
 //! What may block (files, sockets, Envoy, the store's threads) is done first, off the async
 //! runtime ([`prepare`]); the variables come from the [`Source`] handed in, never from the
