@@ -103,6 +103,14 @@ pub enum SetupError {
         "the Zipkin tracers send the sidecars' spans to the stack's own store, which does not run when OTEL_EXPORTER_OTLP_ENDPOINT is set: unset it, or use --mesh-tracer otel"
     )]
     ZipkinWithoutStore,
+    /// No MySQL server where `BOOKINFO_MYSQLD` says.
+    #[error("no MySQL server at {}: --ratings-db mysql needs one (apt-get install mariadb-server)", .0.display())]
+    MysqldNotAt(PathBuf),
+    /// No `mariadbd` or `mysqld` on PATH.
+    #[error(
+        "MariaDB is not installed: --ratings-db mysql needs mariadbd or mysqld (apt-get install mariadb-server, or BOOKINFO_MYSQLD=PATH)"
+    )]
+    MysqldMissing,
     /// `--compare` routes the gateway itself.
     #[error("--compare routes the gateway by host itself: leave the Gateway files out of --routes")]
     CompareWithGateway,

@@ -11,6 +11,7 @@
 //! - [`client`]: the outbound HTTP client ([`RequestContext`]) handlers call through, with a
 //!   CLIENT span per call in `otel` mode.
 //! - [`spans`]: how each request is traced ([`Tracing`]) and the spans of requests and calls.
+//! - [`database`]: the spans of a service's queries to a database.
 //! - [`upstream`]: the services a service calls and where they live.
 //! - [`routing`]: where a [`routing::Router`] plays the calling pod's sidecar (the local stack).
 //! - [`headers`]: actix-web's header maps, lent to `bookinfo-propagation`.
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod database;
 pub mod edge;
 pub mod headers;
 pub mod middleware;

@@ -3,10 +3,12 @@
 //! `GET /ratings/{id}` answers `{"id":0,"ratings":{"Reviewer1":5,"Reviewer2":4}}`;
 //! `POST /ratings/{id}` stores other ratings in memory; `GET /health` reports health.
 //! `SERVICE_VERSION` selects the original's modes (`v-faulty`, `v-delayed`, `v-unavailable`,
-//! `v-unhealthy`; see [`faults`]).
+//! `v-unhealthy`; see [`faults`]); `v2` with `DB_TYPE=mysql` reads the ratings from MySQL
+//! ([`mysql`]), with the original's answers when the database cannot be reached or queried.
 #![forbid(unsafe_code)]
 
 pub mod faults;
+pub mod mysql;
 pub mod product_id;
 pub mod store;
 
@@ -16,14 +18,15 @@ use actix_web::http::{StatusCode, header};
 use actix_web::web::{self, Bytes, Data, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse};
 use bookinfo_config::{self as config, ConfigError, Source};
-use bookinfo_http::Upstreams;
 use bookinfo_http::middleware::HEALTH;
 use bookinfo_http::respond::json as json_response;
 use bookinfo_http::server::get_or_head;
+use bookinfo_http::{Tracing, Upstreams};
 use bookinfo_wire::ratings::Ratings;
 use serde_json::{Value, json};
 
 use crate::faults::{Mode, Read};
+use crate::mysql::{Connections, MysqlConfig, ReadError};
 use crate::store::Store;
 
 /// How the ratings service behaves.
@@ -31,15 +34,23 @@ use crate::store::Store;
 pub struct Config {
     /// The `SERVICE_VERSION` value (default `v1`).
     pub version: String,
+    /// The database of `v2` (`DB_TYPE=mysql`, `MYSQL_DB_*`).
+    pub mysql: Option<MysqlConfig>,
 }
 
 impl Config {
-    /// Reads `SERVICE_VERSION`.
+    /// Reads `SERVICE_VERSION` and, for `v2`, its database ([`MysqlConfig::from_source`]).
     ///
     /// # Errors
-    /// None today; the signature matches the other services.
+    /// For `v2`, a database other than MySQL (the original's MongoDB) or a `MYSQL_DB_PORT` that
+    /// is not a port.
     pub fn from_source(source: &(impl Source + ?Sized)) -> Result<Self, ConfigError> {
-        Ok(Self { version: source.string_or(config::SERVICE_VERSION, "v1") })
+        let version = source.string_or(config::SERVICE_VERSION, "v1");
+        let mysql = match Mode::from_version(&version) {
+            Mode::Database => Some(MysqlConfig::from_source(source)?),
+            _ => None,
+        };
+        Ok(Self { version, mysql })
     }
 
     /// The behaviour `version` selects.
@@ -92,14 +103,13 @@ pub fn upstreams(_source: &(impl Source + ?Sized)) -> Result<Upstreams, ConfigEr
 /// The service's routes and state, for [`bookinfo_http::server::run`].
 pub fn configure(config: &Config) -> impl Fn(&mut ServiceConfig) + Send + Clone + 'static {
     let mode = config.mode();
-    if mode == Mode::Database {
-        tracing::warn!(
-            "SERVICE_VERSION=v2 reads ratings from MongoDB or MySQL, which this build does not \
-             support: reads answer 500 as the original does when its database is unreachable"
-        );
-    }
+    let mysql = config.mysql.clone().filter(|_| mode == Mode::Database);
     let state = Data::new(State { mode, started: Instant::now(), store: Store::default() });
     move |cfg: &mut ServiceConfig| {
+        // Called once per worker, on its runtime: the worker's own connections.
+        if let Some(mysql) = &mysql {
+            cfg.app_data(Data::new(Connections::new(mysql)));
+        }
         // A larger body is refused (413) before it is read.
         cfg.app_data(state.clone())
             .app_data(web::PayloadConfig::new(MAX_POST))
@@ -132,18 +142,43 @@ async fn get_ratings(req: HttpRequest, state: Data<State>) -> HttpResponse {
         Read::Unavailable => {
             return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "Service unavailable"}));
         }
-        Read::DatabaseDown => {
-            return json_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &json!({"error": "could not connect to ratings database"}),
-            );
-        }
+        Read::Database => return from_database(&req, id).await,
     }
     let answer = match state.store.get(id) {
         Some(ratings) => Ratings { id, ratings },
         None => Ratings::defaults(id),
     };
     json_response(StatusCode::OK, &answer)
+}
+
+/// The ratings from the database, or the original's answer to each failure.
+async fn from_database(req: &HttpRequest, id: i64) -> HttpResponse {
+    let connections = req.app_data::<Data<Connections>>();
+    let tracing = req.app_data::<Data<Tracing>>().map_or(&Tracing::None, |t| t.get_ref());
+    let read = match connections {
+        Some(connections) => connections.first_two(tracing).await,
+        None => return connect_error(),
+    };
+    match read {
+        Ok([first, second]) => json_response(
+            StatusCode::OK,
+            &Ratings { id, ratings: json!({"Reviewer1": first, "Reviewer2": second}) },
+        ),
+        Err(err @ ReadError::Connect(_)) => {
+            tracing::warn!(error = %err, "ratings database");
+            connect_error()
+        }
+        Err(err @ ReadError::Select(_)) => {
+            tracing::warn!(error = %err, "ratings database");
+            json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": "could not perform select"}))
+        }
+    }
+}
+
+/// The original ends the response without writing a status or a header when it cannot
+/// connect: a 200 with no content type, whose body callers find no ratings in.
+fn connect_error() -> HttpResponse {
+    HttpResponse::Ok().body(r#"{"error":"could not connect to ratings database"}"#)
 }
 
 async fn post_ratings(req: HttpRequest, body: Bytes, state: Data<State>) -> HttpResponse {

@@ -33,6 +33,14 @@ pub struct UpArgs {
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
 
+    /// Ratings v2 on MySQL beside ratings v1, as pod ratings-v2-mysql (version v2-mysql; route
+    /// to it with a DestinationRule subset): `mysql` starts a MariaDB or MySQL server of the
+    /// stack's own (mariadbd or mysqld on PATH, or BOOKINFO_MYSQLD) on 127.0.0.1:3306, moved
+    /// with --base-port; `mysql://USER:PASSWORD@HOST:PORT/test` uses that server instead.
+    /// Under --mesh the database has no sidecar: ratings v2 reaches it directly.
+    #[arg(long, value_name = "mysql|URL")]
+    pub ratings_db: Option<crate::up::RatingsDb>,
+
     /// The mesh: Envoy sidecars and an ingress gateway.
     #[command(flatten)]
     pub mesh: MeshArgs,

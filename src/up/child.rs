@@ -74,6 +74,8 @@ pub enum Ready {
     Line,
     /// Its admin interface answers `/ready` (Envoy).
     Admin(SocketAddr),
+    /// It takes TCP connections at the address (a database server).
+    Tcp(SocketAddr),
 }
 
 /// How a child ended: which one, which of its starts, and its status.
@@ -146,6 +148,13 @@ pub async fn start(
             }
             None
         }
+        Ready::Tcp(addr) => {
+            actix_web::rt::spawn(forward(name.clone(), stdout, kept.clone(), false));
+            if !tcp_ready(addr, &mut child, deadline).await {
+                return Err(not_ready(&name, &mut child, deadline, &kept).await);
+            }
+            Some(addr)
+        }
     };
     actix_web::rt::spawn(async move {
         let status = child.wait().await;
@@ -187,6 +196,20 @@ async fn admin_ready(admin: SocketAddr, child: &mut tokio::process::Child, deadl
             return true;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Tries to connect to `addr` until something accepts, while the process runs.
+async fn tcp_ready(addr: SocketAddr, child: &mut tokio::process::Child, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
 }

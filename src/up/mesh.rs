@@ -21,7 +21,8 @@ use bookinfo_config::Source;
 
 use super::child::{Ready, Spec, Started, Stops};
 use super::envoy::Envoy;
-use super::stack::{App, Common, Instance, STACK, upstreams_of};
+use super::mysql;
+use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
 use super::supervisor::Supervisor;
 use crate::blocking;
 use crate::error::{Error, StackError};
@@ -48,6 +49,9 @@ pub struct Options {
     pub otlp: SocketAddr,
     /// Where the proxies' configuration files are written.
     pub dir: PathBuf,
+    /// Under `--ratings-db`, ratings v2-mysql's variables: where its database is. It reaches the
+    /// database directly, not through its sidecar.
+    pub ratings_db: Option<Vec<(String, String)>>,
 }
 
 /// What runs, for the banner.
@@ -182,8 +186,9 @@ impl Plan {
             listeners
         };
         let mut workloads = Vec::new();
+        let ratings_v2 = options.ratings_db.is_some().then_some(RATINGS_V2_MYSQL);
         for (namespace, mode) in &options.namespaces {
-            for instance in STACK {
+            for instance in STACK.into_iter().chain(ratings_v2) {
                 // Single, the sidecars take the public ports of their services (the gateway
                 // productpage's); side by side, only the gateway's are public.
                 let inbound = if single && instance.offset != 0 {
@@ -228,6 +233,12 @@ impl Plan {
                     mode: planned.mode,
                     upstreams: planned.outbound.clone(),
                     reviews_subsets: Vec::new(),
+                    ratings_subsets: Vec::new(),
+                    extra: if instance == RATINGS_V2_MYSQL {
+                        options.ratings_db.clone().unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    },
                     routes: &[],
                     propagators: propagators(planned.mode, options.tracer, source),
                 };
@@ -261,9 +272,15 @@ fn listening(
             app: app_addr,
             sidecar: planned.inbound,
         });
+        // ratings v2-mysql's label is its own; the others' are their version's.
+        let version = if instance == RATINGS_V2_MYSQL {
+            mysql::VERSION.to_owned()
+        } else {
+            instance.version.to_string()
+        };
         let workload = Workload {
             app: instance.service.as_str().to_owned(),
-            version: instance.version.to_string(),
+            version,
             pod: instance.pod.to_owned(),
             inbound: planned.inbound,
             app_addr,

@@ -4,8 +4,10 @@
 //! telemetry identity, as pods do; with `--mesh`, each also gets an Envoy sidecar and an
 //! ingress gateway fronts productpage ([`mesh`]). Children are supervised as a kubelet would:
 //! one that dies is reported and started again after a back-off while the rest keeps serving
-//! ([`supervisor`]). The trace store runs beside them on threads of its own. SIGINT or SIGTERM
-//! stops everything; no child outlives `up`, even when it is killed.
+//! ([`supervisor`]). The trace store runs beside them on threads of its own. Under
+//! `--ratings-db`, ratings v2-mysql joins ratings v1, on a database server of the stack's own
+//! (supervised like the services) or a given one ([`mysql`]). SIGINT or SIGTERM stops
+//! everything; no child outlives `up`, even when it is killed.
 //!
 //! What may block (files, sockets, Envoy, the store's threads) is done first, off the async
 //! runtime ([`prepare`]); the variables come from the [`Source`] handed in, never from the
@@ -15,6 +17,7 @@ mod banner;
 mod child;
 mod envoy;
 mod mesh;
+mod mysql;
 mod prepare;
 mod stack;
 mod supervisor;
@@ -31,14 +34,16 @@ use tokio::time::Instant;
 
 use self::banner::Row;
 use self::envoy::Envoy;
-use self::prepare::Prepared;
-use self::stack::{App, Common, STACK, reachable};
+use self::prepare::{Database, Prepared};
+use self::stack::{App, Common, RATINGS_V2_MYSQL, STACK, reachable};
 use self::supervisor::{Event, Supervisor};
 use crate::blocking;
 use crate::cli::{MeshArgs, UpArgs};
 use crate::error::{Error, StackError};
 use crate::output;
 use crate::service::Service;
+
+pub use self::mysql::{BOOKINFO_MYSQLD, RatingsDb};
 
 /// How long all services may take to answer `/health`.
 const HEALTH_DEADLINE: Duration = Duration::from_secs(10);
@@ -76,10 +81,12 @@ where
         None => start_plain(&mut supervisor, &common, &prepared, &source).await,
     };
     let sink = prepared.sink;
+    let database = prepared.database;
     let mut banner = match started {
         Ok(banner) => banner,
         Err(err) => {
             supervisor.stop_all().await;
+            remove_database(database).await;
             stop_store(sink, Sink::discard).await;
             return Err(err);
         }
@@ -100,6 +107,7 @@ where
         }
     }
     supervisor.stop_all().await;
+    remove_database(database).await;
     // The services flushed their last spans as they stopped: show those traces too.
     stop_store(sink, Sink::close).await;
     Ok(())
@@ -137,6 +145,89 @@ async fn stop_store(sink: Option<Sink>, stop: fn(Sink)) {
     }
 }
 
+/// Removes the stack's own database server's directory, once it has stopped: nothing of the
+/// database outlives `up`.
+async fn remove_database(database: Option<Database>) {
+    if let Some(Database::Local(local)) = database {
+        let _ = blocking::run(move || {
+            local.remove();
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// Under `--ratings-db`: the stack's own database server, when it has one; answers ratings
+/// v2's variables, and the banner's row (the server's) and line.
+async fn start_database(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    database: &Database,
+) -> Result<(Vec<(String, String)>, Option<Row>, String), Error> {
+    let local = match database {
+        Database::Local(local) => local,
+        Database::Url(remote) => {
+            let note = format!("Ratings database: mysql://{}:{}/test\n", remote.host, remote.port);
+            return Ok((remote.ratings_env(), None, note));
+        }
+    };
+    let mut local = local.clone();
+    let mut tries = 0;
+    let running = loop {
+        match supervisor.start(local.spec(&common.exe)).await {
+            // A free port picked may be taken before the server binds it: pick again.
+            Err(err) if local.picked && tries < 3 && mysql::port_was_taken(&err) => {
+                tries += 1;
+                local.repick()?;
+            }
+            other => break other?,
+        }
+    };
+    let row =
+        Row { name: "mysqldb".to_owned(), url: format!("mysql://{}/test", local.addr()), pid: running.pid };
+    let note = format!(
+        "Ratings database: MariaDB/MySQL at {}, socket {} (removed when the stack stops)\n",
+        local.addr(),
+        local.socket().display()
+    );
+    let env = mysql::ratings_env("127.0.0.1", local.port, Some(mysql::USER), Some(mysql::PASSWORD));
+    Ok((env, Some(row), note))
+}
+
+/// Under `--ratings-db`: the database server (see [`start_database`]) and ratings v2 on it;
+/// answers where ratings v2 listens, the banner's rows and its line.
+async fn start_ratings_db(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    prepared: &Prepared,
+    database: &Database,
+    source: &(impl Source + ?Sized),
+) -> Result<(SocketAddr, Vec<Row>, String), Error> {
+    let (env, row, note) = start_database(supervisor, common, database).await?;
+    let mut rows: Vec<Row> = row.into_iter().collect();
+    let instance = RATINGS_V2_MYSQL;
+    let app = App {
+        instance,
+        name: instance.pod.to_owned(),
+        port: if prepared.base_port == 0 { 0 } else { prepared.base_port + instance.offset },
+        mode: prepared.mode,
+        upstreams: Vec::new(),
+        reviews_subsets: Vec::new(),
+        ratings_subsets: Vec::new(),
+        extra: env,
+        routes: &[],
+        propagators: None,
+    };
+    let running = supervisor.start(app.spec(common, source)).await?;
+    let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
+    rows.push(Row {
+        name: instance.pod.to_owned(),
+        url: format!("http://{}", reachable(addr)),
+        pid: running.pid,
+    });
+    Ok((addr, rows, note))
+}
+
 /// The plain stack: each service on its public port, calling the others directly; answers
 /// the banner.
 async fn start_plain(
@@ -147,6 +238,10 @@ async fn start_plain(
 ) -> Result<String, Error> {
     let routes: Vec<PathBuf> = prepared.routes.iter().map(std::path::absolute).collect::<io::Result<_>>()?;
     let mut started: Vec<(stack::Instance, SocketAddr, u32)> = Vec::new();
+    let mut ratings_subsets = Vec::new();
+    let mut database_rows = Vec::new();
+    let mut ratings_v2 = None;
+    let mut database_note = String::new();
     for instance in STACK {
         let find = |pod: &str| started.iter().find(|(i, _, _)| i.pod == pod).map(|(_, addr, _)| *addr);
         let mut upstreams = Vec::new();
@@ -178,14 +273,28 @@ async fn start_plain(
             mode: prepared.mode,
             upstreams,
             reviews_subsets,
+            ratings_subsets: ratings_subsets.clone(),
+            extra: Vec::new(),
             routes: &routes,
             propagators: None,
         };
         let running = supervisor.start(app.spec(common, source)).await?;
         let addr = running.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         started.push((instance, addr, running.pid));
+        // Ratings v2 on MySQL joins ratings v1 behind the `ratings` service, as its Deployment
+        // does in Istio's sample: calls spread over both unless the routing picks a subset.
+        if instance.service == Service::Ratings
+            && let Some(database) = &prepared.database
+        {
+            let (v2, rows, note) = start_ratings_db(supervisor, common, prepared, database, source).await?;
+            ratings_subsets = vec![("v1", addr), (mysql::VERSION, v2)];
+            database_rows = rows;
+            ratings_v2 = Some(reachable(v2));
+            database_note = note;
+        }
     }
-    wait_healthy(started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)))).await?;
+    let healthy = started.iter().map(|(i, addr, _)| (i.pod.to_owned(), reachable(*addr)));
+    wait_healthy(healthy.chain(ratings_v2.map(|addr| (RATINGS_V2_MYSQL.pod.to_owned(), addr)))).await?;
 
     let rows: Vec<Row> = STACK
         .iter()
@@ -195,8 +304,10 @@ async fn start_plain(
             let path = if i.service == Service::Productpage { "/productpage" } else { "" };
             Row { name: i.pod.to_owned(), url: format!("http://{}{path}", reachable(*addr)), pid: *pid }
         })
+        .chain(database_rows)
         .collect();
     let mut text = banner::table("Bookinfo is running:", &rows);
+    text.push_str(&database_note);
     text.push_str(&banner::routing(&routes, "applied by the services themselves"));
     text.push_str(&banner::tracing(prepared.mode, None, &prepared.exporter).await?);
     Ok(text)
@@ -231,6 +342,13 @@ async fn start_mesh(
         Some(run) => run.join("envoy"),
         None => file::temp_dir(source).join(format!("bookinfo-envoy-{}", std::process::id())),
     };
+    let (ratings_db, database_row, database_note) = match &prepared.database {
+        Some(database) => {
+            let (env, row, note) = start_database(supervisor, common, database).await?;
+            (Some(env), row, note)
+        }
+        None => (None, None, String::new()),
+    };
     let options = mesh::Options {
         namespaces: namespaces.clone(),
         tracer,
@@ -240,6 +358,7 @@ async fn start_mesh(
         zipkin: zipkin.unwrap_or(unused),
         otlp: otlp.unwrap_or(unused),
         dir: dir.clone(),
+        ratings_db,
     };
     let layout =
         mesh::start(supervisor, common, prepared.base_port, prepared.routing.clone(), &options, source)
@@ -247,6 +366,13 @@ async fn start_mesh(
     wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
     let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version);
+    if let Some(row) = database_row {
+        text.push_str(&banner::table(
+            "Outside the mesh (ratings-v2-mysql reaches it directly, without sidecars):",
+            &[row],
+        ));
+    }
+    text.push_str(&database_note);
     text.push_str(&banner::routing(&prepared.routes, "rendered into the sidecars' routes"));
     text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
     if args.compare {

@@ -20,7 +20,8 @@ use bookinfo_traces::sink::Listener;
 use bookinfo_traces::{Limits, Sink, SinkError, SinkOptions, file};
 
 use super::envoy::{self, Envoy};
-use super::stack::STACK;
+use super::mysql::{self, RatingsDb, Remote};
+use super::stack::{RATINGS_V2_MYSQL, STACK};
 use crate::cli::{StoreArgs, UpArgs};
 use crate::error::{Error, SetupError, StackError, UsageError};
 use crate::output;
@@ -47,6 +48,17 @@ pub struct Prepared {
     pub workers: usize,
     /// The trace store, unless spans go elsewhere.
     pub sink: Option<Sink>,
+    /// Ratings v2's database, under `--ratings-db`.
+    pub database: Option<Database>,
+}
+
+/// Ratings v2's database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// A server the stack starts, its data directory made.
+    Local(mysql::Local),
+    /// A server at `--ratings-db`'s URL.
+    Url(Remote),
 }
 
 impl Prepared {
@@ -64,17 +76,27 @@ impl Prepared {
         let base_port = args.base_port(source)?;
         let mode = args.tracing(source)?;
         let routes = args.routes(source)?;
-        let needed = if args.mesh.compare { 2 } else { 5 };
+        let needed = if args.mesh.compare {
+            2
+        } else if args.ratings_db.is_some() {
+            RATINGS_V2_MYSQL.offset
+        } else {
+            5
+        };
         if base_port != 0 && base_port > u16::MAX - needed {
             let highest = u16::MAX - needed;
             return Err(UsageError::NoRoom { base_port, more: needed, highest }.into());
         }
-        check_port_flags(&args.store, base_port)?;
+        check_port_flags(&args.store, base_port, args.ratings_db.is_some())?;
         let routing = load_routes(&routes)?;
+        let server = match &args.ratings_db {
+            Some(RatingsDb::Local) => Some(mysql::find(source)?),
+            _ => None,
+        };
         let envoy =
             if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
         if base_port != 0 && !args.mesh.mesh {
-            check_ports(args.host, base_port)?;
+            check_ports(args.host, base_port, args.ratings_db.is_some())?;
         }
         let exporter = Exporter::read(source);
         if args.mesh.mesh && exporter.configured && args.mesh.mesh_tracer != Tracer::Otel {
@@ -99,7 +121,40 @@ impl Prepared {
             Some(start_sink(&args.store, base_port, || file::runs_root(source))?)
         };
         let exporter_addr = if args.mesh.mesh && sink.is_none() { exporter.addr() } else { None };
-        Ok(Self { exe, base_port, mode, routes, routing, envoy, exporter, exporter_addr, workers, sink })
+        let database = match (server, &args.ratings_db) {
+            (Some(server), _) => {
+                // In the run's directory, which `up` prunes with the run, or a directory of its own.
+                let dir = match sink.as_ref().and_then(|s| s.file.as_ref()).and_then(|f| f.parent()) {
+                    Some(run) => run.join("mysql"),
+                    None => file::temp_dir(source).join(format!("bookinfo-mysql-{}", std::process::id())),
+                };
+                match mysql::prepare(server, dir.clone(), base_port, source) {
+                    Ok(local) => Some(Database::Local(local)),
+                    Err(err) => {
+                        let _ = std::fs::remove_dir_all(dir);
+                        if let Some(sink) = sink {
+                            sink.discard();
+                        }
+                        return Err(err);
+                    }
+                }
+            }
+            (None, Some(RatingsDb::Url(remote))) => Some(Database::Url(remote.clone())),
+            (None, Some(RatingsDb::Local) | None) => None,
+        };
+        Ok(Self {
+            exe,
+            base_port,
+            mode,
+            routes,
+            routing,
+            envoy,
+            exporter,
+            exporter_addr,
+            workers,
+            sink,
+            database,
+        })
     }
 }
 
@@ -156,8 +211,8 @@ fn load_routes(files: &[PathBuf]) -> Result<Routing, Error> {
 }
 
 /// Fails at once, naming the port, when one is taken: clearer than six children failing.
-fn check_ports(host: IpAddr, base_port: u16) -> Result<(), Error> {
-    let mut by_port: Vec<_> = STACK.iter().collect();
+fn check_ports(host: IpAddr, base_port: u16, ratings_db: bool) -> Result<(), Error> {
+    let mut by_port: Vec<_> = STACK.iter().chain(ratings_db.then_some(&RATINGS_V2_MYSQL)).collect();
     by_port.sort_by_key(|instance| instance.offset);
     for instance in by_port {
         let port = base_port + instance.offset;
@@ -211,9 +266,10 @@ fn start_sink(store: &StoreArgs, base_port: u16, runs_root: impl FnOnce() -> Pat
 
 /// A store port given by its flag must not be a service's (from a `--base-port` other than 0)
 /// nor another store port's: each listener would refuse the other, with a message about neither flag.
-fn check_port_flags(store: &StoreArgs, base_port: u16) -> Result<(), UsageError> {
+fn check_port_flags(store: &StoreArgs, base_port: u16, ratings_db: bool) -> Result<(), UsageError> {
     let mut taken: Vec<(u16, String, String)> = STACK
         .iter()
+        .chain(ratings_db.then_some(&RATINGS_V2_MYSQL))
         // With --base-port 0 the services take free ports, never a flag's.
         .filter(|_| base_port != 0)
         .filter_map(|i| {

@@ -44,6 +44,10 @@ pub const STACK: [Instance; 6] = [
     Instance { pod: "productpage", service: Service::Productpage, version: ReviewsVersion::V1, offset: 0 },
 ];
 
+/// Ratings v2 on MySQL, beside the stack under `--ratings-db`: after ratings, before reviews.
+pub const RATINGS_V2_MYSQL: Instance =
+    Instance { pod: super::mysql::POD, service: Service::Ratings, version: ReviewsVersion::V1, offset: 6 };
+
 /// The services `service` calls.
 pub fn upstreams_of(service: Service) -> &'static [Upstream] {
     match service {
@@ -100,6 +104,10 @@ pub struct App<'a> {
     pub upstreams: Vec<(Upstream, SocketAddr)>,
     /// Per-version addresses of reviews (productpage, without a mesh to spread its calls).
     pub reviews_subsets: Vec<(ReviewsVersion, SocketAddr)>,
+    /// Per-version addresses of ratings, when it has more than one version (`--ratings-db`).
+    pub ratings_subsets: Vec<(&'static str, SocketAddr)>,
+    /// Variables of this workload alone (ratings v2's database).
+    pub extra: Vec<(String, String)>,
     /// Routing files the service applies itself (none under the mesh).
     pub routes: &'a [PathBuf],
     /// `OTEL_PROPAGATORS` to set (the mesh's tracer decides).
@@ -182,6 +190,16 @@ impl App<'_> {
             env.push((host_var, addr.ip().to_string()));
             env.push((port_var, addr.port().to_string()));
         }
+        if !self.ratings_subsets.is_empty() && !upstreams_of(instance.service).is_empty() {
+            let [_, _, subsets_var] = bookinfo_reviews::RATINGS.address_vars();
+            let list: Vec<String> = self
+                .ratings_subsets
+                .iter()
+                .map(|(v, addr)| format!("{v}=http://{}", reachable(*addr)))
+                .collect();
+            env.push((subsets_var, list.join(",")));
+        }
+        env.extend(self.extra.iter().cloned());
         if !self.reviews_subsets.is_empty() {
             let [_, _, subsets_var] = bookinfo_productpage::REVIEWS.address_vars();
             let list: Vec<String> = self
@@ -248,6 +266,8 @@ mod tests {
             mode: TracingMode::Otel,
             upstreams: vec![(bookinfo_productpage::DETAILS, "0.0.0.0:9081".parse().unwrap())],
             reviews_subsets: vec![(ReviewsVersion::V2, "127.0.0.1:9083".parse().unwrap())],
+            ratings_subsets: Vec::new(),
+            extra: Vec::new(),
             routes: &[],
             propagators: Some("tracecontext,baggage"),
         };
@@ -285,6 +305,8 @@ mod tests {
             mode: TracingMode::Otel,
             upstreams: Vec::new(),
             reviews_subsets: Vec::new(),
+            ratings_subsets: Vec::new(),
+            extra: Vec::new(),
             routes: &[],
             propagators: None,
         }

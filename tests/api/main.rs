@@ -18,6 +18,7 @@ mod istiod;
 mod kubelet;
 mod manifests;
 mod mesh;
+mod mysql;
 mod otel_config;
 mod otlp;
 mod process;

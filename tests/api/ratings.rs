@@ -98,18 +98,42 @@ async fn v_faulty_fails_about_half_of_the_reads_with_503() {
 }
 
 #[actix_web::test]
-async fn v2_reports_its_database_unreachable_and_refuses_posts() {
-    let ratings = spawn_ratings(&env(&[("SERVICE_VERSION", "v2")]));
+async fn v2_on_an_unreachable_mysql_answers_the_originals_200_error_and_refuses_posts() {
+    // Port 0: nothing can listen there, so the connection is refused at once.
+    let ratings = spawn_ratings(&env(&[
+        ("SERVICE_VERSION", "v2"),
+        ("DB_TYPE", "mysql"),
+        ("MYSQL_DB_HOST", "127.0.0.1"),
+        ("MYSQL_DB_PORT", "0"),
+    ]));
     let read = get(&ratings.url("/ratings/0")).await;
+    // The original ends the response without writing a status: 200, and no content type.
     assert_eq!(
         (read.status, read.body.as_str()),
-        (500, r#"{"error":"could not connect to ratings database"}"#)
+        (200, r#"{"error":"could not connect to ratings database"}"#)
     );
+    assert_eq!(read.header("content-type"), None);
     let post = answer(client().post(ratings.url("/ratings/0")).send_body("{}")).await;
     assert_eq!(
         (post.status, post.body.as_str()),
         (501, r#"{"error":"Post not implemented for database backed ratings"}"#)
     );
+}
+
+#[test]
+fn v2_on_mongodb_is_refused_at_start_naming_the_missing_support() {
+    use bookinfo::serve::Configured;
+    use bookinfo::service::Service;
+    use bookinfo_reviews::ReviewsVersion;
+    for source in [
+        vec![("SERVICE_VERSION", "v2"), ("MONGO_DB_URL", "mongodb://mongodb:27017/test")],
+        vec![("SERVICE_VERSION", "v2"), ("DB_TYPE", "mongodb")],
+    ] {
+        let err =
+            Configured::from_source(Service::Ratings, ReviewsVersion::V1, source.as_slice()).unwrap_err();
+        assert_eq!(err.name, "DB_TYPE");
+        assert!(err.to_string().contains("MongoDB backend"), "{err}");
+    }
 }
 
 #[actix_web::test]
