@@ -42,7 +42,7 @@ pub struct FilterChain {
 #[serde(untagged)]
 pub enum NetworkFilter {
     /// HTTP: routes, filters and spans.
-    Http(Extension<HttpConnectionManager>),
+    Http(Box<Extension<HttpConnectionManager>>),
     /// Bytes, to one cluster: no request is seen, so no span is made.
     Tcp(Extension<TcpProxy>),
 }
