@@ -321,7 +321,9 @@ impl Mesh {
         Listener {
             name: name.to_owned(),
             address: addr.into(),
-            filter_chains: vec![FilterChain { filters: vec![NetworkFilter::Http(Box::new(Extension(manager)))] }],
+            filter_chains: vec![FilterChain {
+                filters: vec![NetworkFilter::Http(Box::new(Extension(manager)))],
+            }],
             traffic_direction: match side {
                 Side::Inbound => TrafficDirection::Inbound,
                 Side::Outbound | Side::Gateway => TrafficDirection::Outbound,
