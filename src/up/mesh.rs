@@ -12,7 +12,7 @@ use std::time::Duration;
 use bookinfo_http::upstream::Upstream;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Tracer, Workload,
+    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Protocol, Tracer, Workload,
 };
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
@@ -285,6 +285,8 @@ fn listening(
             inbound: planned.inbound,
             app_addr,
             outbound: planned.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
+            tcp_outbound: Vec::new(),
+            protocol: Protocol::Http,
             admin: planned.admin,
         };
         if let Some(namespace) = mesh.iter_mut().find(|n| n.name == planned.namespace) {

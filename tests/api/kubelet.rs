@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::Value;
 
 /// `docker ARGS...`, its output.
@@ -63,6 +64,11 @@ impl Cluster {
                 .into_iter()
                 .filter(|o| !o.is_null())
                 .collect();
+        Self::from_objects(objects)
+    }
+
+    /// The objects of a rendered overlay, its Namespace among them.
+    pub fn from_objects(objects: Vec<Value>) -> Self {
         let namespace = objects
             .iter()
             .find(|o| o["kind"] == "Namespace")
@@ -74,6 +80,24 @@ impl Cluster {
 
     pub fn of_kind(&self, kind: &str) -> Vec<&Value> {
         self.objects.iter().filter(|o| o["kind"] == kind).collect()
+    }
+
+    /// A Secret's values, decoded.
+    fn secret(&self, name: &str) -> Vec<(String, String)> {
+        let secret = self
+            .of_kind("Secret")
+            .into_iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Secret {name}"));
+        let decode = |value: &Value| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.as_str().unwrap_or(""))
+                .expect("base64");
+            String::from_utf8(bytes).expect("UTF-8")
+        };
+        let data = secret["data"].as_object().into_iter().flatten().map(|(k, v)| (k.clone(), decode(v)));
+        let plain = secret["stringData"].as_object().into_iter().flatten();
+        data.chain(plain.map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))).collect()
     }
 
     fn config_map(&self, name: &str) -> &serde_json::Map<String, Value> {
@@ -499,7 +523,13 @@ fn resolve_env(
         env.push((key, value));
     };
     for source in spec["envFrom"].as_array().into_iter().flatten() {
-        let name = source["configMapRef"]["name"].as_str().expect("only configMapRef envFrom is replayed");
+        if let Some(name) = source["secretRef"]["name"].as_str() {
+            for (key, value) in cluster.secret(name) {
+                set(&mut env, key, value);
+            }
+            continue;
+        }
+        let name = source["configMapRef"]["name"].as_str().expect("configMapRef or secretRef");
         for (key, value) in cluster.config_map(name) {
             set(&mut env, key.clone(), value.as_str().unwrap_or("").to_owned());
         }
@@ -520,6 +550,10 @@ fn resolve_env(
                 }
                 other => panic!("fieldRef {other} is not replayed"),
             }
+        } else if let Some(reference) = var["valueFrom"]["secretKeyRef"].as_object() {
+            let key = reference["key"].as_str().expect("a key");
+            let secret = cluster.secret(reference["name"].as_str().expect("a Secret"));
+            secret.into_iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or_default()
         } else if let Some(reference) = var["valueFrom"]["configMapKeyRef"].as_object() {
             let map = cluster.config_map(reference["name"].as_str().expect("a ConfigMap"));
             map[reference["key"].as_str().expect("a key")].as_str().unwrap_or("").to_owned()

@@ -302,7 +302,8 @@ pub fn selects(rules: &[Value], deployments: &[&Value], host: &str, subset: &str
 #[test]
 #[ignore = "needs kubectl: .ci/run runs it"]
 fn every_route_reaches_a_service_and_a_subset_with_pods() {
-    let (_, objects) = render("base");
+    // The base and ratings v2 on MySQL, which virtual-service-ratings-mysql.yaml routes to.
+    let (_, objects) = render("overlays/otel-mysql");
     let services = names(&objects, "Service");
     let deployments = of_kind(&objects, "Deployment");
     let istio_dir = root().join("k8s/istio");
@@ -323,7 +324,14 @@ fn every_route_reaches_a_service_and_a_subset_with_pods() {
 #[ignore = "needs kubectl and kubernetes-validate: .ci/run runs it"]
 fn rendered_objects_pass_the_kubernetes_schemas() {
     require_tool("kubernetes-validate", &["--version"]);
-    for dir in ["base", "overlays/propagate", "overlays/otel", "overlays/otel-b3"] {
+    for dir in [
+        "base",
+        "overlays/propagate",
+        "overlays/otel",
+        "overlays/otel-b3",
+        "overlays/propagate-mysql",
+        "overlays/otel-mysql",
+    ] {
         let (text, _) = render(dir);
         let file = std::env::temp_dir().join(format!(
             "bookinfo-{}-{}.yaml",
@@ -349,12 +357,17 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
 #[ignore = "needs kubectl: .ci/run runs it"]
 fn every_variable_the_overlays_give_a_container_is_one_the_binary_reads() {
     require_tool("kubectl", &["version", "--client"]);
-    for (overlay, mode) in
-        [("propagate", TracingMode::Propagate), ("otel", TracingMode::Otel), ("otel-b3", TracingMode::Otel)]
-    {
+    for (overlay, mode, pods) in [
+        ("propagate", TracingMode::Propagate, 6),
+        ("otel", TracingMode::Otel, 6),
+        ("otel-b3", TracingMode::Otel, 6),
+        ("propagate-mysql", TracingMode::Propagate, 8),
+        ("otel-mysql", TracingMode::Otel, 8),
+    ] {
         let replay = Replay::plan(Cluster::render(overlay), &[]);
-        assert_eq!(replay.pods.len(), 6, "{overlay}: six Deployments of one pod");
-        for pod in &replay.pods {
+        assert_eq!(replay.pods.len(), pods, "{overlay}: Deployments of one pod");
+        // The database is MariaDB's own image, not `bookinfo`.
+        for pod in replay.pods.iter().filter(|p| p.spec["image"] == readme_image().as_str()) {
             holds_to_what_the_binary_reads(pod, mode);
         }
     }

@@ -118,12 +118,14 @@ fn the_otel_overlay_exports_to_the_otlp_port_of_istios_jaeger_addon() {
 #[test]
 #[ignore = "needs ../shared/reference and kubectl: .ci/run runs it"]
 fn istios_routing_samples_select_pods_among_ours() {
-    let (_, objects) = render("base");
+    // The base and ratings v2 on MySQL: Istio's bookinfo.yaml and bookinfo-ratings-v2-mysql.yaml.
+    let (_, objects) = render("overlays/otel-mysql");
     let services = names(&objects, "Service");
     let deployments = of_kind(&objects, "Deployment");
     let rules = parse_file(&root().join("k8s/istio/destination-rules.yaml"));
     let networking = reference_path("istio-samples/networking");
-    let theirs = parse_file(&reference_path("istio-samples/platform-kube/bookinfo.yaml"));
+    let mut theirs = parse_file(&reference_path("istio-samples/platform-kube/bookinfo.yaml"));
+    theirs.extend(parse_file(&reference_path("istio-samples/platform-kube/bookinfo-ratings-v2-mysql.yaml")));
     let their_deployments = of_kind(&theirs, "Deployment");
     let their_rules = parse_file(&networking.join("destination-rule-all.yaml"));
     let samples: Vec<PathBuf> = std::fs::read_dir(&networking).unwrap().map(|e| e.unwrap().path()).collect();
@@ -142,6 +144,75 @@ fn istios_routing_samples_select_pods_among_ours() {
         }
     }
     assert!(checked >= 10, "{checked} routes checked");
+}
+
+/// The database and ratings v2 of k8s/components/ratings-mysql against Istio's
+/// bookinfo-mysql.yaml and bookinfo-ratings-v2-mysql.yaml: the same names, labels, ports and
+/// credentials, and ratings told the same way where to find the database.
+#[test]
+#[ignore = "needs ../shared/reference and kubectl: .ci/run runs it"]
+fn the_mysql_overlays_are_a_drop_in_for_istios_ratings_v2_mysql() {
+    let mut istio = parse_file(&reference_path("istio-samples/platform-kube/bookinfo-mysql.yaml"));
+    istio.extend(parse_file(&reference_path("istio-samples/platform-kube/bookinfo-ratings-v2-mysql.yaml")));
+    for overlay in ["overlays/otel-mysql", "overlays/propagate-mysql"] {
+        let (_, objects) = render(overlay);
+        for kind in ["Service", "Deployment", "Secret"] {
+            for theirs in of_kind(&istio, kind) {
+                let name = theirs["metadata"]["name"].as_str().unwrap();
+                let ours = named(&objects, kind, name);
+                for (key, value) in theirs["metadata"]["labels"].as_object().into_iter().flatten() {
+                    assert_eq!(
+                        &ours["metadata"]["labels"][key], value,
+                        "{overlay}: {kind} {name}: label {key}"
+                    );
+                }
+                match kind {
+                    "Service" => assert_eq!(ours["spec"], theirs["spec"], "{overlay}: Service {name}"),
+                    "Secret" => assert_eq!(ours["data"], theirs["data"], "{overlay}: Secret {name}"),
+                    _ => {
+                        assert_eq!(ours["spec"]["selector"], theirs["spec"]["selector"], "{overlay}: {name}")
+                    }
+                }
+            }
+        }
+        // What ratings v2 is told, resolved from its ConfigMap and Secret, is what Istio's is.
+        let cluster = crate::kubelet::Cluster::from_objects(objects.clone());
+        let replay = crate::kubelet::Replay::plan(cluster, &[]);
+        let ratings =
+            replay.pods.iter().find(|p| p.deployment == "ratings-v2-mysql").expect("ratings-v2-mysql");
+        let theirs = named(&istio, "Deployment", "ratings-v2-mysql");
+        for var in theirs["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap() {
+            let name = var["name"].as_str().unwrap();
+            let ours = ratings.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+            assert_eq!(ours, var["value"].as_str(), "{overlay}: ratings-v2-mysql {name}");
+        }
+        // The database's init script is the original's.
+        let script = of_kind(&objects, "ConfigMap")
+            .into_iter()
+            .find_map(|c| c["data"]["mysqldb-init.sql"].as_str())
+            .expect("the init script");
+        let statements = |sql: &str| -> Vec<String> {
+            sql.lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with("--"))
+                .collect::<Vec<_>>()
+                .join(" ")
+                .split(';')
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        assert_eq!(
+            statements(script),
+            [
+                "CREATE DATABASE test",
+                "USE test",
+                "CREATE TABLE `ratings` ( `ReviewID` INT NOT NULL, `Rating` INT, PRIMARY KEY (`ReviewID`) )",
+                "INSERT INTO ratings (ReviewID, Rating) VALUES (1, 5)",
+                "INSERT INTO ratings (ReviewID, Rating) VALUES (2, 4)",
+            ],
+            "samples/bookinfo/src/mysql/mysqldb-init.sql"
+        );
+    }
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct Summary {
     pub sidecar_spans: usize,
     /// Spans made by the applications.
     pub application_spans: usize,
+    /// Calls to a database (CLIENT spans with `db.system.name`): only an application makes
+    /// them, as a sidecar proxies a database's protocol as plain TCP.
+    pub database_spans: usize,
     /// Spans per service and kind.
     pub per_service_kind: BTreeMap<String, BTreeMap<String, usize>>,
     /// The longest chain of nested spans.
@@ -74,6 +77,7 @@ impl Summary {
             spans: trace.spans.len(),
             sidecar_spans,
             application_spans: trace.spans.len() - sidecar_spans,
+            database_spans: trace.spans.iter().filter(|s| database(s).is_some()).count(),
             per_service_kind,
             depth: tree.depth(),
             duration_ns: trace.duration(),
@@ -220,8 +224,22 @@ fn hop_of(tree: &Tree<'_>, index: usize) -> Hop {
     }
 }
 
-/// Who a CLIENT span calls: Envoy's `upstream_cluster`, or the application's `peer.service`.
+/// The database a CLIENT span calls, by its system (`mysql`): OpenTelemetry's `db.system.name`,
+/// or `db.system` of the conventions before it.
+pub fn database(span: &Span) -> Option<String> {
+    if span.kind != Kind::Client {
+        return None;
+    }
+    let system = span.attribute("db.system.name").or_else(|| span.attribute("db.system"))?;
+    Some(system.to_string()).filter(|s| !s.is_empty())
+}
+
+/// Who a CLIENT span calls: Envoy's `upstream_cluster`, a database, or the application's
+/// `peer.service`.
 fn callee(span: &Span) -> Option<String> {
+    if let Some(system) = database(span) {
+        return Some(system);
+    }
     if let Some(cluster) = span.attribute("upstream_cluster").and_then(Value::as_str) {
         // outbound|9080|v2|reviews.ns.svc.cluster.local, or inbound|9080|| (the app itself).
         let host = cluster.rsplit('|').next().filter(|h| !h.is_empty())?;
@@ -241,6 +259,7 @@ pub fn table(a: &Trace, b: &Trace) -> String {
         ("spans".into(), sa.spans.to_string(), sb.spans.to_string()),
         ("  sidecar (Envoy)".into(), sa.sidecar_spans.to_string(), sb.sidecar_spans.to_string()),
         ("  application".into(), sa.application_spans.to_string(), sb.application_spans.to_string()),
+        ("  of them database calls".into(), sa.database_spans.to_string(), sb.database_spans.to_string()),
         ("depth".into(), sa.depth.to_string(), sb.depth.to_string()),
         ("duration".into(), duration(sa.duration_ns), duration(sb.duration_ns)),
         ("orphans".into(), sa.orphans.to_string(), sb.orphans.to_string()),
@@ -285,9 +304,26 @@ pub fn table(a: &Trace, b: &Trace) -> String {
         let _ =
             writeln!(out, "  {}\n    A: {}\n    B: {}", escape(&hop.to_string()), list(&left), list(&right));
     }
+    if let Some(note) = database_note(&sa, &sb) {
+        let _ = writeln!(out, "\n{note}");
+    }
     let options = Options::default();
     let _ = write!(out, "\nA: {}\nB: {}", tree(a, options), tree(b, options));
     out
+}
+
+/// Why one trace has database spans and the other none, in one line, when that is so.
+pub fn database_note(a: &Summary, b: &Summary) -> Option<String> {
+    let (with, without) = match (a.database_spans, b.database_spans) {
+        (0, 0) => return None,
+        (_, 0) => ("A", "B"),
+        (0, _) => ("B", "A"),
+        _ => return None,
+    };
+    Some(format!(
+        "{with} has the database calls and {without} none: the sidecars proxy the database's protocol as plain TCP, \
+         which has no requests to make spans of; only the application's own tracing sees its queries"
+    ))
 }
 
 /// The hops of both traces, matched: A's order first, then hops only B has.
@@ -309,7 +345,9 @@ pub fn json(a: &Trace, b: &Trace) -> serde_json::Value {
         .into_iter()
         .map(|(hop, left, right)| serde_json::json!({"hop": hop.to_string(), "from": hop.from, "to": hop.to, "a": left, "b": right}))
         .collect();
-    serde_json::json!({"a": Summary::of_tree(&ta), "b": Summary::of_tree(&tb), "hops": hops})
+    let (sa, sb) = (Summary::of_tree(&ta), Summary::of_tree(&tb));
+    let note = database_note(&sa, &sb);
+    serde_json::json!({"a": sa, "b": sb, "hops": hops, "database_note": note})
 }
 
 #[cfg(test)]
@@ -405,6 +443,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  inside productpage\n    A: -\n    B: productpage app INTERNAL\n"), "{text}");
+    }
+
+    #[test]
+    fn a_database_call_is_a_hop_only_the_application_sees_and_the_comparison_says_why() {
+        let (propagate, mut otel) = traces();
+        let mut spans: Vec<Span> = otel.spans.iter().map(|s| Span::clone(s)).collect();
+        spans.push(with(
+            span("ratings", Kind::Client, "SELECT ratings", 15, Some(14), 8, 9),
+            &[("db.system.name", "mysql"), ("db.namespace", "test"), ("server.port", "3306")],
+        ));
+        otel = Trace::group(spans).remove(0);
+        let (a, b) = (Summary::of(&propagate), Summary::of(&otel));
+        assert_eq!((a.database_spans, b.database_spans), (0, 1));
+        let hops = side_by_side(&propagate.tree(), &otel.tree());
+        let (_, left, right) = hops.iter().find(|(h, _, _)| h.to_string() == "ratings → mysql").unwrap();
+        assert!(left.is_empty());
+        assert_eq!(right.iter().map(ToString::to_string).collect::<Vec<_>>(), ["ratings app CLIENT"]);
+        let text = table(&propagate, &otel);
+        let note = text.lines().find(|l| l.starts_with("B has the database calls and A none")).expect(&text);
+        assert!(note.contains("plain TCP"), "{note}");
+        assert!(table(&propagate, &propagate).lines().all(|l| !l.contains("database calls and")));
+        assert_eq!(
+            json(&otel, &propagate)["database_note"].as_str().map(|n| n.starts_with("A has")),
+            Some(true)
+        );
+        // An INTERNAL span with the attribute is not a call.
+        let internal =
+            with(span("ratings", Kind::Internal, "x", 1, None, 0, 1), &[("db.system.name", "mysql")]);
+        assert_eq!(database(&internal), None);
     }
 
     #[test]

@@ -25,9 +25,9 @@ use serde_json::Value;
 use self::api::{
     Address, Admin, Bootstrap, ClusterLoadAssignment, CodecType, Cors, DiscoveryType,
     DownstreamConnectionsConfig, Endpoint, Extension, FilterChain, HttpConnectionManager, HttpFault,
-    HttpFilter, Labels, LayeredRuntime, LbEndpoint, LbPolicy, Listener, LocalityLbEndpoints, Node,
-    NodeMetadata, OverloadManager, RouteConfiguration, Router, RuntimeLayer, StaticLayer, StaticResources,
-    TrafficDirection,
+    HttpFilter, Labels, LayeredRuntime, LbEndpoint, LbPolicy, Listener, LocalityLbEndpoints, NetworkFilter,
+    Node, NodeMetadata, OverloadManager, RouteConfiguration, Router, RuntimeLayer, StaticLayer,
+    StaticResources, TcpProxy, TrafficDirection,
 };
 use crate::model::{LoadBalancer, Routing};
 
@@ -84,8 +84,32 @@ pub struct Workload {
     pub app_addr: SocketAddr,
     /// The sidecar's listener for each service the application calls.
     pub outbound: Vec<(String, SocketAddr)>,
+    /// The sidecar's listener for each TCP service the application reaches (the database).
+    pub tcp_outbound: Vec<TcpUpstream>,
+    /// What the application speaks on its port.
+    pub protocol: Protocol,
     /// The sidecar's admin interface.
     pub admin: SocketAddr,
+}
+
+/// What an application speaks on its port, as Istio tells it from the Service's port name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP on 9080 (`http`): routed and traced.
+    Http,
+    /// Plain TCP on this port (`tcp`): proxied as bytes, so no sidecar span.
+    Tcp(u16),
+}
+
+/// A TCP service an application reaches through its sidecar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpUpstream {
+    /// The service (`mysqldb`).
+    pub service: String,
+    /// Its port in the mesh (3306).
+    pub port: u16,
+    /// The sidecar's listener for it.
+    pub listener: SocketAddr,
 }
 
 /// The ingress gateway.
@@ -129,7 +153,12 @@ pub fn fqdn(service: &str, namespace: &str) -> String {
 
 /// Istio's name of a cluster: `outbound|9080|v2|reviews.default.svc.cluster.local`.
 pub fn outbound_cluster(service: &str, subset: Option<&str>, namespace: &str) -> String {
-    format!("outbound|{SERVICE_PORT}|{}|{}", subset.unwrap_or_default(), fqdn(service, namespace))
+    outbound_cluster_on(SERVICE_PORT, service, subset, namespace)
+}
+
+/// Istio's name of a cluster on `port`: `outbound|3306||mysqldb.default.svc.cluster.local`.
+pub fn outbound_cluster_on(port: u16, service: &str, subset: Option<&str>, namespace: &str) -> String {
+    format!("outbound|{port}|{}|{}", subset.unwrap_or_default(), fqdn(service, namespace))
 }
 
 const INBOUND_CLUSTER: &str = "inbound|9080||";
@@ -160,14 +189,35 @@ impl Mesh {
             version: workload.version.clone(),
             namespace: ns.to_owned(),
         };
-        let mut listeners = vec![self.listener(
-            &format!("inbound_{}", workload.inbound),
-            workload.inbound,
-            Side::Inbound,
-            &identity,
-            routes::inbound(&workload.app, ns),
-        )];
-        let mut clusters = vec![static_cluster(INBOUND_CLUSTER, &[workload.app_addr], None)];
+        let inbound_name = format!("inbound_{}", workload.inbound);
+        let (mut listeners, mut clusters) = match workload.protocol {
+            Protocol::Http => (
+                vec![self.listener(
+                    &inbound_name,
+                    workload.inbound,
+                    Side::Inbound,
+                    &identity,
+                    routes::inbound(&workload.app, ns),
+                )],
+                vec![static_cluster(INBOUND_CLUSTER, &[workload.app_addr], None)],
+            ),
+            // listener_inbound.go: a TCP port's filter chain is a tcp_proxy to `inbound|<port>||`.
+            Protocol::Tcp(port) => {
+                let cluster = format!("inbound|{port}||");
+                (
+                    vec![tcp_listener(&inbound_name, workload.inbound, TrafficDirection::Inbound, &cluster)],
+                    vec![static_cluster(&cluster, &[workload.app_addr], None)],
+                )
+            }
+        };
+        for upstream in &workload.tcp_outbound {
+            let cluster = outbound_cluster_on(upstream.port, &upstream.service, None, ns);
+            let name = format!("outbound_{}_{}", upstream.service, upstream.listener);
+            listeners.push(tcp_listener(&name, upstream.listener, TrafficDirection::Outbound, &cluster));
+            let endpoints: Vec<SocketAddr> =
+                namespace.workloads.iter().filter(|w| w.app == upstream.service).map(|w| w.inbound).collect();
+            clusters.push(static_cluster(&cluster, &endpoints, None));
+        }
         for (service, addr) in &workload.outbound {
             let routes = routes::outbound(&self.routing, service, ns);
             listeners.push(self.listener(
@@ -271,7 +321,9 @@ impl Mesh {
         Listener {
             name: name.to_owned(),
             address: addr.into(),
-            filter_chains: vec![FilterChain { filters: vec![Extension(manager)] }],
+            filter_chains: vec![FilterChain {
+                filters: vec![NetworkFilter::Http(Box::new(Extension(manager)))],
+            }],
             traffic_direction: match side {
                 Side::Inbound => TrafficDirection::Inbound,
                 Side::Outbound | Side::Gateway => TrafficDirection::Outbound,
@@ -354,6 +406,18 @@ struct Identity {
 /// `Serialize` of [`api`] errs of its own (were it to, Envoy would refuse the `null`).
 fn json(bootstrap: &Bootstrap) -> Value {
     serde_json::to_value(bootstrap).unwrap_or_default()
+}
+
+/// A listener that proxies bytes to `cluster`: Istio's for a TCP port, which makes no span
+/// (tcp_proxy has no tracing: a connection is not a request).
+fn tcp_listener(name: &str, addr: SocketAddr, direction: TrafficDirection, cluster: &str) -> Listener {
+    let proxy = TcpProxy { stat_prefix: cluster.to_owned(), cluster: cluster.to_owned() };
+    Listener {
+        name: name.to_owned(),
+        address: addr.into(),
+        filter_chains: vec![FilterChain { filters: vec![NetworkFilter::Tcp(Extension(proxy))] }],
+        traffic_direction: direction,
+    }
 }
 
 fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBalancer>) -> api::Cluster {

@@ -14,6 +14,7 @@ const REVIEWS_BAGGAGE: &str = include_str!("../../../k8s/istio/virtual-service-r
 const RATINGS_DELAY: &str = include_str!("../../../k8s/istio/virtual-service-ratings-baggage-delay.yaml");
 pub(super) const GATEWAY: &str = include_str!("../../../k8s/istio/gateway.yaml");
 const REVIEWS_V2: &str = include_str!("../../../k8s/istio/virtual-service-reviews-v2.yaml");
+const RATINGS_MYSQL: &str = include_str!("../../../k8s/istio/virtual-service-ratings-mysql.yaml");
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -42,6 +43,8 @@ pub(super) fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mes
                     inbound: next(),
                     app_addr: next(),
                     outbound: calls.iter().map(|c| ((*c).to_owned(), next())).collect(),
+                    tcp_outbound: Vec::new(),
+                    protocol: Protocol::Http,
                     admin: next(),
                 };
             Namespace {
@@ -75,6 +78,93 @@ pub(super) fn mesh(namespaces: &[&str], tracer: Tracer, routing: Routing) -> Mes
         flush: Duration::from_millis(200),
         routing,
     }
+}
+
+/// `mesh` with ratings v2 on MySQL in every namespace, as `up --ratings-db mysql` lays it out:
+/// the database with its own sidecar, and ratings v2-mysql reaching it through its own.
+fn with_database(mut mesh: Mesh) -> Mesh {
+    let mut port = 30_000;
+    let mut next = || {
+        port += 1;
+        addr(port)
+    };
+    for ns in &mut mesh.namespaces {
+        ns.workloads.push(Workload {
+            app: "ratings".to_owned(),
+            version: "v2-mysql".to_owned(),
+            pod: "ratings-v2-mysql".to_owned(),
+            inbound: next(),
+            app_addr: next(),
+            outbound: Vec::new(),
+            tcp_outbound: vec![TcpUpstream { service: "mysqldb".to_owned(), port: 3306, listener: next() }],
+            protocol: Protocol::Http,
+            admin: next(),
+        });
+        ns.workloads.push(Workload {
+            app: "mysqldb".to_owned(),
+            version: "v1".to_owned(),
+            pod: "mysqldb".to_owned(),
+            inbound: next(),
+            app_addr: next(),
+            outbound: Vec::new(),
+            tcp_outbound: Vec::new(),
+            protocol: Protocol::Tcp(3306),
+            admin: next(),
+        });
+    }
+    mesh
+}
+
+#[test]
+fn the_database_is_reached_through_tcp_proxies_that_make_no_span() {
+    let mesh =
+        with_database(mesh(&["default"], Tracer::Zipkin, routing(&[DESTINATION_RULES, RATINGS_MYSQL])));
+    let ns = &mesh.namespaces[0];
+    let ratings = ns.workloads.iter().find(|w| w.version == "v2-mysql").unwrap();
+    let database = ns.workloads.iter().find(|w| w.app == "mysqldb").unwrap();
+
+    // ratings' sidecar: its HTTP inbound as any service's, and an outbound TCP proxy to Istio's
+    // cluster of the database's port, whose one endpoint is the database's sidecar.
+    let bootstrap = mesh.sidecar(ns, ratings);
+    assert_eq!(
+        hcm(listener(&bootstrap, "INBOUND", 0))["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["cluster"],
+        "inbound|9080||"
+    );
+    let outbound = listener(&bootstrap, "OUTBOUND", 0);
+    let filter = &outbound["filter_chains"][0]["filters"][0];
+    assert_eq!(filter["name"], "envoy.filters.network.tcp_proxy");
+    assert_eq!(filter["typed_config"]["cluster"], "outbound|3306||mysqldb.default.svc.cluster.local");
+    assert!(filter["typed_config"].get("tracing").is_none(), "a TCP proxy makes no span");
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+    let cluster =
+        clusters.iter().find(|c| c["name"] == "outbound|3306||mysqldb.default.svc.cluster.local").unwrap();
+    let endpoint = &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!(endpoint["port_value"], database.inbound.port());
+
+    // The database's sidecar: a TCP proxy in front of the server, `inbound|3306||`.
+    let bootstrap = mesh.sidecar(ns, database);
+    assert_eq!(bootstrap["node"]["cluster"], "mysqldb.default");
+    let inbound = listener(&bootstrap, "INBOUND", 0);
+    assert_eq!(inbound["filter_chains"][0]["filters"][0]["typed_config"]["cluster"], "inbound|3306||");
+    let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
+    let server = clusters.iter().find(|c| c["name"] == "inbound|3306||").unwrap();
+    assert_eq!(
+        server["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+            ["port_value"],
+        database.app_addr.port()
+    );
+    assert_eq!(bootstrap["static_resources"]["listeners"].as_array().unwrap().len(), 1, "nothing else");
+
+    // The routing file sends ratings to v2-mysql: its subset cluster holds ratings v2-mysql alone.
+    let reviews = mesh.sidecar(ns, &ns.workloads[4]);
+    let clusters = reviews["static_resources"]["clusters"].as_array().unwrap();
+    let subset = clusters
+        .iter()
+        .find(|c| c["name"] == "outbound|9080|v2-mysql|ratings.default.svc.cluster.local")
+        .unwrap();
+    let endpoints = subset["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["endpoint"]["address"]["socket_address"]["port_value"], ratings.inbound.port());
 }
 
 pub(super) fn listener<'a>(bootstrap: &'a Value, direction: &str, index: usize) -> &'a Value {
@@ -347,16 +437,19 @@ fn a_real_envoy_accepts_every_bootstrap() {
     // Every proxy of every layout `up --mesh` runs (one namespace, or two side by side), with
     // no routing files, with those of k8s/istio/, with the rest of what routes can say, and
     // with a Gateway of another port.
-    let layouts: [(&[&str], &[&str]); 4] = [
-        (&["default"], &[]),
-        (&["default"], &k8s),
-        (&["bookinfo-propagate", "bookinfo-otel"], &[DESTINATION_RULES, EVERY_FEATURE]),
-        (&["default"], &[DESTINATION_RULES, GATEWAY_FEATURES, REVIEWS_V2]),
+    // The last with ratings v2 on MySQL and the database's sidecar.
+    let layouts: [(&[&str], &[&str], bool); 5] = [
+        (&["default"], &[], false),
+        (&["default"], &k8s, false),
+        (&["bookinfo-propagate", "bookinfo-otel"], &[DESTINATION_RULES, EVERY_FEATURE], false),
+        (&["default"], &[DESTINATION_RULES, GATEWAY_FEATURES, REVIEWS_V2], false),
+        (&["default"], &[DESTINATION_RULES, RATINGS_MYSQL], true),
     ];
     let mut bootstraps = Vec::new();
     for &tracer in Tracer::ALL {
-        for (namespaces, files) in layouts {
+        for (namespaces, files, database) in layouts {
             let mesh = mesh(namespaces, tracer, routing(files));
+            let mesh = if database { with_database(mesh) } else { mesh };
             for ns in &mesh.namespaces {
                 bootstraps.extend(
                     ns.workloads
@@ -369,7 +462,7 @@ fn a_real_envoy_accepts_every_bootstrap() {
     }
     assert_eq!(
         bootstraps.len(),
-        3 * (7 + 7 + 13 + 7),
+        3 * (7 + 7 + 13 + 7 + 9),
         "a sidecar per pod and a gateway, per layout and tracer"
     );
     for (i, (name, bootstrap)) in bootstraps.iter().enumerate() {

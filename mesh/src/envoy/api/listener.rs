@@ -33,8 +33,33 @@ pub enum TrafficDirection {
 /// `config.listener.v3.FilterChain`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FilterChain {
-    /// Its network filters: here the HTTP connection manager alone.
-    pub filters: Vec<Extension<HttpConnectionManager>>,
+    /// Its network filters: an HTTP connection manager, or a TCP proxy, alone.
+    pub filters: Vec<NetworkFilter>,
+}
+
+/// A network filter: what a listener does with a connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NetworkFilter {
+    /// HTTP: routes, filters and spans.
+    Http(Box<Extension<HttpConnectionManager>>),
+    /// Bytes, to one cluster: no request is seen, so no span is made.
+    Tcp(Extension<TcpProxy>),
+}
+
+/// The TCP proxy (`envoy.filters.network.tcp_proxy`), as Istio writes it for a port whose
+/// protocol is TCP (a Service port named `tcp`, such as the database's 3306).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TcpProxy {
+    /// Prefix of its statistics: Istio gives the cluster's name.
+    pub stat_prefix: String,
+    /// Where connections go.
+    pub cluster: String,
+}
+
+impl ExtensionConfig for TcpProxy {
+    const NAME: &'static str = "envoy.filters.network.tcp_proxy";
+    const TYPE: &'static str = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 }
 
 /// The HTTP connection manager (`envoy.filters.network.http_connection_manager`).
