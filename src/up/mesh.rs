@@ -12,7 +12,7 @@ use std::time::Duration;
 use bookinfo_http::upstream::Upstream;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Protocol, Tracer, Workload,
+    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Protocol, TcpUpstream, Tracer, Workload,
 };
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
@@ -49,10 +49,24 @@ pub struct Options {
     pub otlp: SocketAddr,
     /// Where the proxies' configuration files are written.
     pub dir: PathBuf,
-    /// Under `--ratings-db`, ratings v2-mysql's variables: where its database is. It reaches the
-    /// database directly, not through its sidecar.
-    pub ratings_db: Option<Vec<(String, String)>>,
+    /// Under `--ratings-db`, the database: ratings v2-mysql reaches it through its sidecar's TCP
+    /// listener, and the database's own sidecar in front of it, as in Istio.
+    pub ratings_db: Option<RatingsDb>,
 }
+
+/// The database of ratings v2-mysql, and what its application is told of it.
+#[derive(Debug, Clone)]
+pub struct RatingsDb {
+    /// Where the server listens.
+    pub server: SocketAddr,
+    /// ratings v2-mysql's variables (its `MYSQL_DB_HOST` and `MYSQL_DB_PORT` are replaced by
+    /// its sidecar's listener).
+    pub env: Vec<(String, String)>,
+}
+
+/// The database's name in the mesh, and its port, as Istio's bookinfo-mysql.yaml has them.
+const DATABASE_SERVICE: &str = "mysqldb";
+const DATABASE_PORT: u16 = 3306;
 
 /// What runs, for the banner.
 #[derive(Debug, Clone)]
@@ -112,8 +126,15 @@ pub async fn start(
     let plan = Plan::new(options, base_port)?;
     // The applications, all at once, on free ports of their own.
     let started = supervisor.start_all(plan.app_specs(common, options, source)).await?;
-    let Plan { ports, gateway, gateway_admin, workloads } = plan;
-    let (namespaces, apps) = listening(workloads, &started, &options.namespaces)?;
+    let Plan { ports, gateway, gateway_admin, workloads, databases } = plan;
+    let (mut namespaces, apps) = listening(workloads, &started, &options.namespaces)?;
+    if let Some(db) = &options.ratings_db {
+        for sidecar in databases {
+            if let Some(namespace) = namespaces.iter_mut().find(|n| n.name == sidecar.namespace) {
+                namespace.workloads.push(database_workload(&sidecar, db.server));
+            }
+        }
+    }
     let mesh = Mesh {
         namespaces,
         gateway: Gateway {
@@ -150,7 +171,16 @@ struct Planned {
     inbound: SocketAddr,
     /// The sidecar's outbound listener for each upstream: where the application calls it.
     outbound: Vec<(Upstream, SocketAddr)>,
+    /// The sidecar's TCP listener for the database, for ratings v2-mysql.
+    database: Option<SocketAddr>,
     /// The sidecar's admin interface.
+    admin: SocketAddr,
+}
+
+/// The database's sidecar in a namespace: its inbound (TCP) listener and admin interface.
+struct DatabaseSidecar {
+    namespace: String,
+    inbound: SocketAddr,
     admin: SocketAddr,
 }
 
@@ -161,6 +191,7 @@ struct Plan {
     gateway: Vec<(SocketAddr, GatewayServes, String)>,
     gateway_admin: SocketAddr,
     workloads: Vec<Planned>,
+    databases: Vec<DatabaseSidecar>,
 }
 
 impl Plan {
@@ -186,6 +217,7 @@ impl Plan {
             listeners
         };
         let mut workloads = Vec::new();
+        let mut databases = Vec::new();
         let ratings_v2 = options.ratings_db.is_some().then_some(RATINGS_V2_MYSQL);
         for (namespace, mode) in &options.namespaces {
             for instance in STACK.into_iter().chain(ratings_v2) {
@@ -200,6 +232,7 @@ impl Plan {
                     .iter()
                     .map(|u| Ok((*u, ports.take(0)?)))
                     .collect::<Result<_, Error>>()?;
+                let database = if instance == RATINGS_V2_MYSQL { Some(ports.take(0)?) } else { None };
                 let admin = ports.take(0)?;
                 workloads.push(Planned {
                     namespace: namespace.clone(),
@@ -207,12 +240,17 @@ impl Plan {
                     instance,
                     inbound,
                     outbound,
+                    database,
                     admin,
                 });
             }
+            if ratings_v2.is_some() {
+                let (inbound, admin) = (ports.take(0)?, ports.take(0)?);
+                databases.push(DatabaseSidecar { namespace: namespace.clone(), inbound, admin });
+            }
         }
         let gateway_admin = ports.take(0)?;
-        Ok(Self { ports, gateway, gateway_admin, workloads })
+        Ok(Self { ports, gateway, gateway_admin, workloads, databases })
     }
 
     /// The applications' children: each calls its upstreams through its own sidecar.
@@ -234,10 +272,9 @@ impl Plan {
                     upstreams: planned.outbound.clone(),
                     reviews_subsets: Vec::new(),
                     ratings_subsets: Vec::new(),
-                    extra: if instance == RATINGS_V2_MYSQL {
-                        options.ratings_db.clone().unwrap_or_default()
-                    } else {
-                        Vec::new()
+                    extra: match (&options.ratings_db, planned.database) {
+                        (Some(db), Some(listener)) => through_sidecar(&db.env, listener),
+                        _ => Vec::new(),
                     },
                     routes: &[],
                     propagators: propagators(planned.mode, options.tracer, source),
@@ -285,7 +322,15 @@ fn listening(
             inbound: planned.inbound,
             app_addr,
             outbound: planned.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
-            tcp_outbound: Vec::new(),
+            tcp_outbound: planned
+                .database
+                .map(|listener| TcpUpstream {
+                    service: DATABASE_SERVICE.to_owned(),
+                    port: DATABASE_PORT,
+                    listener,
+                })
+                .into_iter()
+                .collect(),
             protocol: Protocol::Http,
             admin: planned.admin,
         };
@@ -294,6 +339,34 @@ fn listening(
         }
     }
     Ok((mesh, apps))
+}
+
+/// ratings v2-mysql's variables with the database's address replaced by its sidecar's
+/// listener, as a pod reaches `mysqldb:3306` through its own sidecar.
+fn through_sidecar(env: &[(String, String)], listener: SocketAddr) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(name, value)| match name.as_str() {
+            bookinfo_ratings::mysql::MYSQL_DB_HOST => (name.clone(), listener.ip().to_string()),
+            bookinfo_ratings::mysql::MYSQL_DB_PORT => (name.clone(), listener.port().to_string()),
+            _ => (name.clone(), value.clone()),
+        })
+        .collect()
+}
+
+/// The database's pod in the mesh: a sidecar that proxies TCP to the server (Istio's
+/// `mysqldb-v1`, its Service port named `tcp`).
+fn database_workload(sidecar: &DatabaseSidecar, server: SocketAddr) -> Workload {
+    Workload {
+        app: DATABASE_SERVICE.to_owned(),
+        version: "v1".to_owned(),
+        pod: DATABASE_SERVICE.to_owned(),
+        inbound: sidecar.inbound,
+        app_addr: server,
+        outbound: Vec::new(),
+        tcp_outbound: Vec::new(),
+        protocol: Protocol::Tcp(DATABASE_PORT),
+        admin: sidecar.admin,
+    }
 }
 
 /// Every proxy's child, its configuration rendered and written (off the runtime) first.

@@ -157,6 +157,24 @@ async fn remove_database(database: Option<Database>) {
     }
 }
 
+/// Where the database server listens, its name looked up (off the runtime) when given by URL:
+/// the database's sidecar proxies to that address.
+async fn database_addr(database: &Database) -> Result<SocketAddr, Error> {
+    match database {
+        Database::Local(local) => Ok(local.addr()),
+        Database::Url(remote) => {
+            let (host, port) = (remote.host.clone(), remote.port);
+            blocking::run(move || {
+                use std::net::ToSocketAddrs as _;
+                (host.as_str(), port).to_socket_addrs()?.next().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")).into()
+                })
+            })
+            .await
+        }
+    }
+}
+
 /// Under `--ratings-db`: the stack's own database server, when it has one; answers ratings
 /// v2's variables, and the banner's row (the server's) and line.
 async fn start_database(
@@ -345,7 +363,8 @@ async fn start_mesh(
     let (ratings_db, database_row, database_note) = match &prepared.database {
         Some(database) => {
             let (env, row, note) = start_database(supervisor, common, database).await?;
-            (Some(env), row, note)
+            let server = database_addr(database).await?;
+            (Some(mesh::RatingsDb { server, env }), row, note)
         }
         None => (None, None, String::new()),
     };
@@ -368,7 +387,7 @@ async fn start_mesh(
     let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version);
     if let Some(row) = database_row {
         text.push_str(&banner::table(
-            "Outside the mesh (ratings-v2-mysql reaches it directly, without sidecars):",
+            "The database (its sidecar, mysqldb, proxies it as TCP: no span):",
             &[row],
         ));
     }

@@ -264,7 +264,7 @@ impl Local {
             // Its start-up notes would bury the stack's banner, and a warning per connection
             // closed before it logged in would follow every readiness probe; the rest shows.
             "--silent-startup".to_owned(),
-            "--log-warnings=1".to_owned(),
+            "--log-warnings=0".to_owned(),
         ];
         if let Some(user) = run_as() {
             args.push(format!("--user={user}"));

@@ -135,7 +135,7 @@ pub(crate) async fn page(url: &str, headers: &[(&str, &str)]) -> crate::helpers:
 
 /// What every trace of a propagate namespace must be: Envoy's spans only, one root, none
 /// orphaned, Istio's names.
-fn assert_sidecars_only(trace: &Seen, namespace: &str) {
+pub(crate) fn assert_sidecars_only(trace: &Seen, namespace: &str) {
     assert_eq!(trace.summary["orphans"], 0, "{:?}", trace.summary);
     assert!(trace.rows.iter().all(|r| r["sidecar"] == true), "{:?}", trace.summary);
     let roots: Vec<&Value> = trace.rows.iter().filter(|r| r["parent_id"].is_null()).collect();
