@@ -1,6 +1,7 @@
 //! The service graph of `bookinfo up`'s trace store, `/api/dependencies`: a run of synthetic
 //! Bookinfo traces, sent as OTLP protobuf the way the services send theirs, gives exactly the
-//! calls they hold, in Jaeger's shape, with the database as a node and failures counted.
+//! calls they hold, in Jaeger's shape, with the database as a node and failures counted; a run
+//! of real pages gives the calls the pages made.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -136,6 +137,50 @@ async fn links(up: &Up, query: &str) -> Value {
     let body = answer.json();
     assert_eq!(body["errors"], Value::Null, "{body}");
     body["data"].clone()
+}
+
+/// Opens `pages` pages at `url`; answers how many of them reviews served with ratings (v2, v3).
+pub async fn open_pages(url: &str, pages: u64) -> u64 {
+    let mut rated = 0;
+    for _ in 0..pages {
+        let page = get(url).await;
+        assert_eq!(page.status, 200);
+        rated += u64::from(!page.body.contains("reviews-v1"));
+    }
+    rated
+}
+
+/// Waits until `/api/dependencies` of `viewer` answers `expected` (spans arrive in batches).
+pub async fn wait_for_links(viewer: &str, expected: &Value) {
+    let url = format!("{viewer}/api/dependencies");
+    let last = std::cell::RefCell::new(Value::Null);
+    eventually(
+        Duration::from_secs(20),
+        || format!("the links {expected}; last answer {}", last.borrow()),
+        || async {
+            let links = get(&url).await.json()["data"].clone();
+            let found = (links == *expected).then_some(());
+            *last.borrow_mut() = links;
+            found
+        },
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn the_plain_stack_in_otel_gives_the_calls_its_pages_made() {
+    let up = Up::start(&["--quiet-traces"], &[]).await;
+    let pages = 6;
+    let rated = open_pages(&format!("http://{}/productpage", up.addr("productpage")), pages).await;
+    let expected = json!([
+        {"parent": "productpage", "child": "details", "callCount": pages, "errorCount": 0},
+        {"parent": "productpage", "child": "reviews", "callCount": pages, "errorCount": 0},
+        {"parent": "reviews", "child": "ratings", "callCount": rated, "errorCount": 0},
+    ]);
+    // v1 alone calls no ratings: with no page rated, there is no such edge at all.
+    let expected =
+        Value::Array(expected.as_array().unwrap().iter().filter(|l| l["callCount"] != 0).cloned().collect());
+    wait_for_links(up.store.viewer(), &expected).await;
 }
 
 #[actix_web::test]
