@@ -340,7 +340,9 @@ function layers(links) {
 
 function drawGraph(links) {
   const columns = layers(links);
-  const [width, height, gapX, gapY] = [150, 40, 110, 34];
+  // Boxes as wide as the longest name (under 8 px a character at this size, and a margin).
+  const longest = Math.max(...columns.flat().map((n) => n.length));
+  const [width, height, gapX, gapY] = [Math.max(110, Math.round(longest * 7.6) + 28), 40, 80, 34];
   const place = new Map();
   columns.forEach((column, x) => column.forEach((name, y) =>
     place.set(name, { x: 20 + x * (width + gapX), y: 20 + y * (height + gapY) })));
