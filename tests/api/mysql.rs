@@ -423,6 +423,20 @@ async fn the_mesh_makes_no_span_of_the_database_and_the_comparison_says_why() {
     .await;
     assert!(out.contains("plain TCP"), "{out}");
     assert!(out.contains("  ratings → mysql\n    A: -\n    B: ratings app CLIENT"), "{out}");
+
+    // The service graph: the database is a node, reached once per otel page (propagate's pages,
+    // whose sidecars see nothing of it, add no call to it).
+    let graph = get(&format!("{viewer}/api/dependencies")).await.json();
+    let calls = |parent: &str, child: &str| {
+        graph["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["parent"] == parent && l["child"] == child)
+            .map(|l| l["callCount"].clone())
+    };
+    assert_eq!(calls("ratings", "mysql"), Some(3.into()), "{graph}");
+    assert_eq!(calls("reviews", "ratings"), Some(6.into()), "both namespaces' pages: {graph}");
     up.proc.signal(Signal::SIGTERM);
     assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
 }

@@ -131,3 +131,64 @@ async fn the_viewer_lists_draws_and_compares_the_traces_of_a_running_stack() {
     assert!(errors.is_empty(), "script errors: {errors:?}");
     browser.quit().await;
 }
+
+#[actix_web::test]
+#[ignore = "needs chromium and chromium-driver: .ci/run runs it"]
+async fn the_service_graph_draws_each_call_with_its_counts() {
+    let browser = Browser::start().await;
+    let up = Up::start(&["--quiet-traces", "--tracing", "none"], &[]).await;
+    crate::service_graph::send_pages(&up, 3).await;
+    let viewer = up.store.viewer().to_owned();
+
+    // Reached from the list's page by its tab.
+    browser.open(&format!("{viewer}/")).await;
+    browser.wait_for("#nav-graph", 1).await[0].click().await;
+    let edges = browser.wait_for("svg#graph g.edge", 4).await;
+    let mut drawn = BTreeSet::new();
+    for edge in &edges {
+        let attribute = async |name: &str| edge.attribute(name).await.unwrap();
+        drawn.insert((
+            attribute("data-parent").await,
+            attribute("data-child").await,
+            attribute("data-calls").await,
+            attribute("data-errors").await,
+            edge.text().await,
+        ));
+    }
+    let edge = |parent: &str, child: &str, errors: &str, label: &str| {
+        (parent.to_owned(), child.to_owned(), "3".to_owned(), errors.to_owned(), label.to_owned())
+    };
+    assert_eq!(
+        drawn,
+        BTreeSet::from([
+            edge("productpage", "details", "1", "3 (1 failed)"),
+            edge("productpage", "reviews", "0", "3"),
+            edge("ratings", "mysql", "0", "3"),
+            edge("reviews", "ratings", "0", "3"),
+        ])
+    );
+    let mut nodes = BTreeSet::new();
+    for node in browser.wait_for("svg#graph g.node", 5).await {
+        nodes.insert(node.text().await);
+    }
+    assert_eq!(
+        nodes,
+        BTreeSet::from(["details", "mysql", "productpage", "ratings", "reviews"].map(String::from))
+    );
+    // Layered by calls: productpage first, the database last.
+    let x = async |node: &str| {
+        let script =
+            format!("return document.querySelector(\"g.node[data-node='{node}'] rect\").getAttribute('x');");
+        browser.run(&script, &[]).await.as_str().unwrap().parse::<u32>().unwrap()
+    };
+    let (page, reviews, ratings, mysql) =
+        (x("productpage").await, x("reviews").await, x("ratings").await, x("mysql").await);
+    assert!(page < reviews && reviews < ratings && ratings < mysql, "{page} {reviews} {ratings} {mysql}");
+    let table = browser.wait_for("table.edges", 1).await[0].text().await;
+    assert!(table.contains("ratings mysql 3 0"), "{table}");
+    browser.screenshot(&screenshots().join("graph.png")).await;
+
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "script errors: {errors:?}");
+    browser.quit().await;
+}

@@ -5,6 +5,7 @@
 //! - [`limits`]: what one span may hold (attributes, text), as the OpenTelemetry SDKs bound it.
 //! - [`trace`]: spans grouped into traces, and a trace's tree (linear, iterative).
 //! - [`store`]: traces in memory bounded by bytes.
+//! - [`dependencies`]: the service graph, who calls whom, read off the stored traces.
 //! - [`sink`]: the local stack's receivers, store, viewer and file, on threads of their own;
 //!   [`intake`] and [`query`] are its HTTP sides, [`viewer`] the page.
 //! - [`file`]: each run's capped, rotated trace file, read from the end.
@@ -14,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod dependencies;
 pub mod file;
 pub mod intake;
 pub mod jaeger;

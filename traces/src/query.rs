@@ -1,7 +1,7 @@
 //! Reading the store over HTTP: Jaeger's query API v3 (so `bookinfo traces --jaeger` and other
 //! Jaeger clients read the local stack as they read a cluster's Jaeger), the viewer's own API
-//! (summaries, trees and comparisons computed by the same code as the terminal's), and the
-//! viewer itself.
+//! (summaries, trees and comparisons computed by the same code as the terminal's), Jaeger's
+//! `/api/dependencies` (the service graph), and the viewer itself.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::compare::{self, Summary};
+use crate::dependencies;
 use crate::model::{Attribute, Kind, Span, TraceId, workload};
 use crate::sink::Shared;
 use crate::time::parse_rfc3339;
@@ -37,6 +38,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .route("/api/v3/operations", web::get().to(operations))
         .route("/api/v3/traces", web::get().to(find_traces))
         .route("/api/v3/traces/{id}", web::get().to(get_trace))
+        .route("/api/dependencies", web::get().to(dependencies))
         .route("/api/bookinfo/traces", web::get().to(list))
         .route("/api/bookinfo/traces/{reference}", web::get().to(view))
         .route("/api/bookinfo/compare", web::get().to(compare_view))
@@ -221,6 +223,60 @@ async fn get_trace(shared: Data<Shared>, id: Path<String>) -> Result<HttpRespons
     Ok(result(&trace.spans))
 }
 
+/// How far back `/api/dependencies` looks when not told: Jaeger's default.
+const DEFAULT_LOOKBACK_MS: u64 = 24 * 3600 * 1000;
+
+/// A `/api/dependencies` parameter that is not a whole number of milliseconds.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed parameter {name}: {text:?} is not a whole number of milliseconds")]
+struct BadMillis {
+    name: &'static str,
+    text: String,
+}
+
+/// Jaeger's query API v1 answers this endpoint, errors included, in its `structuredResponse`
+/// (`data`, `errors`), not in API v3's shape: its clients read that.
+impl ResponseError for BadMillis {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::BadRequest().json(json!({"data": null, "total": 0, "limit": 0, "offset": 0,
+            "errors": [{"code": 400, "msg": self.to_string()}]}))
+    }
+}
+
+/// The window `endTs` and `lookback` (milliseconds) name, in nanoseconds since the epoch:
+/// `endTs` defaults to now and `lookback` to a day, as Jaeger's.
+fn window(query: &HashMap<String, String>, now_ms: u64) -> Result<(u64, u64), BadMillis> {
+    let millis = |name: &'static str, default: u64| match query
+        .get(name)
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+    {
+        Some(text) => text.parse::<u64>().map_err(|_| BadMillis { name, text: text.to_owned() }),
+        None => Ok(default),
+    };
+    let end = millis("endTs", now_ms)?;
+    let lookback = millis("lookback", DEFAULT_LOOKBACK_MS)?;
+    let nanos = |ms: u64| ms.saturating_mul(1_000_000);
+    Ok((nanos(end.saturating_sub(lookback)), nanos(end).saturating_add(999_999)))
+}
+
+async fn dependencies(
+    shared: Data<Shared>,
+    query: Query<HashMap<String, String>>,
+) -> Result<HttpResponse, BadMillis> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or_default();
+    let (since, until) = window(&query, u64::try_from(now_ms).unwrap_or(u64::MAX))?;
+    let links = {
+        let store = shared.store();
+        dependencies::links(store.find(usize::MAX, |_| true), since, until)
+    };
+    Ok(HttpResponse::Ok().json(json!({"data": links, "total": 0, "limit": 0, "offset": 0, "errors": null})))
+}
+
 async fn list(shared: Data<Shared>, query: Query<HashMap<String, String>>) -> HttpResponse {
     let service = query.get("service").filter(|s| !s.is_empty()).cloned();
     let limit = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(50).clamp(1, MAX_TRACES);
@@ -381,6 +437,25 @@ mod tests {
             let err = min(bad).err().unwrap().to_string();
             assert!(err.starts_with("malformed parameter query.duration_min: "), "{err}");
         }
+    }
+
+    #[test]
+    fn dependency_windows_default_as_jaegers_and_refuse_what_is_not_milliseconds() {
+        let query = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<HashMap<_, _>>()
+        };
+        let day = 24 * 3600 * 1000;
+        assert_eq!(window(&query(&[]), 2 * day).unwrap(), (day * 1_000_000, 2 * day * 1_000_000 + 999_999));
+        assert_eq!(
+            window(&query(&[("endTs", "5000"), ("lookback", "1000")]), 0).unwrap(),
+            (4_000_000_000, 5_000_999_999)
+        );
+        let err = window(&query(&[("endTs", "yesterday")]), 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"malformed parameter endTs: "yesterday" is not a whole number of milliseconds"#
+        );
+        assert!(window(&query(&[("lookback", "-1")]), 0).is_err());
     }
 
     #[test]

@@ -13,13 +13,14 @@ const PAGE: &str = include_str!("viewer/index.html");
 const SCRIPT: &str = include_str!("viewer/viewer.js");
 const STYLE: &str = include_str!("viewer/viewer.css");
 
-/// The viewer's routes: the page (under `/`, `/trace/...` and `/compare`, so every view has a
-/// URL of its own) and its assets.
+/// The viewer's routes: the page (under `/`, `/trace/...`, `/compare` and `/graph`, so every
+/// view has a URL of its own) and its assets.
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.route("/", web::get().to(page))
         .route("/index.html", web::get().to(page))
         .route("/trace/{reference}", web::get().to(page))
         .route("/compare", web::get().to(page))
+        .route("/graph", web::get().to(page))
         .route("/static/viewer.js", web::get().to(|| asset("text/javascript; charset=utf-8", SCRIPT)))
         .route("/static/viewer.css", web::get().to(|| asset("text/css; charset=utf-8", STYLE)));
 }

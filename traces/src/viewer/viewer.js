@@ -295,11 +295,150 @@ async function compareView() {
   refreshStats();
 }
 
+// --- the service graph ----------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const LOOKBACKS = [["5 minutes", 300000], ["1 hour", 3600000], ["24 hours", 86400000]];
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+// Layers by distance from the roots (nodes nobody calls): the longest chain of calls, so a
+// caller is always left of what it calls; a node only on a cycle starts a layer of its own.
+function layers(links) {
+  const names = [...new Set(links.flatMap((l) => [l.parent, l.child]))].sort();
+  const callers = new Map(names.map((n) => [n, 0]));
+  for (const l of links) if (l.parent !== l.child) callers.set(l.child, callers.get(l.child) + 1);
+  const depth = new Map();
+  let frontier = names.filter((n) => callers.get(n) === 0);
+  if (frontier.length === 0) frontier = names.slice(0, 1);
+  frontier.forEach((n) => depth.set(n, 0));
+  // At most one pass per node: a cycle cannot push a node further than that.
+  for (let pass = 0; pass < names.length; pass++) {
+    let moved = false;
+    for (const l of links) {
+      if (!depth.has(l.parent) || l.parent === l.child) continue;
+      const next = depth.get(l.parent) + 1;
+      if (!depth.has(l.child) || depth.get(l.child) < next) {
+        if (next < names.length) { depth.set(l.child, next); moved = true; }
+      }
+    }
+    if (!moved) break;
+  }
+  for (const n of names) if (!depth.has(n)) depth.set(n, 0);
+  const columns = [];
+  for (const n of names) (columns[depth.get(n)] ||= []).push(n);
+  return columns.filter(Boolean);
+}
+
+function drawGraph(links) {
+  const columns = layers(links);
+  // Boxes as wide as the longest name (under 8 px a character at this size, and a margin).
+  const longest = Math.max(...columns.flat().map((n) => n.length));
+  const [width, height, gapX, gapY] = [Math.max(110, Math.round(longest * 7.6) + 28), 40, 80, 34];
+  const place = new Map();
+  columns.forEach((column, x) => column.forEach((name, y) =>
+    place.set(name, { x: 20 + x * (width + gapX), y: 20 + y * (height + gapY) })));
+  const tallest = Math.max(...columns.map((c) => c.length));
+  const picture = svg("svg", {
+    id: "graph", role: "img", "aria-label": "service graph",
+    width: 40 + columns.length * width + (columns.length - 1) * gapX,
+    height: 40 + tallest * height + (tallest - 1) * gapY,
+  }, svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+    markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrowhead" }))));
+  for (const l of links) {
+    const [a, b] = [place.get(l.parent), place.get(l.child)];
+    const from = { x: a.x + width, y: a.y + height / 2 };
+    const to = { x: b.x, y: b.y + height / 2 };
+    // A call back to an earlier layer (or within one) bends below the boxes.
+    const back = to.x <= from.x;
+    const d = back
+      ? `M ${a.x + width / 2} ${a.y + height} C ${a.x + width / 2} ${a.y + height + 40}, ${b.x + width / 2} ${b.y + height + 40}, ${b.x + width / 2} ${b.y + height}`
+      : `M ${from.x} ${from.y} C ${from.x + gapX / 2} ${from.y}, ${to.x - gapX / 2} ${to.y}, ${to.x} ${to.y}`;
+    const mid = back
+      ? { x: (a.x + b.x + width) / 2, y: Math.max(a.y, b.y) + height + 34 }
+      : { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 6 };
+    const label = svg("text", { x: mid.x, y: mid.y, class: "edge-label", "text-anchor": "middle" },
+      svg("tspan", { text: `${l.callCount}` }),
+      l.errorCount > 0 ? svg("tspan", { class: "edge-errors", text: ` (${l.errorCount} failed)` }) : "");
+    picture.append(svg("g", {
+      class: l.errorCount > 0 ? "edge failed" : "edge",
+      "data-parent": l.parent, "data-child": l.child, "data-calls": l.callCount, "data-errors": l.errorCount,
+    }, svg("path", { d, "marker-end": "url(#arrow)" }), label));
+  }
+  for (const [name, at] of place) {
+    picture.append(svg("g", { class: "node", "data-node": name },
+      svg("rect", { x: at.x, y: at.y, width, height, rx: 6, stroke: colour(name) }),
+      svg("text", { x: at.x + width / 2, y: at.y + height / 2 + 5, "text-anchor": "middle", text: name })));
+  }
+  return picture;
+}
+
+function edgeTable(links) {
+  return el("table", { class: "traces edges" },
+    el("thead", {}, el("tr", {}, ["caller", "called", "calls", "failed"].map((h) => el("th", { text: h })))),
+    el("tbody", {}, links.map((l) => el("tr", { class: l.errorCount > 0 ? "failed" : "" },
+      el("td", { text: l.parent }), el("td", { text: l.child }),
+      el("td", { class: "num", text: `${l.callCount}` }),
+      el("td", { class: l.errorCount > 0 ? "num errors" : "num", text: `${l.errorCount}` })))));
+}
+
+async function graphView() {
+  const params = new URLSearchParams(location.search);
+  const chosen = Number(params.get("lookback")) || 3600000;
+  const lookback = el("select", { id: "graph-lookback", "aria-label": "lookback" },
+    LOOKBACKS.map(([label, ms]) => el("option", { value: ms, text: label, selected: ms === chosen })));
+  const live = el("input", { type: "checkbox", id: "live", checked: true });
+  const area = el("div", { id: "graph-area" });
+  lookback.addEventListener("change", () => {
+    history.replaceState(null, "", `/graph?lookback=${lookback.value}`);
+    load();
+  });
+  show(el("section", { class: "graph" },
+    el("div", { class: "toolbar" },
+      el("label", {}, "Calls of the last ", lookback),
+      el("label", {}, live, " refresh as traces arrive")),
+    area,
+    el("p", { class: "hint", text: "A call is a span whose parent is another workload's (a sidecar's spans are its workload's); a database is named by its db.system.name. The same numbers: /api/dependencies." })));
+
+  async function load() {
+    let data;
+    try {
+      data = await getJson(`/api/dependencies?endTs=${Date.now()}&lookback=${lookback.value}`);
+    } catch (error) {
+      area.replaceChildren(failure(error));
+      return;
+    }
+    const links = data.data || [];
+    if (links.length === 0) {
+      area.replaceChildren(el("p", { class: "muted", id: "graph-empty",
+        text: "No calls between services in this window: open the productpage, or the services pass on no trace context." }));
+      return;
+    }
+    area.replaceChildren(drawGraph(links), edgeTable(links));
+    refreshStats();
+  }
+
+  await load();
+  setInterval(() => { if (live.checked) load(); }, REFRESH_MS);
+}
+
 function route() {
   const path = location.pathname;
   if (path.startsWith("/trace/")) {
     document.getElementById("nav-traces").classList.add("here");
     return traceView(decodeURIComponent(path.slice("/trace/".length)));
+  }
+  if (path === "/graph") {
+    document.getElementById("nav-graph").classList.add("here");
+    return graphView();
   }
   if (path === "/compare") {
     document.getElementById("nav-compare").classList.add("here");
