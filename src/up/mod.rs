@@ -186,7 +186,7 @@ async fn start_database(
         Database::Local(local) => local,
         Database::Url(remote) => {
             let note = format!("Ratings database: mysql://{}:{}/test\n", remote.host, remote.port);
-            return Ok((remote.ratings_env(), None, note));
+            return Ok((mysql::remote_env(remote), None, note));
         }
     };
     let mut local = local.clone();

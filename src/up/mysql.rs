@@ -56,35 +56,13 @@ pub enum RatingsDb {
     Url(Remote),
 }
 
-/// A server of the user's, given by URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Remote {
-    /// Host name or address.
-    pub host: String,
-    /// Port (3306 unless given).
-    pub port: u16,
-    /// User, if any.
-    pub user: Option<String>,
-    /// Password, if any.
-    pub password: Option<String>,
-}
+/// A server of the user's, given by URL: where it is and who ratings is there, as ratings v2
+/// itself reads them.
+pub use bookinfo_ratings::mysql::MysqlConfig as Remote;
 
-impl std::fmt::Debug for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The password never reaches a log line.
-        f.debug_struct("Remote")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Remote {
-    /// Ratings v2's variables for this server.
-    pub fn ratings_env(&self) -> Vec<(String, String)> {
-        ratings_env(&self.host, self.port, self.user.as_deref(), self.password.as_deref())
-    }
+/// Ratings v2's variables for the server at `remote`.
+pub fn remote_env(remote: &Remote) -> Vec<(String, String)> {
+    ratings_env(&remote.host, remote.port, remote.user.as_deref(), remote.password.as_deref())
 }
 
 impl FromStr for RatingsDb {

@@ -192,22 +192,12 @@ impl App<'_> {
         }
         if !self.ratings_subsets.is_empty() && !upstreams_of(instance.service).is_empty() {
             let [_, _, subsets_var] = bookinfo_reviews::RATINGS.address_vars();
-            let list: Vec<String> = self
-                .ratings_subsets
-                .iter()
-                .map(|(v, addr)| format!("{v}=http://{}", reachable(*addr)))
-                .collect();
-            env.push((subsets_var, list.join(",")));
+            env.push((subsets_var, subsets(&self.ratings_subsets)));
         }
         env.extend(self.extra.iter().cloned());
         if !self.reviews_subsets.is_empty() {
             let [_, _, subsets_var] = bookinfo_productpage::REVIEWS.address_vars();
-            let list: Vec<String> = self
-                .reviews_subsets
-                .iter()
-                .map(|(v, addr)| format!("{v}=http://{}", reachable(*addr)))
-                .collect();
-            env.push((subsets_var, list.join(",")));
+            env.push((subsets_var, subsets(&self.reviews_subsets)));
         }
         env
     }
@@ -233,6 +223,13 @@ pub fn reachable(addr: SocketAddr) -> SocketAddr {
         IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()),
         _ => addr,
     }
+}
+
+/// A `BOOKINFO_*_SUBSETS` value: `v1=http://127.0.0.1:9082,v2=...`.
+fn subsets(versions: &[(impl std::fmt::Display, SocketAddr)]) -> String {
+    let list: Vec<String> =
+        versions.iter().map(|(v, addr)| format!("{v}=http://{}", reachable(*addr))).collect();
+    list.join(",")
 }
 
 #[cfg(test)]
