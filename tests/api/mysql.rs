@@ -177,6 +177,20 @@ async fn a_failed_select_is_the_originals_500_and_a_killed_server_comes_back() {
     assert_eq!(span.attr("db.response.status_code").as_deref(), Some("1146"));
     database.run("RENAME TABLE gone TO ratings");
 
+    // Pages keep coming, four at a time, while the database dies and comes back.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let (page, stop) = (page.clone(), stop.clone());
+            actix_web::rt::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(get(&page).await.status);
+                }
+                statuses
+            })
+        })
+        .collect();
     kill(Pid::from_raw(database.pid), Signal::SIGKILL).unwrap();
     up.proc
         .wait_for(Duration::from_secs(5), |l| {
@@ -203,6 +217,14 @@ async fn a_failed_select_is_the_originals_500_and_a_killed_server_comes_back() {
     })
     .await;
     assert!(back.is_some(), "ratings reads the restarted server");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut pages = 0;
+    for task in load {
+        let statuses = task.await.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "no productpage error under load: {statuses:?}");
+        pages += statuses.len();
+    }
+    assert!(pages > 20, "the load went on through the restart: {pages} pages");
     assert_eq!(stars(&get(&page).await.body), 9, "the data survived the restart");
     up.proc.signal(Signal::SIGTERM);
     assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
