@@ -11,7 +11,7 @@ use bookinfo_traces::file::ReadError;
 use bookinfo_traces::jaeger::JaegerError;
 use bookinfo_traces::sink::{Listener, SinkError};
 
-use crate::traces::TraceRef;
+use crate::traces::Located;
 
 /// A failure that ends the program.
 #[derive(Debug, thiserror::Error)]
@@ -255,7 +255,18 @@ pub enum TracesError {
     NotFound(String),
     /// No trace matches a reference.
     #[error("no trace matches {0}")]
-    NoMatch(TraceRef),
+    NoMatch(Located),
+    /// A run named in a trace reference that holds no traces, or is not there.
+    #[error("no run {run} with traces in {}: `bookinfo traces runs` lists them", .root.display())]
+    NoSuchRun {
+        /// The run as named (`@1`, or its directory's name).
+        run: String,
+        /// The runs directory.
+        root: PathBuf,
+    },
+    /// A run named together with `--file` or `--jaeger`.
+    #[error("{0}: a run is read from the runs directory (BOOKINFO_RUNS_DIR); leave out --file and --jaeger")]
+    RunWithSource(String),
     /// Jaeger is searched by service.
     #[error("--service is needed to search Jaeger")]
     ServiceNeeded,

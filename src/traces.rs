@@ -26,7 +26,7 @@ pub async fn run(args: TracesArgs, variables: &(impl Source + ?Sized)) -> Result
     match args.command {
         TracesCommand::Show { source, service, limit, trace, attributes, all } => {
             let traces = match &trace {
-                Some(id) => fetch_one(&source, &runs, &TraceRef::parse(id)).await?.into_iter().collect(),
+                Some(id) => fetch_located(&source, &runs, &Located::parse(id)).await?.into_iter().collect(),
                 None => latest(&source, &runs, service.as_deref(), limit).await?,
             };
             if traces.is_empty() {
@@ -48,11 +48,11 @@ pub async fn run(args: TracesArgs, variables: &(impl Source + ?Sized)) -> Result
             emit(&format!("{LEGEND}\n"))
         }
         TracesCommand::Compare { source, a, b, json } => {
-            let [a, b] = [a, b].map(|r| TraceRef::parse(&r));
+            let [a, b] = [a, b].map(|r| Located::parse(&r));
             let found_a =
-                fetch_one(&source, &runs, &a).await?.ok_or_else(|| TracesError::NoMatch(a.clone()))?;
+                fetch_located(&source, &runs, &a).await?.ok_or_else(|| TracesError::NoMatch(a.clone()))?;
             let found_b =
-                fetch_one(&source, &runs, &b).await?.ok_or_else(|| TracesError::NoMatch(b.clone()))?;
+                fetch_located(&source, &runs, &b).await?.ok_or_else(|| TracesError::NoMatch(b.clone()))?;
             if json {
                 emit(&format!("{:#}\n", compare::json(&found_a, &found_b)))
             } else {
@@ -63,6 +63,11 @@ pub async fn run(args: TracesArgs, variables: &(impl Source + ?Sized)) -> Result
         TracesCommand::Serve { file, port, host, trace_memory } => {
             serve(file, &runs, host, port, trace_memory).await
         }
+        TracesCommand::Runs => {
+            let root = runs.clone();
+            let listed = blocking::run(move || Ok(file::readable_runs(&root))).await?;
+            emit(&runs_table(&runs, &listed))
+        }
     }
 }
 
@@ -72,6 +77,54 @@ fn emit(text: &str) -> Result<(), Error> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(Error::Quiet),
         other => Ok(other?),
+    }
+}
+
+/// A trace named on the command line, perhaps in a run of its own: `[RUN:]ID` or
+/// `[RUN:]latest:SERVICE`, where RUN is `@N` (the run N before the newest: `@0` is the newest,
+/// `@1` the one before) or a run's directory name, as `bookinfo traces runs` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The run, when one is named; else where `--file`/`--jaeger` say, or the newest run.
+    pub run: Option<RunRef>,
+    /// The trace in it.
+    pub trace: TraceRef,
+}
+
+/// A run named in a [`Located`] trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunRef {
+    /// This many runs before the newest.
+    Back(usize),
+    /// By its directory's name.
+    Named(String),
+}
+
+impl Located {
+    fn parse(text: &str) -> Self {
+        let text = text.trim();
+        let (run, rest) = match text.split_once(':') {
+            // `latest:SERVICE` alone: no run named. A trace id holds no colon.
+            Some((prefix, rest)) if prefix != "latest" => {
+                let run = match prefix.strip_prefix('@').map(str::parse::<usize>) {
+                    Some(Ok(back)) => RunRef::Back(back),
+                    _ => RunRef::Named(prefix.to_owned()),
+                };
+                (Some(run), rest)
+            }
+            _ => (None, text),
+        };
+        Self { run, trace: TraceRef::parse(rest) }
+    }
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.run {
+            Some(RunRef::Back(back)) => write!(f, "{} of run @{back}", self.trace),
+            Some(RunRef::Named(name)) => write!(f, "{} of run {name}", self.trace),
+            None => write!(f, "{}", self.trace),
+        }
     }
 }
 
@@ -148,6 +201,50 @@ fn skipped(path: &Path, read: &FileTraces) {
         };
         eprintln!("bookinfo: {} unreadable lines in {} skipped{too_long}", read.unreadable, path.display());
     }
+}
+
+/// The runs a trace can be read from, newest first, with the `@N` that names each.
+fn runs_table(root: &Path, listed: &[file::RunDir]) -> String {
+    if listed.is_empty() {
+        return format!("no runs with traces in {}\n", root.display());
+    }
+    let mut out =
+        format!("runs in {} (newest first; name one as @N:latest:SERVICE or NAME:ID):\n", root.display());
+    for (back, run) in listed.iter().rev().enumerate() {
+        let name = run.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let size = std::fs::metadata(run.dir.join(file::FILE_NAME)).map(|m| m.len()).unwrap_or(0);
+        let running = if run.running { "  running" } else { "" };
+        out.push_str(&format!("  @{back:<3} {name}  {:.1} MB{running}\n", size as f64 / 1e6));
+    }
+    out
+}
+
+/// The trace `located` names: in its run when it names one, else as [`fetch_one`].
+async fn fetch_located(source: &TraceSource, runs: &Path, located: &Located) -> Result<Option<Trace>, Error> {
+    let Some(run) = &located.run else { return fetch_one(source, runs, &located.trace).await };
+    if source.file.is_some() || source.jaeger.is_some() {
+        return Err(TracesError::RunWithSource(located.to_string()).into());
+    }
+    let (root, run) = (runs.to_path_buf(), run.clone());
+    let path = blocking::run(move || run_file(&root, &run)).await?;
+    let in_run = TraceSource { file: Some(path), ..source.clone() };
+    fetch_one(&in_run, runs, &located.trace).await
+}
+
+/// The trace file of `run` under `root`.
+fn run_file(root: &Path, run: &RunRef) -> Result<PathBuf, Error> {
+    let listed = file::readable_runs(root);
+    let found = match run {
+        RunRef::Back(back) => listed.iter().rev().nth(*back),
+        RunRef::Named(name) => listed.iter().find(|r| r.dir.file_name().is_some_and(|n| n == name.as_str())),
+    };
+    let label = match run {
+        RunRef::Back(back) => format!("@{back}"),
+        RunRef::Named(name) => name.clone(),
+    };
+    found
+        .map(|r| r.dir.join(file::FILE_NAME))
+        .ok_or_else(|| TracesError::NoSuchRun { run: label, root: root.to_path_buf() }.into())
 }
 
 /// The trace `reference` names, from where `source` says (or the latest run under `runs`).
@@ -241,6 +338,53 @@ mod tests {
         assert!(
             matches!(TraceRef::parse("latest:productpage.bookinfo-otel"), TraceRef::Latest(s) if s == "productpage.bookinfo-otel")
         );
+    }
+
+    #[test]
+    fn a_reference_may_name_its_run_by_how_far_back_or_by_name() {
+        let parsed = |text: &str| Located::parse(text);
+        assert_eq!(
+            parsed("latest:productpage"),
+            Located { run: None, trace: TraceRef::Latest("productpage".into()) }
+        );
+        assert_eq!(
+            parsed("@1:latest:productpage.bookinfo-otel"),
+            Located {
+                run: Some(RunRef::Back(1)),
+                trace: TraceRef::Latest("productpage.bookinfo-otel".into())
+            }
+        );
+        assert_eq!(
+            parsed("2026-12-04T200145Z-7486:ABC"),
+            Located {
+                run: Some(RunRef::Named("2026-12-04T200145Z-7486".into())),
+                trace: TraceRef::Id("abc".into())
+            }
+        );
+        assert_eq!(parsed("abc"), Located { run: None, trace: TraceRef::Id("abc".into()) });
+        assert_eq!(parsed("@1:latest:productpage").to_string(), "latest:productpage of run @1");
+    }
+
+    #[test]
+    fn a_run_is_found_by_how_far_back_or_by_name_and_a_missing_one_is_said() {
+        let runs = std::env::temp_dir().join(format!("bookinfo-runs-named-{}", std::process::id()));
+        for name in ["2026-01-01T000000Z-1", "2026-01-02T000000Z-2", "2026-01-03T000000Z-3"] {
+            std::fs::create_dir_all(runs.join(name)).unwrap();
+            std::fs::write(runs.join(name).join(file::FILE_NAME), "{}\n").unwrap();
+        }
+        let file =
+            |run: RunRef| run_file(&runs, &run).map(|p| p.parent().unwrap().file_name().unwrap().to_owned());
+        assert_eq!(file(RunRef::Back(0)).unwrap(), "2026-01-03T000000Z-3");
+        assert_eq!(file(RunRef::Back(2)).unwrap(), "2026-01-01T000000Z-1");
+        assert_eq!(file(RunRef::Named("2026-01-02T000000Z-2".into())).unwrap(), "2026-01-02T000000Z-2");
+        let missing = file(RunRef::Back(3)).unwrap_err().to_string();
+        assert!(missing.contains("no run @3 with traces") && missing.contains("traces runs"), "{missing}");
+        let listed = runs_table(&runs, &file::readable_runs(&runs));
+        assert!(
+            listed.contains("@0   2026-01-03T000000Z-3") && listed.contains("@2   2026-01-01T000000Z-1"),
+            "{listed}"
+        );
+        std::fs::remove_dir_all(&runs).unwrap();
     }
 
     #[test]

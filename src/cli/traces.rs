@@ -29,7 +29,8 @@ pub enum TracesCommand {
         /// How many traces, the latest.
         #[arg(long, default_value_t = 5)]
         limit: usize,
-        /// One trace, by id.
+        /// One trace, by id or latest:SERVICE, optionally in another run (RUN:..., as compare
+        /// takes them).
         #[arg(long, value_name = "ID")]
         trace: Option<String>,
         /// Show each span's attributes and its service's version under it.
@@ -46,14 +47,20 @@ pub enum TracesCommand {
         /// Where the traces are.
         #[command(flatten)]
         source: TraceSource,
-        /// The first trace: its id, or latest:SERVICE.
+        /// The first trace: its id or latest:SERVICE, in the run --file or --jaeger say (by
+        /// default the newest); prefixed with RUN: for another run of `bookinfo up`, where RUN
+        /// is @N (N runs before the newest) or a run's name (`bookinfo traces runs` lists them).
         a: String,
-        /// The second trace: its id, or latest:SERVICE.
+        /// The second trace, spelled as the first: `@1:latest:productpage` is the latest
+        /// productpage trace of the run before the newest.
         b: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+    /// List the runs of `bookinfo up` that hold traces, newest first, with the @N that names
+    /// each in a trace reference.
+    Runs,
     /// Serve the web viewer (and the Jaeger-style query API) over a saved trace file.
     Serve {
         /// The trace file [default: the newest run's that holds traces or is running].

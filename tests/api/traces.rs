@@ -292,3 +292,86 @@ async fn up_prints_the_tree_of_a_page_and_keeps_it_in_its_runs_file() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("by-hand SERVER hand-made"), "{out}");
 }
+
+/// Two runs of the stack, reviews routed to v2 in the first and to v1 in the second, and a
+/// trace of each compared: `@1:` names the run before the newest, a run's name names it too,
+/// and `traces runs` lists both.
+#[actix_web::test]
+async fn traces_of_two_runs_are_compared_by_naming_their_runs() {
+    let runs = std::env::temp_dir().join(format!("bookinfo-two-runs-{}", std::process::id()));
+    let runs_dir = runs.to_str().unwrap().to_owned();
+    let env = [("BOOKINFO_RUNS_DIR", runs_dir.as_str())];
+    let istio = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s/istio");
+    let routes = |file: &str| {
+        format!("{},{}", istio.join("destination-rules.yaml").display(), istio.join(file).display())
+    };
+    // v2 for everyone; then v1 for everyone who is not jason.
+    for file in ["virtual-service-reviews-v2.yaml", "virtual-service-reviews-baggage.yaml"] {
+        let mut up = Up::start(&["--quiet-traces", "--routes", &routes(file)], &env).await;
+        let page = format!("http://{}/productpage", up.addr("productpage"));
+        assert_eq!(get(&page).await.status, 200);
+        // Its trace is whole in the store, so written, before the run ends.
+        let viewer = up.store.viewer().to_owned();
+        crate::wait::eventually(
+            Duration::from_secs(20),
+            || format!("the page's trace ({file})"),
+            || async {
+                let list = get(&format!("{viewer}/api/bookinfo/traces?service=productpage")).await.json();
+                list["traces"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["reviews_version"].is_string()))
+                    .then_some(())
+            },
+        )
+        .await;
+        up.proc.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
+    }
+    let mut listed = Proc::start(&["traces", "runs"], &env);
+    assert!(listed.wait(Duration::from_secs(30)).await.success(), "{}", listed.output());
+    let out = listed.output();
+    let name_of = |back: &str| -> String {
+        let line = out
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(back))
+            .unwrap_or_else(|| panic!("{back}:\n{out}"));
+        line.split_whitespace().next().unwrap().to_owned()
+    };
+    let (older, newest) = (name_of("@1"), name_of("@0"));
+    assert!(older < newest, "newest first: {out}");
+
+    let compare = |a: String, b: String| async move {
+        let mut proc = Proc::start(&["traces", "compare", &a, &b], &env);
+        let status = proc.wait(Duration::from_secs(30)).await;
+        (status.code(), proc.output())
+    };
+    let row = |out: &str, label: &str| -> Vec<String> {
+        let line = out.lines().find(|l| l.trim_start().starts_with(label)).unwrap_or_default();
+        line.trim_start()[label.len().min(line.trim_start().len())..]
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    for (a, b) in [
+        ("@1:latest:productpage".to_owned(), "@0:latest:productpage".to_owned()),
+        (format!("{older}:latest:productpage"), format!("{newest}:latest:productpage")),
+    ] {
+        let (code, out) = compare(a, b).await;
+        assert_eq!(code, Some(0), "{out}");
+        assert_eq!(row(&out, "reviews version"), ["v2", "v1"], "{out}");
+        assert_eq!(
+            row(&out, "application"),
+            [
+                app_spans_with("v2", FetchSpans::Off).to_string(),
+                app_spans_with("v1", FetchSpans::Off).to_string()
+            ],
+            "{out}"
+        );
+    }
+    let (code, out) = compare("@5:latest:productpage".into(), "@0:latest:productpage".into()).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("no run @5 with traces") && out.contains("bookinfo traces runs"), "{out}");
+    let (code, out) = compare("@1:latest:productpage".into(), "latest:productpage".into()).await;
+    assert_eq!(code, Some(0), "a trace of the newest run needs no run named: {out}");
+    std::fs::remove_dir_all(&runs).unwrap();
+}

@@ -128,14 +128,31 @@ fn prune(root: &Path) {
 /// The trace file of the newest run under `root` that holds traces or in which a stack runs
 /// (a start that failed, even killed, leaves neither), if any.
 pub fn latest_run_file(root: &Path) -> Option<PathBuf> {
+    readable_runs(root).pop().map(|run| run.dir.join(FILE_NAME))
+}
+
+/// A run a trace can be read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    /// Its directory (its name says when it started, and `up`'s pid).
+    pub dir: PathBuf,
+    /// Whether a stack runs in it now.
+    pub running: bool,
+}
+
+/// The runs under `root` that hold traces or in which a stack runs, oldest first: those
+/// `bookinfo traces` reads (a start that failed, even killed, is neither).
+pub fn readable_runs(root: &Path) -> Vec<RunDir> {
     let holds_traces = |run: &Path| {
         fs::metadata(run.join(FILE_NAME)).is_ok_and(|m| m.len() > 0) || rotated(&run.join(FILE_NAME)).exists()
     };
     runs(root)
         .into_iter()
-        .rev()
-        .find(|run| holds_traces(run) || is_running(run))
-        .map(|run| run.join(FILE_NAME))
+        .filter_map(|dir| {
+            let running = is_running(&dir);
+            (running || holds_traces(&dir)).then_some(RunDir { dir, running })
+        })
+        .collect()
 }
 
 /// The rotated-out older part of `file`: `traces.jsonl` → `traces.1.jsonl`.
