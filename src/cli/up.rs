@@ -37,7 +37,8 @@ pub struct UpArgs {
     /// to it with a DestinationRule subset): `mysql` starts a MariaDB or MySQL server of the
     /// stack's own (mariadbd or mysqld on PATH, or BOOKINFO_MYSQLD) on 127.0.0.1:3306, moved
     /// with --base-port; `mysql://USER:PASSWORD@HOST:PORT/test` uses that server instead.
-    /// Under --mesh the database has no sidecar: ratings v2 reaches it directly.
+    /// Under --mesh the database has its own sidecar (a TCP proxy: no span), and ratings v2
+    /// reaches it through its own sidecar, as on Istio.
     #[arg(long, value_name = "mysql|URL")]
     pub ratings_db: Option<crate::up::RatingsDb>,
 
