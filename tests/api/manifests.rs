@@ -331,6 +331,11 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
         "overlays/otel-b3",
         "overlays/propagate-mysql",
         "overlays/otel-mysql",
+        // Their Gateway API and Istio objects are skipped here (kubernetes-validate has no schema
+        // for them): gateway_api_objects_pass_the_gateway_api_schemas and
+        // reference::istio_resources_pass_istios_schemas check those.
+        "overlays/ambient-propagate",
+        "overlays/ambient-otel",
     ] {
         let (text, _) = render(dir);
         let file = std::env::temp_dir().join(format!(
@@ -351,6 +356,298 @@ fn rendered_objects_pass_the_kubernetes_schemas() {
     }
 }
 
+/// The ambient overlays: the namespace of each and the sidecar overlay it is made from.
+const AMBIENT: [(&str, &str, &str); 2] = [
+    ("overlays/ambient-propagate", "bookinfo-ambient-propagate", "overlays/propagate"),
+    ("overlays/ambient-otel", "bookinfo-ambient-otel", "overlays/otel"),
+];
+
+/// The waypoint `istioctl waypoint generate --for service --namespace NS` writes (istio/istio
+/// istioctl/pkg/waypoint/waypoint.go: the default name `waypoint`, class `istio-waypoint`, one
+/// listener `mesh` on 15008 speaking HBONE, the traffic type as the label istio.io/waypoint-for).
+fn istioctl_waypoint(namespace: &str) -> Value {
+    serde_json::json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {
+            "name": "waypoint",
+            "namespace": namespace,
+            "labels": {"istio.io/waypoint-for": "service"},
+        },
+        "spec": {
+            "gatewayClassName": "istio-waypoint",
+            "listeners": [{"name": "mesh", "port": 15008, "protocol": "HBONE"}],
+        },
+    })
+}
+
+#[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
+fn the_ambient_overlays_run_side_by_side_without_sidecars_behind_a_waypoint() {
+    let mut namespaces = BTreeSet::from(["bookinfo-propagate".to_owned(), "bookinfo-otel".to_owned()]);
+    for (overlay, namespace, sidecar_overlay) in AMBIENT {
+        let (_, objects) = render(overlay);
+        assert!(namespaces.insert(namespace.to_owned()), "{overlay}: {namespace} taken");
+        for object in objects.iter().filter(|o| o["kind"] != "Namespace") {
+            assert_eq!(
+                object["metadata"]["namespace"], namespace,
+                "{overlay}: {}",
+                object["metadata"]["name"]
+            );
+        }
+
+        // In ambient with every Service's traffic through the waypoint, never injected.
+        let ns = named(&objects, "Namespace", namespace);
+        let labels = ns["metadata"]["labels"].as_object().unwrap();
+        assert_eq!(labels["istio.io/dataplane-mode"], "ambient", "{overlay}");
+        assert_eq!(labels["istio.io/use-waypoint"], "waypoint", "{overlay}");
+        assert!(!labels.contains_key("istio-injection") && !labels.contains_key("istio.io/rev"), "{overlay}");
+
+        // The waypoint it names, exactly as istioctl generates it, and the only one.
+        let waypoints: Vec<&Value> = of_kind(&objects, "Gateway")
+            .into_iter()
+            .filter(|g| g["spec"]["gatewayClassName"] == "istio-waypoint")
+            .collect();
+        assert_eq!(waypoints, [&istioctl_waypoint(namespace)], "{overlay}");
+
+        // Nothing for sidecars: no injection asked per pod, no sidecar annotation, no Istio
+        // networking object (in ambient, routing is the Gateway API's at the waypoint).
+        for deployment in of_kind(&objects, "Deployment") {
+            let template = &deployment["spec"]["template"]["metadata"];
+            let name = deployment["metadata"]["name"].as_str().unwrap();
+            for key in template["annotations"].as_object().into_iter().flatten().map(|(k, _)| k) {
+                assert!(!key.contains("sidecar.istio.io"), "{overlay}: {name}: {key}");
+            }
+            assert!(template["labels"].get("sidecar.istio.io/inject").is_none(), "{overlay}: {name}");
+        }
+        assert!(
+            objects.iter().all(|o| !o["apiVersion"].as_str().unwrap().starts_with("networking.istio.io/")),
+            "{overlay}"
+        );
+
+        // The namespace's Telemetry: no selector or targetRefs, so it holds for every proxy of the
+        // namespace, the waypoint included; the provider stays the mesh-wide one.
+        let telemetry = of_kind(&objects, "Telemetry");
+        assert_eq!(telemetry.len(), 1, "{overlay}");
+        let spec = &telemetry[0]["spec"];
+        assert!(spec.get("selector").is_none() && spec.get("targetRefs").is_none(), "{overlay}");
+        assert_eq!(spec["tracing"][0]["randomSamplingPercentage"], 100.0);
+        assert!(
+            spec["tracing"][0].get("providers").is_none(),
+            "{overlay}: k8s/istio/telemetry-*.yaml picks it"
+        );
+        assert_eq!(spec["tracing"][0]["customTags"]["baggage"]["header"]["name"], "baggage");
+
+        // The sidecar overlay's application, unchanged but for the sidecar annotation: the
+        // same objects and the same mode.
+        let (_, sidecar) = render(sidecar_overlay);
+        for kind in ["Deployment", "ServiceAccount", "ConfigMap"] {
+            assert_eq!(names(&objects, kind), names(&sidecar, kind), "{overlay}: {kind}");
+        }
+        assert_eq!(of_kind(&objects, "ConfigMap")[0]["data"], of_kind(&sidecar, "ConfigMap")[0]["data"]);
+        for deployment in of_kind(&sidecar, "Deployment") {
+            let name = deployment["metadata"]["name"].as_str().unwrap();
+            let ours = named(&objects, "Deployment", name);
+            let containers = |d: &Value| d["spec"]["template"]["spec"].clone();
+            assert_eq!(containers(ours), containers(deployment), "{overlay}: {name}");
+        }
+        // The sidecar overlay's Services and the per-version ones the routes name.
+        let per_version =
+            ["reviews-v1", "reviews-v2", "reviews-v3", "ratings-v1", "details-v1", "productpage-v1"];
+        let mut services = names(&sidecar, "Service");
+        services.extend(per_version.map(str::to_owned));
+        assert_eq!(names(&objects, "Service"), services, "{overlay}");
+        for name in per_version {
+            let service = named(&objects, "Service", name);
+            let (app, version) = name.rsplit_once('-').unwrap();
+            assert_eq!(service["spec"]["selector"], serde_json::json!({"app": app, "version": version}));
+            assert_eq!(service["spec"]["ports"], serde_json::json!([{"port": 9080, "name": "http"}]));
+        }
+    }
+}
+
+/// The ports a Service of `objects` named `name` has, empty if there is none.
+fn service_ports(objects: &[Value], name: &str) -> Vec<u64> {
+    of_kind(objects, "Service")
+        .into_iter()
+        .filter(|s| s["metadata"]["name"] == name)
+        .flat_map(|s| s["spec"]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
+fn every_gateway_api_route_binds_to_a_parent_and_reaches_a_service_port_with_pods() {
+    for (overlay, namespace, _) in AMBIENT {
+        let (_, objects) = render(overlay);
+        let deployments = of_kind(&objects, "Deployment");
+        let routes = of_kind(&objects, "HTTPRoute");
+        assert_eq!(
+            names(&objects, "HTTPRoute"),
+            BTreeSet::from(["bookinfo".to_owned(), "reviews".to_owned()])
+        );
+        for route in &routes {
+            let route_name = route["metadata"]["name"].as_str().unwrap();
+            for parent in route["spec"]["parentRefs"].as_array().unwrap() {
+                let name = parent["name"].as_str().unwrap();
+                assert!(
+                    parent.get("namespace").is_none(),
+                    "{overlay}: {route_name}: the parent is the route's namespace's"
+                );
+                match parent["kind"].as_str().unwrap_or("Gateway") {
+                    // GAMMA: bound to a Service, applied by the waypoint serving it.
+                    "Service" => {
+                        assert_eq!(parent["group"], "", "{overlay}: {route_name}: the core group");
+                        let port = parent["port"].as_u64().unwrap();
+                        assert!(
+                            service_ports(&objects, name).contains(&port),
+                            "{overlay}: {route_name}: {name}:{port}"
+                        );
+                    }
+                    "Gateway" => {
+                        let gateway = named(&objects, "Gateway", name);
+                        assert_eq!(gateway["spec"]["gatewayClassName"], "istio", "{overlay}: {route_name}");
+                        let listeners = gateway["spec"]["listeners"].as_array().unwrap();
+                        assert!(
+                            listeners.iter().any(|l| l["protocol"] == "HTTP"
+                                && l["allowedRoutes"]["namespaces"]["from"] == "Same"),
+                            "{overlay}: {route_name}: no HTTP listener takes this namespace's routes"
+                        );
+                    }
+                    other => panic!("{overlay}: {route_name}: a parent of kind {other}"),
+                }
+            }
+            for rule in route["spec"]["rules"].as_array().unwrap() {
+                for backend in rule["backendRefs"].as_array().unwrap() {
+                    let name = backend["name"].as_str().unwrap();
+                    let port = backend["port"].as_u64().unwrap();
+                    assert!(
+                        backend.get("kind").is_none() && backend.get("namespace").is_none(),
+                        "{overlay}: {name}"
+                    );
+                    assert!(
+                        service_ports(&objects, name).contains(&port),
+                        "{overlay}: {route_name}: no Service {name} with port {port}"
+                    );
+                    let selector = named(&objects, "Service", name)["spec"]["selector"].as_object().unwrap();
+                    assert!(
+                        deployments.iter().any(|d| {
+                            let pod = &d["spec"]["template"]["metadata"]["labels"];
+                            selector.iter().all(|(k, v)| &pod[k] == v)
+                        }),
+                        "{overlay}: {route_name}: Service {name} selects no pods"
+                    );
+                }
+            }
+        }
+        assert_eq!(named(&objects, "HTTPRoute", "reviews")["metadata"]["namespace"], namespace);
+    }
+}
+
+/// The reviews HTTPRoute routes as k8s/istio/virtual-service-reviews-baggage.yaml does: the same
+/// baggage regexes, in the same order, to the same versions, and everyone else to v1.
+#[test]
+#[ignore = "needs kubectl: .ci/run runs it"]
+fn the_reviews_route_is_the_baggage_virtual_service_in_the_gateway_api() {
+    let virtual_service = parse_file(&root().join("k8s/istio/virtual-service-reviews-baggage.yaml"));
+    let expected: Vec<(Option<String>, String)> = virtual_service[0]["spec"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| {
+            let regex = rule["match"][0]["headers"]["baggage"]["regex"].as_str().map(str::to_owned);
+            let destination = &rule["route"][0]["destination"];
+            (
+                regex,
+                format!(
+                    "{}-{}",
+                    destination["host"].as_str().unwrap(),
+                    destination["subset"].as_str().unwrap()
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(expected.first().map(|(_, to)| to.as_str()), Some("reviews-v2"), "jason to v2");
+    assert_eq!(expected.last(), Some(&(None, "reviews-v1".to_owned())), "everyone else to v1");
+    for (overlay, _, _) in AMBIENT {
+        let (_, objects) = render(overlay);
+        let route = named(&objects, "HTTPRoute", "reviews");
+        let rules: Vec<(Option<String>, String)> = route["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rule| {
+                let matches = rule["matches"].as_array().map(Vec::as_slice).unwrap_or_default();
+                assert!(matches.len() <= 1, "{overlay}: one match per rule");
+                let regex = matches.first().map(|m| {
+                    let headers = m["headers"].as_array().unwrap();
+                    assert_eq!(headers.len(), 1, "{overlay}");
+                    assert_eq!(headers[0]["name"], "baggage");
+                    assert_eq!(headers[0]["type"], "RegularExpression");
+                    assert!(m.get("path").is_none(), "{overlay}: no path, so the header decides the order");
+                    headers[0]["value"].as_str().unwrap().to_owned()
+                });
+                let backends = rule["backendRefs"].as_array().unwrap();
+                assert_eq!(backends.len(), 1, "{overlay}: one version per rule");
+                (regex, backends[0]["name"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(rules, expected, "{overlay}");
+    }
+}
+
+#[test]
+#[ignore = "needs kubectl and Python's jsonschema and PyYAML: .ci/run runs it"]
+fn gateway_api_objects_pass_the_gateway_api_schemas() {
+    require_tool("python3", &["-c", "import jsonschema, yaml"]);
+    let crds = root().join("tests/fixtures/gateway-api");
+    let validate = |file: &Path| {
+        let output = Command::new("python3")
+            .arg(root().join("tests/k8s/validate_crs.py"))
+            .arg(&crds)
+            .arg(file)
+            .output()
+            .unwrap();
+        let report =
+            String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), report)
+    };
+    let scratch = |name: &str, text: &str| {
+        let file = std::env::temp_dir().join(format!("bookinfo-{name}-{}.yaml", std::process::id()));
+        std::fs::write(&file, text).unwrap();
+        file
+    };
+    for (overlay, _, _) in AMBIENT {
+        let (text, objects) = render(overlay);
+        let gateway_api = objects
+            .iter()
+            .filter(|o| o["apiVersion"].as_str().unwrap().starts_with("gateway.networking.k8s.io/"))
+            .count();
+        assert_eq!(gateway_api, 4, "{overlay}: the waypoint, the ingress Gateway and two routes");
+        let file = scratch(&overlay.replace('/', "-"), &text);
+        let (passed, report) = validate(&file);
+        std::fs::remove_file(&file).unwrap();
+        assert!(passed, "{overlay}:\n{report}");
+        // Each of them was checked against a schema, none skipped for want of one.
+        let checked: usize = report.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(checked, gateway_api, "{overlay}: {report}");
+    }
+
+    // The schemas reject what the API server would: a header match type the Gateway API does
+    // not have, a listener field it does not know.
+    let (text, _) = render("overlays/ambient-otel");
+    for (name, from, to) in [
+        ("bad-match", "type: RegularExpression", "type: Regex"),
+        ("bad-listener", "protocol: HBONE", "protocol: HBONE\n    tunnel: true"),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let file = scratch(name, &text.replacen(from, to, 1));
+        let (passed, report) = validate(&file);
+        std::fs::remove_file(&file).unwrap();
+        assert!(!passed && report.contains("1 violations"), "{name}: {report}");
+    }
+}
+
 /// Without Docker: every overlay's containers, as the replay plans them, against what
 /// `bookinfo serve` reads.
 #[test]
@@ -363,6 +660,8 @@ fn every_variable_the_overlays_give_a_container_is_one_the_binary_reads() {
         ("otel-b3", TracingMode::Otel, 6),
         ("propagate-mysql", TracingMode::Propagate, 8),
         ("otel-mysql", TracingMode::Otel, 8),
+        ("ambient-propagate", TracingMode::Propagate, 6),
+        ("ambient-otel", TracingMode::Otel, 6),
     ] {
         let replay = Replay::plan(Cluster::render(overlay), &[]);
         assert_eq!(replay.pods.len(), pods, "{overlay}: Deployments of one pod");

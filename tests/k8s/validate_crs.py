@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Validates Istio resources against the OpenAPI schemas of Istio's CustomResourceDefinitions.
+"""Validates custom resources (Istio's, the Gateway API's) against the OpenAPI schemas of their
+CustomResourceDefinitions.
 
-usage: validate_istio.py CRDS.yaml FILE.yaml...
+usage: validate_crs.py CRDS FILE.yaml...
 
-Every document whose kind has a CRD in CRDS.yaml is checked against the schema of its
-apiVersion (unknown fields rejected, as the API server does); documents of other kinds are
-skipped. Exits 1 listing every violation, 0 when all pass.
+CRDS is a YAML file of CRDs, or a directory whose *.yaml files are read. Every document whose
+kind has a CRD there is checked against the schema of its apiVersion (unknown fields rejected,
+as the API server does); documents of other kinds are skipped, and counted apart, so that a
+caller can tell a skipped resource from a checked one. Exits 1 listing every violation, 0 when
+all pass.
 """
 
+import os
 import sys
 
 import jsonschema
@@ -29,8 +33,14 @@ def strict(schema):
 
 def main(crds_path, paths):
     schemas = {}
-    with open(crds_path) as crds:
-        for crd in yaml.safe_load_all(crds):
+    if os.path.isdir(crds_path):
+        crd_files = [os.path.join(crds_path, name) for name in sorted(os.listdir(crds_path)) if name.endswith(".yaml")]
+    else:
+        crd_files = [crds_path]
+    for crd_file in crd_files:
+        with open(crd_file) as crds:
+            crd_documents = list(yaml.safe_load_all(crds))
+        for crd in crd_documents:
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
@@ -38,7 +48,7 @@ def main(crds_path, paths):
                 schema = version.get("schema", {}).get("openAPIV3Schema")
                 if schema:
                     schemas[(f"{group}/{version['name']}", kind)] = strict(schema)
-    failures, checked = [], 0
+    failures, checked, skipped = [], 0, 0
     for path in paths:
         with open(path) as file:
             for index, document in enumerate(yaml.safe_load_all(file), start=1):
@@ -47,6 +57,7 @@ def main(crds_path, paths):
                 key = (document.get("apiVersion"), document.get("kind"))
                 schema = schemas.get(key)
                 if schema is None:
+                    skipped += 1
                     continue
                 # apiVersion, kind and metadata are the API server's own; the CRD schema covers
                 # the rest.
@@ -57,7 +68,7 @@ def main(crds_path, paths):
                 checked += 1
     for failure in failures:
         print(failure)
-    print(f"{checked} Istio resources checked, {len(failures)} violations")
+    print(f"{checked} resources checked, {skipped} of other kinds skipped, {len(failures)} violations")
     return 1 if failures else 0
 
 
