@@ -9,6 +9,7 @@
 
 pub mod decide;
 pub mod envoy;
+pub mod gateway_api;
 pub mod istio;
 pub mod model;
 pub mod sidecar;
