@@ -41,8 +41,11 @@ fn error(text: &str) -> String {
     Routing::parse(&[(Path::new("bad.yaml"), text)]).unwrap_err().to_string()
 }
 
+/// A request: method, path, headers.
+type Request = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 /// The requests of the tables: paths, methods and baggage the rules tell apart.
-const REQUESTS: [(&str, &str, &[(&str, &str)]); 7] = [
+const REQUESTS: [Request; 7] = [
     ("GET", "/reviews/0", &[]),
     ("GET", "/reviews/0", &[("baggage", "user=jason")]),
     ("GET", "/reviews/0", &[("baggage", "team=a , user = jason;p")]),

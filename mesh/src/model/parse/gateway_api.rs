@@ -148,7 +148,7 @@ impl Routing {
     /// Puts the HTTPRoutes' rules in place, each parent's in the Gateway API's precedence.
     pub(super) fn place_ranked(&mut self, mut ranked: Vec<Ranked>) {
         // Stable: a tie keeps the order of the files.
-        ranked.sort_by(|a, b| b.0.cmp(&a.0));
+        ranked.sort_by_key(|(rank, _, _)| std::cmp::Reverse(*rank));
         for (_, parent, rule) in ranked {
             match parent {
                 Parent::Service(service) => self.services.entry(service).or_default().push(rule),
