@@ -1,5 +1,5 @@
 //! The parts of the Kubernetes Gateway API (`gateway.networking.k8s.io`) this project acts on,
-//! as serde types: `HTTPRoute`, and `Gateway` as far as its name. As in [`crate::istio`],
+//! as serde types: `HTTPRoute`, and `Gateway` as far as its name and listeners. As in [`crate::istio`],
 //! every other field is collected in `other`, so that loading refuses it by name.
 
 use serde::Deserialize;
@@ -60,9 +60,9 @@ pub struct RouteRule {
     /// Conditions, any of which selects the rule; none selects every request.
     #[serde(default)]
     pub matches: Vec<RouteMatch>,
-    /// Filters (only refused here: none is taken).
+    /// Filters (`RequestHeaderModifier` is taken).
     #[serde(default)]
-    pub filters: Vec<Value>,
+    pub filters: Vec<Filter>,
     /// Weighted backends.
     #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
@@ -183,6 +183,49 @@ pub struct Listener {
     /// Which routes may attach (one namespace locally, so any value means the same).
     pub allowed_routes: Option<Value>,
     /// Everything else (`hostname`, `tls`).
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// One of a rule's `filters`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Filter {
+    /// `RequestHeaderModifier` (the only one taken), `RequestRedirect`, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The header changes of a `RequestHeaderModifier`.
+    pub request_header_modifier: Option<HeaderModifier>,
+    /// Everything else (the other filters' settings).
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `requestHeaderModifier`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HeaderModifier {
+    /// Headers given a value, replacing any.
+    #[serde(default)]
+    pub set: Vec<HttpHeader>,
+    /// Headers given a value besides any.
+    #[serde(default)]
+    pub add: Vec<HttpHeader>,
+    /// Headers taken out.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: Other,
+}
+
+/// `{name: ..., value: ...}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpHeader {
+    /// The header.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// Everything else.
     #[serde(flatten)]
     pub other: Other,
 }

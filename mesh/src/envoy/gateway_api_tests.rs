@@ -262,14 +262,74 @@ fn rules_are_tried_by_precedence_paths_by_segment() {
 }
 
 #[test]
+fn a_request_header_modifier_edits_the_request_in_both_routers() {
+    let text = format!(
+        "{HEAD}  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier:\n        set: [{{name: X-Canary, value: '1'}}]\n        add: [{{name: x-team, value: books}}]\n        remove: [x-drop]\n    backendRefs: [{{name: reviews-v2}}]\n"
+    );
+    let routing = routing(&[&text]);
+    let decision = routing.decide("reviews", "GET", "/reviews/0", &HeaderMap::new(), &mut || 0.5);
+    let mut sent = headers(&[("x-canary", "0"), ("x-team", "a"), ("x-drop", "1"), ("x-keep", "1")]);
+    crate::sidecar::apply(&decision.request_headers, &mut sent);
+    let values = |name: &str| sent.get_all(name).map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(values("x-canary"), ["1"]);
+    assert_eq!(values("x-team"), ["a", "books"]);
+    assert!(values("x-drop").is_empty());
+    assert_eq!(values("x-keep"), ["1"]);
+    let bootstrap = rendered_sidecar(routing);
+    let mut found = Vec::new();
+    find_routes(&bootstrap, &mut found);
+    let route =
+        found.iter().find(|r| r.get("request_headers_to_add").is_some()).expect("a route with headers");
+    assert_eq!(
+        route["request_headers_to_add"],
+        serde_json::json!([
+            {"header": {"key": "x-canary", "value": "1"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"},
+            {"header": {"key": "x-team", "value": "books"}, "append_action": "APPEND_IF_EXISTS_OR_ADD"},
+        ])
+    );
+    assert_eq!(route["request_headers_to_remove"], serde_json::json!(["x-drop"]));
+}
+
+fn find_routes(value: &Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(routes)) = map.get("routes") {
+                out.extend(routes.iter().cloned());
+            }
+            map.values().for_each(|v| find_routes(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| find_routes(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
 fn what_the_routers_do_not_take_is_an_error_naming_the_field_and_the_file() {
     let rule = |body: &str| error(&format!("{HEAD}  - {body}\n"));
     let cases = [
         (
             rule(
-                "backendRefs: [{name: reviews-v1}]\n    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}]",
+                "backendRefs: [{name: reviews-v1}]\n    filters: [{type: RequestRedirect, requestRedirect: {statusCode: 301}}]",
             ),
-            "bad.yaml: HTTPRoute r, rules[0].filters[0]: type RequestHeaderModifier: filters are not supported by the local routing",
+            "bad.yaml: HTTPRoute r, rules[0].filters[0]: type RequestRedirect: not supported by the local routing (of the filters it takes RequestHeaderModifier)",
+        ),
+        (
+            rule(
+                "backendRefs: [{name: reviews-v1}]\n    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: X-A, value: b}], remove: [x-a]}}]",
+            ),
+            "rules[0].filters[0].requestHeaderModifier.remove[0]: name: x-a (each header once",
+        ),
+        (
+            rule(
+                "backendRefs: [{name: reviews-v1}]\n    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: 'a b', value: c}]}}]",
+            ),
+            "rules[0].filters[0].requestHeaderModifier.add[0]: name: \"a b\" is not a header name",
+        ),
+        (
+            rule(
+                "backendRefs: [{name: reviews-v1}]\n    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {append: []}}]",
+            ),
+            "rules[0].filters[0].requestHeaderModifier: `append` is not supported",
         ),
         (
             rule("matches: [{queryParams: [{name: a, value: b}]}]\n    backendRefs: [{name: reviews-v1}]"),

@@ -428,8 +428,8 @@ spec:
 ";
 
 /// Gateway API routes with what they can say: a Gateway and a route bound to it for a host,
-/// regex and segment-prefix paths, a method, relative weights, a timeout, version Services
-/// of no DestinationRule.
+/// regex and segment-prefix paths, a method, relative weights, a timeout, header changes,
+/// version Services of no DestinationRule.
 const HTTP_ROUTE_FEATURES: &str = r"
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -457,6 +457,9 @@ spec:
   - matches: [{method: GET, path: {type: Exact, value: /health}}]
     backendRefs: [{name: ratings-v1}]
     timeouts: {request: 250ms}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-a, value: '1'}], add: [{name: x-b, value: '2'}], remove: [x-c]}
   - backendRefs: [{name: ratings-v1, weight: 1}, {name: ratings-v2, weight: 2}]
 ";
 

@@ -54,6 +54,27 @@ pub struct Rule {
     pub timeout: Option<Duration>,
     /// Retries.
     pub retries: Retries,
+    /// Changes to the request's headers before it is sent.
+    pub request_headers: HeaderEdits,
+}
+
+/// Changes to a request's headers (an HTTPRoute's `RequestHeaderModifier`): each header named
+/// once across the three, so their order does not matter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderEdits {
+    /// Headers (lower case) given this value, replacing any.
+    pub set: Vec<(String, String)>,
+    /// Headers (lower case) given this value besides any.
+    pub add: Vec<(String, String)>,
+    /// Headers (lower case) taken out.
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
 }
 
 /// The port of the sample Gateway's server (`bookinfo-gateway`: the ingress gateway pod's

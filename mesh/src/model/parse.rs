@@ -328,6 +328,7 @@ impl Routing {
             abort,
             timeout,
             retries,
+            request_headers: super::HeaderEdits::default(),
         })
     }
 

@@ -12,6 +12,8 @@
 //! - Weights are relative: they become percentages by the largest remainder (each gets its
 //!   share of 100 rounded down, the points left over go to the largest fractions, the first
 //!   written on a tie), so that they add up to 100 as the model's do.
+//! - A `RequestHeaderModifier` filter becomes the rule's header changes; other filters are
+//!   refused.
 //! - Rules are tried in the Gateway API's precedence, not as written: each match becomes a
 //!   rule of its own, ordered as istiod orders them (an exact path first, then path prefixes
 //!   longest first, then regexes; then a method; then the most header conditions); a tie
@@ -19,12 +21,14 @@
 
 use std::path::Path;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use regex::RegexBuilder;
 
 use super::{Place, re2};
-use crate::gateway_api::{BackendRef, Gateway, HttpRoute, RouteMatch, RouteRule};
+use crate::gateway_api::{BackendRef, Filter, Gateway, HttpRoute, RouteMatch, RouteRule};
 use crate::model::{
-    Condition, Destination, GATEWAY_PORT, GatewayRule, Match, Matcher, Retries, Routing, Rule, short,
+    Condition, Destination, GATEWAY_PORT, GatewayRule, HeaderEdits, Match, Matcher, Retries, Routing, Rule,
+    short,
 };
 use crate::{RouteError, parse_duration};
 
@@ -165,12 +169,7 @@ impl Routing {
         rule: &RouteRule,
     ) -> Result<Vec<(Rank, Rule)>, RouteError> {
         place.refuse(&rule.other, "name, matches, backendRefs, timeouts.request and filters")?;
-        if !rule.filters.is_empty() {
-            let kind = rule.filters[0].get("type").and_then(|t| t.as_str()).unwrap_or("?");
-            return Err(place.within(".filters[0]").error(format!(
-                "type {kind}: filters are not supported by the local routing (it takes matches, backendRefs and timeouts.request); leave them out or use another file"
-            )));
-        }
+        let request_headers = header_edits(place, &rule.filters)?;
         let destinations = self.backends(place, &rule.backend_refs)?;
         let timeout = match &rule.timeouts {
             None => None,
@@ -195,6 +194,7 @@ impl Routing {
             timeout,
             // Istio applies its default retries to an HTTPRoute without `retry`.
             retries: Retries::Default,
+            request_headers: request_headers.clone(),
         };
         if rule.matches.is_empty() {
             // No match is a path prefix of `/`: every request.
@@ -271,6 +271,57 @@ impl Routing {
         subsets.insert(version.to_owned(), version.to_owned());
         Ok((service.to_owned(), Some(version.to_owned())))
     }
+}
+
+/// A rule's filters: `RequestHeaderModifier`s, each header named once among them all.
+fn header_edits(place: &Place<'_>, filters: &[Filter]) -> Result<HeaderEdits, RouteError> {
+    let mut edits = HeaderEdits::default();
+    let mut named = Vec::new();
+    let mut name = |place: &Place<'_>, name: &str| {
+        let lower = name.to_ascii_lowercase();
+        if HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            return Err(place.error(format!("name: {name:?} is not a header name")));
+        }
+        if lower.starts_with(':') || lower == "host" || named.contains(&lower) {
+            return Err(
+                place.error(format!("name: {name} (each header once, and not host or a pseudo-header)"))
+            );
+        }
+        named.push(lower.clone());
+        Ok(lower)
+    };
+    for (f, filter) in filters.iter().enumerate() {
+        let place = place.within(format!(".filters[{f}]"));
+        let modifier = match (filter.kind.as_str(), &filter.request_header_modifier) {
+            ("RequestHeaderModifier", Some(modifier)) => modifier,
+            ("RequestHeaderModifier", None) => return Err(place.error("no requestHeaderModifier")),
+            (other, _) => {
+                return Err(place.error(format!(
+                    "type {other}: not supported by the local routing (of the filters it takes RequestHeaderModifier); leave it out or use another file"
+                )));
+            }
+        };
+        place.refuse(&filter.other, "type and requestHeaderModifier")?;
+        let place = place.within(".requestHeaderModifier");
+        place.refuse(&modifier.other, "set, add and remove")?;
+        for (field, headers, into) in
+            [("set", &modifier.set, &mut edits.set), ("add", &modifier.add, &mut edits.add)]
+        {
+            for (h, header) in headers.iter().enumerate() {
+                let place = place.within(format!(".{field}[{h}]"));
+                place.refuse(&header.other, "name and value")?;
+                let lower = name(&place, &header.name)?;
+                if HeaderValue::from_str(&header.value).is_err() {
+                    return Err(place.error(format!("value: {:?} is not a header value", header.value)));
+                }
+                into.push((lower, header.value.clone()));
+            }
+        }
+        for (h, header) in modifier.remove.iter().enumerate() {
+            edits.remove.push(name(&place.within(format!(".remove[{h}]")), header)?);
+        }
+    }
+    Ok(edits)
 }
 
 /// Relative weights as percentages adding up to 100, by the largest remainder; none when
