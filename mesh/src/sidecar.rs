@@ -112,6 +112,23 @@ fn retriable(retry: &Retry, outcome: &Answer) -> bool {
     }
 }
 
+/// A route's header changes, as Envoy makes them before the request leaves (names and values
+/// were checked when the routing files were read).
+pub fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
+    let pair = |(name, value): &(String, String)| {
+        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+    };
+    for (name, value) in edits.set.iter().filter_map(pair) {
+        headers.insert(name, value);
+    }
+    for (name, value) in edits.add.iter().filter_map(pair) {
+        headers.append(name, value);
+    }
+    for name in &edits.remove {
+        headers.remove(name.as_str());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -375,22 +392,5 @@ mod tests {
         assert_eq!(got, Got::Status(200));
         let versions: Vec<Option<String>> = pods.tries.borrow().iter().map(|(v, _)| v.clone()).collect();
         assert_eq!(versions, [Some("v2".to_owned()), Some("v2".to_owned())]);
-    }
-}
-
-/// A route's header changes, as Envoy makes them before the request leaves (names and values
-/// were checked when the routing files were read).
-pub fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
-    let pair = |(name, value): &(String, String)| {
-        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
-    };
-    for (name, value) in edits.set.iter().filter_map(pair) {
-        headers.insert(name, value);
-    }
-    for (name, value) in edits.add.iter().filter_map(pair) {
-        headers.append(name, value);
-    }
-    for name in &edits.remove {
-        headers.remove(name.as_str());
     }
 }
