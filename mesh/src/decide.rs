@@ -59,6 +59,7 @@ impl Routing {
                 .and_then(|(status, _)| StatusCode::from_u16(status).ok()),
             timeout: rule.timeout,
             retries: retry(&rule.retries),
+            request_headers: rule.request_headers.clone(),
             ..Decision::default()
         };
         if let Some(destination) = destination

@@ -1,7 +1,7 @@
 //! The Istio routing model of the Bookinfo stack, and its two routers.
 //!
-//! The same Istio YAML (VirtualService, DestinationRule, Gateway) steers traffic on a cluster,
-//! in `bookinfo up --routes` (the services apply it to their own calls: [`decide`], carried by [`sidecar`]) and in
+//! The same Istio YAML (VirtualService, DestinationRule, Gateway, or the Gateway API's
+//! HTTPRoute) steers traffic on a cluster, in `bookinfo up --routes` (the services apply it to their own calls: [`decide`], carried by [`sidecar`]) and in
 //! `bookinfo up --mesh` (rendered into the Envoy sidecars' routes: [`envoy`]). [`model`] reads
 //! and checks it once for both; what neither router can do is an error naming the field and
 //! the file, never silently ignored.
@@ -9,6 +9,7 @@
 
 pub mod decide;
 pub mod envoy;
+pub mod gateway_api;
 pub mod istio;
 pub mod model;
 pub mod sidecar;

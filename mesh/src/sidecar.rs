@@ -6,10 +6,13 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::rt::time::{sleep, timeout};
 use actix_web::web::Bytes;
 use bookinfo_http::routing::{Answer, Outbound, Transport};
 use bookinfo_http::{Reply, UpstreamError};
+
+use crate::model::HeaderEdits;
 
 /// Where one call goes, and what happens to it on the way.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,6 +30,8 @@ pub struct Decision {
     pub refusal: Option<StatusCode>,
     /// Retries on a refused connection (and on the statuses listed).
     pub retries: Retry,
+    /// Changes to the request's headers.
+    pub request_headers: HeaderEdits,
 }
 
 /// Retries of a call, as Istio's route says.
@@ -61,6 +66,7 @@ pub async fn carry(decision: &Decision, call: Outbound<'_>, transport: &dyn Tran
         }
         let retry = &decision.retries;
         let mut headers = call.headers;
+        apply(&decision.request_headers, &mut headers);
         let mut tries = 0;
         loop {
             // The headers move into the last try; only a try that may be retried copies them.
@@ -103,6 +109,23 @@ fn retriable(retry: &Retry, outcome: &Answer) -> bool {
                 || (retry.server_errors && reply.status.is_server_error())
         }
         Err(_) => false,
+    }
+}
+
+/// A route's header changes, as Envoy makes them before the request leaves (names and values
+/// were checked when the routing files were read).
+pub fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
+    let pair = |(name, value): &(String, String)| {
+        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+    };
+    for (name, value) in edits.set.iter().filter_map(pair) {
+        headers.insert(name, value);
+    }
+    for (name, value) in edits.add.iter().filter_map(pair) {
+        headers.append(name, value);
+    }
+    for name in &edits.remove {
+        headers.remove(name.as_str());
     }
 }
 

@@ -89,8 +89,9 @@ pub struct ServeArgs {
     #[arg(long, ignore_case = true, value_parser = choice::<TracingMode>(TracingMode::NAMES))]
     pub tracing: Option<TracingMode>,
 
-    /// Istio YAML files (VirtualService, DestinationRule), comma-separated, applied to
-    /// outbound calls where no sidecar does it [env: BOOKINFO_ROUTES].
+    /// Istio YAML files (VirtualService, DestinationRule, or Gateway API HTTPRoute),
+    /// comma-separated, applied to outbound calls where no sidecar does it
+    /// [env: BOOKINFO_ROUTES].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
 

@@ -27,9 +27,10 @@ pub struct UpArgs {
     #[arg(long, ignore_case = true, value_parser = choice::<TracingMode>(TracingMode::NAMES))]
     pub tracing: Option<TracingMode>,
 
-    /// Istio YAML files (VirtualService, DestinationRule, Gateway), comma-separated: applied to
-    /// the services' calls by the services themselves, or by the sidecars with --mesh; without
-    /// them, calls to reviews spread over v1, v2 and v3 [env: BOOKINFO_ROUTES].
+    /// Istio YAML files (VirtualService, DestinationRule, Gateway; or Gateway API HTTPRoute),
+    /// comma-separated: applied to the services' calls by the services themselves, or by the
+    /// sidecars with --mesh; without them, calls to reviews spread over v1, v2 and v3
+    /// [env: BOOKINFO_ROUTES].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
 

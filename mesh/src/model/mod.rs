@@ -1,6 +1,7 @@
 //! Istio routing, read and checked: the rules of every VirtualService, the subsets of every
-//! DestinationRule, the ingress gateway's routes. Both routers work from it: the in-app one
-//! ([`crate::decide`]) and Envoy's ([`crate::envoy`]).
+//! DestinationRule, the ingress gateway's routes; the Gateway API's HTTPRoutes read into the
+//! same rules. Both routers work from it: the in-app one ([`crate::decide`]) and Envoy's
+//! ([`crate::envoy`]).
 //!
 //! What either router cannot do is refused when the files are read ([`Routing::parse`], in
 //! `parse.rs`), by name, with its file and place: a routing file either means what it says on
@@ -19,7 +20,8 @@ use bookinfo_propagation::baggage::{Baggage, USER};
 /// Every routing resource of a set of files.
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
-    /// Rules of mesh-bound VirtualServices, by service (short name), in file order.
+    /// Rules of mesh-bound VirtualServices, by service (short name), in file order; then those
+    /// of HTTPRoutes attached to the service, in the Gateway API's precedence.
     pub services: BTreeMap<String, Vec<Rule>>,
     /// Rules of VirtualServices bound to the ingress gateway, in file order.
     pub gateway: Vec<GatewayRule>,
@@ -35,7 +37,8 @@ pub struct Routing {
 /// One HTTP rule of a VirtualService.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// The VirtualService's name (Istio names multi-destination routes after it).
+    /// The VirtualService's name, or the HTTPRoute's (Istio names multi-destination routes
+    /// after it).
     pub virtual_service: String,
     /// The rule's name.
     pub name: Option<String>,
@@ -51,6 +54,27 @@ pub struct Rule {
     pub timeout: Option<Duration>,
     /// Retries.
     pub retries: Retries,
+    /// Changes to the request's headers before it is sent.
+    pub request_headers: HeaderEdits,
+}
+
+/// Changes to a request's headers (an HTTPRoute's `RequestHeaderModifier`): each header named
+/// once across the three, so their order does not matter.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderEdits {
+    /// Headers (lower case) given this value, replacing any.
+    pub set: Vec<(String, String)>,
+    /// Headers (lower case) given this value besides any.
+    pub add: Vec<(String, String)>,
+    /// Headers (lower case) taken out.
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
 }
 
 /// The port of the sample Gateway's server (`bookinfo-gateway`: the ingress gateway pod's

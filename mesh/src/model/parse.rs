@@ -1,5 +1,8 @@
 //! Istio's YAML read into the [`Routing`], and checked: what neither router acts on is an
-//! error naming the field, its file and its place.
+//! error naming the field, its file and its place. Gateway API routes are read in
+//! `gateway_api.rs`.
+
+mod gateway_api;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,9 @@ const RETRY_ON: [&str; 16] = [
 /// The versions of `networking.istio.io` that Istio serves.
 const API_VERSIONS: [&str; 3] =
     ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"];
+
+/// The versions of `gateway.networking.k8s.io` taken (HTTPRoute and Gateway).
+const GATEWAY_API_VERSIONS: [&str; 2] = ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"];
 
 /// A resource read into its type; an error names the field's path (`spec.http[0].timeout`).
 fn typed<T: serde::de::DeserializeOwned>(document: Value) -> Result<T, String> {
@@ -86,6 +92,8 @@ impl Routing {
         let mut virtual_services = Vec::new();
         let mut destination_rules = Vec::new();
         let mut gateways = Vec::new();
+        let mut http_routes = Vec::new();
+        let mut api_gateways = Vec::new();
         for (path, text) in files {
             let invalid = |message: String| RouteError::Invalid { path: path.to_path_buf(), message };
             // `.nan` and `.inf` kept as text, so that the field they are in is named below.
@@ -101,9 +109,35 @@ impl Routing {
                 let kind = document.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let api = document.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let at = format!("document {}", index + 1);
+                if api.starts_with("gateway.networking.k8s.io/") {
+                    if !GATEWAY_API_VERSIONS.contains(&api.as_str()) {
+                        return Err(invalid(format!(
+                            "{at}: apiVersion {api} is not one taken here ({})",
+                            GATEWAY_API_VERSIONS.join(", ")
+                        )));
+                    }
+                    match kind.as_str() {
+                        "HTTPRoute" => {
+                            let route =
+                                typed(document).map_err(|err| invalid(format!("{at}: HTTPRoute: {err}")))?;
+                            http_routes.push((*path, route));
+                        }
+                        "Gateway" => {
+                            let gateway =
+                                typed(document).map_err(|err| invalid(format!("{at}: Gateway: {err}")))?;
+                            api_gateways.push((*path, gateway));
+                        }
+                        other => {
+                            return Err(invalid(format!(
+                                "{at}: {other} ({api}) is not supported by the local routing (of the Gateway API it takes HTTPRoute and Gateway)"
+                            )));
+                        }
+                    }
+                    continue;
+                }
                 if !api.starts_with("networking.istio.io/") {
                     return Err(invalid(format!(
-                        "{at}: {kind} ({api}) is not an Istio networking resource; routing files hold VirtualService, DestinationRule and Gateway"
+                        "{at}: {kind} ({api}) is not an Istio networking resource; routing files hold VirtualService, DestinationRule and Gateway, or the Gateway API's HTTPRoute and Gateway"
                     )));
                 }
                 if !API_VERSIONS.contains(&api.as_str()) {
@@ -136,7 +170,9 @@ impl Routing {
                 }
             }
             if resources == 0 {
-                return Err(invalid("no VirtualService, DestinationRule or Gateway in it".to_owned()));
+                return Err(invalid(
+                    "no VirtualService, DestinationRule or Gateway in it, nor an HTTPRoute".to_owned(),
+                ));
             }
         }
 
@@ -149,9 +185,19 @@ impl Routing {
             let port = routing.add_gateway(path, gateway)?;
             gateway_ports.insert(gateway.metadata.name.clone(), port);
         }
+        for (path, gateway) in &api_gateways {
+            let port = routing.add_api_gateway(path, gateway)?;
+            gateway_ports.insert(gateway.metadata.name.clone(), port);
+        }
         for (path, vs) in &virtual_services {
             routing.add_virtual_service(path, vs, &gateway_ports)?;
         }
+        // After the DestinationRules, whose subsets the version Services resolve to.
+        let mut ranked = Vec::new();
+        for (path, route) in &http_routes {
+            routing.add_http_route(path, route, &gateway_ports, &mut ranked)?;
+        }
+        routing.place_ranked(ranked);
         Ok(routing)
     }
 
@@ -282,6 +328,7 @@ impl Routing {
             abort,
             timeout,
             retries,
+            request_headers: super::HeaderEdits::default(),
         })
     }
 

@@ -52,6 +52,30 @@ pub struct Route {
     /// Its fault, read by the listener's fault filter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub typed_per_filter_config: Option<PerFilterConfig<HttpFault>>,
+    /// Headers set or added to a request it takes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    /// Headers taken out of a request it takes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_headers_to_remove: Vec<String>,
+}
+
+/// `config.core.v3.HeaderValueOption`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderValueOption {
+    /// The header.
+    pub header: HeaderValue,
+    /// `OVERWRITE_IF_EXISTS_OR_ADD` (set) or `APPEND_IF_EXISTS_OR_ADD` (add).
+    pub append_action: &'static str,
+}
+
+/// `config.core.v3.HeaderValue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderValue {
+    /// Its name.
+    pub key: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// `config.route.v3.RouteMatch`.
