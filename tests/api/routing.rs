@@ -178,3 +178,19 @@ async fn a_routes_file_that_is_not_istio_yaml_stops_the_stack_with_a_clear_error
     assert!(output.contains("bad.yaml") && output.contains("http[0].route: no destination"), "{output}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The ambient overlays' routes (Gateway API: a Gateway of class istio, HTTPRoutes bound to it
+/// and to the reviews Service) are routes the local stack takes too: jason gets reviews v2.
+#[actix_web::test]
+async fn the_ambient_overlays_gateway_api_routes_route_the_local_stack() {
+    let routes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s/components/ambient/routes.yaml");
+    let mut up = Up::start(&["--routes", routes.to_str().unwrap(), "--tracing", "propagate"], &[]).await;
+    let page = format!("http://{}/productpage", up.addr("productpage"));
+    let cookie = login(&page, "jason").await;
+    let served = pages(&page, &[("cookie", cookie.as_str())], 5).await;
+    assert!(served.iter().all(|v| *v == "v2"), "{served:?}");
+    let served = pages(&page, &[], 5).await;
+    assert!(served.iter().all(|v| *v == "v1"), "{served:?}");
+    up.proc.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
+}
