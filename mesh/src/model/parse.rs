@@ -540,23 +540,25 @@ impl Routing {
     }
 }
 
+/// A regex both routers take: Envoy's RE2 must take it too (or the mesh would not start),
+/// matched against the whole value.
+fn regex(place: &Place<'_>, source: &str) -> Result<Matcher, RouteError> {
+    if let Some(refusal) = re2::refusal(source) {
+        return Err(place.error(format!("{source:?}: {refusal}")));
+    }
+    RegexBuilder::new(&format!("^(?:{source})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map(|compiled| Matcher::Regex { source: source.to_owned(), compiled })
+        .map_err(|err| place.error(format!("{source:?}: {}", re2::one_line(&err))))
+}
+
 fn matcher(place: &Place<'_>, string_match: &istio::StringMatch) -> Result<Matcher, RouteError> {
     place.refuse(&string_match.other, "exact, prefix and regex")?;
     match (&string_match.exact, &string_match.prefix, &string_match.regex) {
         (Some(exact), None, None) => Ok(Matcher::Exact(exact.clone())),
         (None, Some(prefix), None) => Ok(Matcher::Prefix(prefix.clone())),
-        (None, None, Some(regex)) => {
-            let place = place.within(".regex");
-            // Envoy's RE2 must take it too, or the mesh would not start.
-            if let Some(refusal) = re2::refusal(regex) {
-                return Err(place.error(format!("{regex:?}: {refusal}")));
-            }
-            RegexBuilder::new(&format!("^(?:{regex})$"))
-                .size_limit(1 << 20)
-                .build()
-                .map(|compiled| Matcher::Regex { source: regex.clone(), compiled })
-                .map_err(|err| place.error(format!("{regex:?}: {}", re2::one_line(&err))))
-        }
+        (None, None, Some(source)) => regex(&place.within(".regex"), source),
         (None, None, None) => Ok(Matcher::Present),
         _ => Err(place.error("exact, prefix and regex are exclusive")),
     }

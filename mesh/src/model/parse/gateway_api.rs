@@ -22,9 +22,8 @@
 use std::path::Path;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use regex::RegexBuilder;
 
-use super::{Place, re2};
+use super::{Place, regex};
 use crate::gateway_api::{BackendRef, Filter, Gateway, HttpRoute, RouteMatch, RouteRule};
 use crate::model::{
     Condition, Destination, GATEWAY_PORT, GatewayRule, HeaderEdits, Match, Matcher, Retries, Routing, Rule,
@@ -388,16 +387,4 @@ fn api_match(place: &Place<'_>, request: &RouteMatch) -> Result<(Rank, Vec<Condi
         conditions.push(Condition::Method(Matcher::Exact(method.clone())));
     }
     Ok(((uri.0, uri.1, request.method.is_some(), request.headers.len()), conditions))
-}
-
-/// A regex both routers take: RE2 (Envoy's), matched against the whole value.
-fn regex(place: &Place<'_>, source: &str) -> Result<Matcher, RouteError> {
-    if let Some(refusal) = re2::refusal(source) {
-        return Err(place.error(format!("{source:?}: {refusal}")));
-    }
-    RegexBuilder::new(&format!("^(?:{source})$"))
-        .size_limit(1 << 20)
-        .build()
-        .map(|compiled| Matcher::Regex { source: source.to_owned(), compiled })
-        .map_err(|err| place.error(format!("{source:?}: {}", re2::one_line(&err))))
 }
