@@ -224,21 +224,16 @@ fn hop_of(tree: &Tree<'_>, index: usize) -> Hop {
     }
 }
 
-/// The database a CLIENT span calls, by its system (`mysql`): OpenTelemetry's `db.system.name`,
-/// or `db.system` of the conventions before it.
-pub fn database(span: &Span) -> Option<String> {
-    if span.kind != Kind::Client {
-        return None;
-    }
-    let system = span.attribute("db.system.name").or_else(|| span.attribute("db.system"))?;
-    Some(system.to_string()).filter(|s| !s.is_empty())
+/// The database a CLIENT span calls, by its system (`mysql`).
+pub fn database(span: &Span) -> Option<&str> {
+    (span.kind == Kind::Client).then(|| span.database_system()).flatten()
 }
 
 /// Who a CLIENT span calls: Envoy's `upstream_cluster`, a database, or the application's
 /// `peer.service`.
 fn callee(span: &Span) -> Option<String> {
     if let Some(system) = database(span) {
-        return Some(system);
+        return Some(system.to_owned());
     }
     if let Some(cluster) = span.attribute("upstream_cluster").and_then(Value::as_str) {
         // outbound|9080|v2|reviews.ns.svc.cluster.local, or inbound|9080|| (the app itself).

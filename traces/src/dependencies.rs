@@ -94,7 +94,7 @@ fn calls(spans: &[Arc<Span>]) -> Vec<(&str, &str, bool)> {
 /// The node an unanswered CLIENT span called, from what it says of its peer.
 fn peer(span: &Span) -> Option<&str> {
     let text = |key: &str| span.attribute(key).and_then(Value::as_str).filter(|t| !t.is_empty());
-    if let Some(system) = text("db.system.name").or_else(|| text("db.system")) {
+    if let Some(system) = span.database_system() {
         return Some(system);
     }
     if let Some(service) = text("peer.service") {

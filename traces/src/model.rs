@@ -324,6 +324,13 @@ impl Span {
         lookup(&self.attributes, key)
     }
 
+    /// The database system this span says it talks to (`mysql`): OpenTelemetry's
+    /// `db.system.name`, or `db.system` of the conventions before it.
+    pub fn database_system(&self) -> Option<&str> {
+        let text = |key: &str| self.attribute(key).and_then(Value::as_str).filter(|t| !t.is_empty());
+        text("db.system.name").or_else(|| text("db.system"))
+    }
+
     /// Whether Envoy (an Istio sidecar or gateway) made this span rather than an application:
     /// Envoy tags its spans `component=proxy` and with its `upstream_cluster` and `node_id`.
     pub fn is_sidecar(&self) -> bool {
