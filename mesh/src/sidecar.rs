@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderMap;
 use actix_web::rt::time::{sleep, timeout};
 use actix_web::web::Bytes;
 use bookinfo_http::routing::{Answer, Outbound, Transport};
@@ -112,20 +112,16 @@ fn retriable(retry: &Retry, outcome: &Answer) -> bool {
     }
 }
 
-/// A route's header changes, as Envoy makes them before the request leaves (names and values
-/// were checked when the routing files were read).
+/// A route's header changes, as Envoy makes them before the request leaves.
 pub fn apply(edits: &HeaderEdits, headers: &mut HeaderMap) {
-    let pair = |(name, value): &(String, String)| {
-        Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
-    };
-    for (name, value) in edits.set.iter().filter_map(pair) {
-        headers.insert(name, value);
+    for (name, value) in &edits.set {
+        headers.insert(name.clone(), value.clone());
     }
-    for (name, value) in edits.add.iter().filter_map(pair) {
-        headers.append(name, value);
+    for (name, value) in &edits.add {
+        headers.append(name.clone(), value.clone());
     }
     for name in &edits.remove {
-        headers.remove(name.as_str());
+        headers.remove(name);
     }
 }
 

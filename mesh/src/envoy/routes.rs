@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use actix_web::http::header::{self as http, HeaderName};
+
 use super::api::{
     ClusterSpecifier, ClusterWeight, Decorator, DenominatorType, Extension, FaultAbort, FaultDelay,
     FractionalPercent, HeaderMatch, HeaderMatcher, HeaderValue, HeaderValueOption, HttpFault,
@@ -263,7 +265,12 @@ fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16) 
         decorator: Decorator { operation },
         typed_per_filter_config: fault(rule).map(PerFilterConfig),
         request_headers_to_add: header_values(rule),
-        request_headers_to_remove: rule.request_headers.remove.clone(),
+        request_headers_to_remove: rule
+            .request_headers
+            .remove
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect(),
     }
 }
 
@@ -410,8 +417,12 @@ fn fault(rule: &Rule) -> Option<HttpFault> {
 /// An HTTPRoute's `RequestHeaderModifier` as istiod renders it: `set` overwrites, `add` appends.
 fn header_values(rule: &Rule) -> Vec<HeaderValueOption> {
     let option = |action: &'static str| {
-        move |(key, value): &(String, String)| HeaderValueOption {
-            header: HeaderValue { key: key.clone(), value: value.clone() },
+        // The values were read from text, so they are text again.
+        move |(key, value): &(HeaderName, http::HeaderValue)| HeaderValueOption {
+            header: HeaderValue {
+                key: key.as_str().to_owned(),
+                value: value.to_str().unwrap_or_default().to_owned(),
+            },
             append_action: action,
         }
     };

@@ -13,6 +13,7 @@ pub(crate) mod re2;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use regex::Regex;
 
 use bookinfo_propagation::baggage::{Baggage, USER};
@@ -59,15 +60,16 @@ pub struct Rule {
 }
 
 /// Changes to a request's headers (an HTTPRoute's `RequestHeaderModifier`): each header named
-/// once across the three, so their order does not matter.
+/// once across the three, so their order does not matter. Names and values are parsed when the
+/// files are read, so a call applies them as they are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HeaderEdits {
-    /// Headers (lower case) given this value, replacing any.
-    pub set: Vec<(String, String)>,
-    /// Headers (lower case) given this value besides any.
-    pub add: Vec<(String, String)>,
-    /// Headers (lower case) taken out.
-    pub remove: Vec<String>,
+    /// Headers given this value, replacing any.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Headers given this value besides any.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    /// Headers taken out.
+    pub remove: Vec<HeaderName>,
 }
 
 impl HeaderEdits {

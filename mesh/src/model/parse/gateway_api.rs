@@ -278,16 +278,16 @@ fn header_edits(place: &Place<'_>, filters: &[Filter]) -> Result<HeaderEdits, Ro
     let mut named = Vec::new();
     let mut name = |place: &Place<'_>, name: &str| {
         let lower = name.to_ascii_lowercase();
-        if HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        let Ok(parsed) = HeaderName::from_bytes(lower.as_bytes()) else {
             return Err(place.error(format!("name: {name:?} is not a header name")));
-        }
-        if lower.starts_with(':') || lower == "host" || named.contains(&lower) {
+        };
+        if lower.starts_with(':') || lower == "host" || named.contains(&parsed) {
             return Err(
                 place.error(format!("name: {name} (each header once, and not host or a pseudo-header)"))
             );
         }
-        named.push(lower.clone());
-        Ok(lower)
+        named.push(parsed.clone());
+        Ok(parsed)
     };
     for (f, filter) in filters.iter().enumerate() {
         let place = place.within(format!(".filters[{f}]"));
@@ -309,11 +309,11 @@ fn header_edits(place: &Place<'_>, filters: &[Filter]) -> Result<HeaderEdits, Ro
             for (h, header) in headers.iter().enumerate() {
                 let place = place.within(format!(".{field}[{h}]"));
                 place.refuse(&header.other, "name and value")?;
-                let lower = name(&place, &header.name)?;
-                if HeaderValue::from_str(&header.value).is_err() {
+                let parsed = name(&place, &header.name)?;
+                let Ok(value) = HeaderValue::from_str(&header.value) else {
                     return Err(place.error(format!("value: {:?} is not a header value", header.value)));
-                }
-                into.push((lower, header.value.clone()));
+                };
+                into.push((parsed, value));
             }
         }
         for (h, header) in modifier.remove.iter().enumerate() {
