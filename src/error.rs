@@ -144,6 +144,9 @@ pub enum UsageError {
         /// How it came to be its port (`--base-port` for the services), if not by its own flag.
         why: String,
     },
+    /// `--waypoint` without `--mesh ambient`: sidecars route and trace each hop themselves.
+    #[error("--waypoint applies to --mesh ambient (a sidecar mesh needs no waypoint: every pod has its proxy)")]
+    WaypointWithoutAmbient,
 }
 
 /// Why the local stack stopped or could not start.

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use bookinfo_config::{ConfigError, Source};
-use bookinfo_mesh::envoy::Tracer;
+use bookinfo_mesh::envoy::{DataPlane, Tracer, WaypointScope};
 use bookinfo_propagation::TracingMode;
 use bookinfo_traces::sink::Listener;
 use clap::Args;
@@ -105,10 +105,19 @@ pub const BASE_PORT: &str = "BOOKINFO_BASE_PORT";
 /// The local mesh (`bookinfo up --mesh`).
 #[derive(Debug, Clone, Args)]
 pub struct MeshArgs {
-    /// Put an Envoy sidecar beside every service and an ingress gateway in front, configured as
-    /// istiod would: the sidecars make the trace, and route as the --routes files say.
-    #[arg(long)]
-    pub mesh: bool,
+    /// Put the stack in a mesh, an ingress gateway in front, configured as istiod would:
+    /// `sidecar` (the default) puts an Envoy sidecar beside every service, which make the trace
+    /// and route as the --routes files say; `ambient` has none: a ztunnel (L4, no span) carries
+    /// the calls, and a waypoint (--waypoint namespace) makes one span per call and routes.
+    #[arg(long, value_name = "sidecar|ambient", num_args = 0..=1, default_missing_value = "sidecar",
+          ignore_case = true, value_parser = choice::<DataPlane>(DataPlane::NAMES))]
+    pub mesh: Option<DataPlane>,
+
+    /// Under --mesh ambient, the namespace's waypoint: `none` (as Istio starts: no L7 routing,
+    /// no span inside the mesh) or `namespace` (one Envoy for every service).
+    #[arg(long, value_name = "none|namespace", ignore_case = true,
+          value_parser = choice::<WaypointScope>(WaypointScope::NAMES), default_value_t = WaypointScope::None)]
+    pub waypoint: WaypointScope,
 
     /// The sidecars' tracer: Istio's zipkin (B3), zipkin-w3c (B3 and W3C) or otel (W3C, OTLP)
     /// provider.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use bookinfo_mesh::envoy::Tracer;
+use bookinfo_mesh::envoy::{DataPlane, Tracer};
 use bookinfo_propagation::TracingMode;
 use bookinfo_traces::Sink;
 
@@ -33,8 +33,15 @@ pub fn table(title: &str, rows: &[Row]) -> String {
     text
 }
 
-/// The mesh's table: the gateway's listeners, then each application behind its sidecar.
-pub fn mesh(layout: &Layout, namespaces: &[(String, TracingMode)], tracer: Tracer, envoy: &str) -> String {
+/// The mesh's table: the gateway's listeners, then each application behind its sidecar (or,
+/// under ambient, each application, then the ztunnel and the waypoints).
+pub fn mesh(
+    layout: &Layout,
+    namespaces: &[(String, TracingMode)],
+    tracer: Tracer,
+    envoy: &str,
+    data_plane: DataPlane,
+) -> String {
     let single = namespaces.len() == 1;
     let mut rows = Vec::new();
     for (i, (addr, serves)) in layout.gateway.iter().enumerate() {
@@ -51,11 +58,24 @@ pub fn mesh(layout: &Layout, namespaces: &[(String, TracingMode)], tracer: Trace
     }
     for placed in layout.apps.iter().rev() {
         let name = if single { placed.pod.clone() } else { format!("{}/{}", placed.namespace, placed.pod) };
-        // The sidecar's address is the service's; the application's own is private.
-        rows.push(Row { name, url: format!("http://{}  (app {})", placed.sidecar, placed.app), pid: 0 });
+        let url = match placed.sidecar {
+            // The sidecar's address is the service's; the application's own is private.
+            Some(sidecar) => format!("http://{sidecar}  (app {})", placed.app),
+            None => format!("http://{}", placed.app),
+        };
+        rows.push(Row { name, url, pid: 0 });
     }
+    for (name, pid) in &layout.ambient {
+        let what = if name.ends_with("waypoint") { "(Envoy: L7, one span per call)" } else { "(L4 only: no span)" };
+        rows.push(Row { name: name.clone(), url: what.to_owned(), pid: *pid });
+    }
+    let proxies = match data_plane {
+        DataPlane::Sidecar => "sidecars and gateway".to_owned(),
+        DataPlane::Ambient if layout.ambient.len() > 1 => "ambient: ztunnel, waypoint and gateway".to_owned(),
+        DataPlane::Ambient => "ambient: ztunnel and gateway, no waypoint".to_owned(),
+    };
     let title = format!(
-        "Bookinfo is running in a mesh: Envoy {envoy} sidecars and gateway, tracer {tracer}, namespace{} {}",
+        "Bookinfo is running in a mesh: Envoy {envoy} {proxies}, tracer {tracer}, namespace{} {}",
         if single { "" } else { "s" },
         namespaces.iter().map(|(ns, m)| format!("{ns} ({m})")).collect::<Vec<_>>().join(", ")
     );
@@ -75,14 +95,15 @@ pub fn routing(files: &[PathBuf], applied: &str) -> String {
     format!("Routing: {} ({applied})\n", files.join(", "))
 }
 
-/// The tracing line of the services in `mode` (and of the sidecars' `tracer`); an exporter's
+/// The tracing line of the services in `mode` (and of the proxies' `tracer`, the proxies named
+/// as `(tracer, "the sidecars")`); an exporter's
 /// endpoint is asked whether it answers, off the runtime.
 ///
 /// # Errors
 /// Only if the probe panics.
 pub async fn tracing(
     mode: TracingMode,
-    tracer: Option<Tracer>,
+    tracer: Option<(Tracer, &str)>,
     exporter: &Exporter,
 ) -> Result<String, Error> {
     let answers = if mode == TracingMode::Otel && exporter.endpoint.is_some() {
@@ -95,7 +116,7 @@ pub async fn tracing(
 }
 
 /// The tracing line, given whether the exporter's endpoint answers.
-fn tracing_line(mode: TracingMode, tracer: Option<Tracer>, exporter: &Exporter, answers: bool) -> String {
+fn tracing_line(mode: TracingMode, tracer: Option<(Tracer, &str)>, exporter: &Exporter, answers: bool) -> String {
     let services = match mode {
         TracingMode::Propagate => "propagate (headers forwarded; the services make no spans)".to_owned(),
         TracingMode::None => "none (no trace context forwarded: traces fall apart at every hop)".to_owned(),
@@ -108,14 +129,14 @@ fn tracing_line(mode: TracingMode, tracer: Option<Tracer>, exporter: &Exporter, 
             ),
         },
     };
-    let sidecars = tracer.map(|t| format!(", the sidecars through Istio's {t} provider")).unwrap_or_default();
-    format!("Tracing: {services}{sidecars}.\n")
+    let proxies = tracer.map(|(t, who)| format!(", {who} through Istio's {t} provider")).unwrap_or_default();
+    format!("Tracing: {services}{proxies}.\n")
 }
 
 /// The lines of `--compare`: a mode per namespace, and how to compare them.
-pub fn compare(tracer: Tracer) -> String {
+pub fn compare(tracer: Tracer, proxies: &str) -> String {
     format!(
-        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, the sidecars through Istio's {tracer} provider.\n\
+        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, {proxies} through Istio's {tracer} provider.\n\
          Compare a request of each: bookinfo traces compare latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel\n"
     )
 }
@@ -159,7 +180,7 @@ mod tests {
         );
         let jaeger = Exporter { configured: true, endpoint: Some("http://jaeger:4318".into()) };
         assert_eq!(
-            tracing_line(TracingMode::Otel, Some(Tracer::Zipkin), &jaeger, true),
+            tracing_line(TracingMode::Otel, Some((Tracer::Zipkin, "the sidecars")), &jaeger, true),
             "Tracing: otel; spans exported to http://jaeger:4318, the sidecars through Istio's zipkin provider.\n"
         );
         assert!(tracing_line(TracingMode::Otel, None, &jaeger, false).contains("nothing answers there now"));

@@ -12,7 +12,8 @@ use std::time::Duration;
 use bookinfo_http::upstream::Upstream;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    self, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Protocol, TcpUpstream, Tracer, Workload,
+    self, DataPlane, Gateway, GatewayListener, GatewayServes, Mesh, Namespace, Protocol, TcpUpstream, Tracer,
+    WaypointScope, Workload,
 };
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::OTEL_PROPAGATORS;
@@ -28,13 +29,17 @@ use crate::blocking;
 use crate::error::{Error, StackError};
 
 /// How long a proxy holds spans before sending them (Envoy's default is 5 s).
-const FLUSH: Duration = Duration::from_millis(250);
+pub(super) const FLUSH: Duration = Duration::from_millis(250);
 
 /// What `--mesh` asks for.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The namespaces and their tracing modes.
     pub namespaces: Vec<(String, TracingMode)>,
+    /// Sidecars, or ambient.
+    pub data_plane: DataPlane,
+    /// Under ambient, each namespace's waypoint.
+    pub waypoint: WaypointScope,
     /// The proxies' tracer.
     pub tracer: Tracer,
     /// Share of requests traced at the edge.
@@ -65,8 +70,8 @@ pub struct RatingsDb {
 }
 
 /// The database's name in the mesh, and its port, as Istio's bookinfo-mysql.yaml has them.
-const DATABASE_SERVICE: &str = "mysqldb";
-const DATABASE_PORT: u16 = 3306;
+pub(super) const DATABASE_SERVICE: &str = "mysqldb";
+pub(super) const DATABASE_PORT: u16 = 3306;
 
 /// What runs, for the banner.
 #[derive(Debug, Clone)]
@@ -77,6 +82,8 @@ pub struct Layout {
     pub apps: Vec<PlacedApp>,
     /// The gateway's process id.
     pub gateway_pid: u32,
+    /// Under ambient, the ztunnel and the waypoints: name, and process id.
+    pub ambient: Vec<(String, u32)>,
 }
 
 /// Where an application of the mesh listens, and its sidecar.
@@ -88,19 +95,20 @@ pub struct PlacedApp {
     pub pod: String,
     /// Its own, private, address.
     pub app: SocketAddr,
-    /// Its sidecar's public address: the service's.
-    pub sidecar: SocketAddr,
+    /// Its sidecar's public address, the service's (none under ambient: the application's
+    /// own is).
+    pub sidecar: Option<SocketAddr>,
 }
 
 /// Ports held until the proxies start, so that no two get the same free port.
 #[derive(Default)]
-struct Ports {
+pub(super) struct Ports {
     held: Vec<TcpListener>,
 }
 
 impl Ports {
     /// `port` on loopback (0: a free one), held for now.
-    fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
+    pub(super) fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .map_err(|source| StackError::PortNotFree { port, source })?;
         let addr = listener.local_addr()?;
@@ -123,6 +131,9 @@ pub async fn start(
     options: &Options,
     source: &(impl Source + ?Sized),
 ) -> Result<Layout, Error> {
+    if options.data_plane == DataPlane::Ambient {
+        return super::ambient::start(supervisor, common, base_port, routing, options, source).await;
+    }
     let plan = Plan::new(options, base_port)?;
     // The applications, all at once, on free ports of their own.
     let started = supervisor.start_all(plan.app_specs(common, options, source)).await?;
@@ -159,6 +170,7 @@ pub async fn start(
         gateway: gateway.into_iter().map(|(addr, _, serves)| (addr, serves)).collect(),
         apps,
         gateway_pid: started.last().map(|s| s.pid).unwrap_or_default(),
+        ambient: Vec::new(),
     })
 }
 
@@ -198,24 +210,7 @@ impl Plan {
     fn new(options: &Options, base_port: u16) -> Result<Self, Error> {
         let single = options.namespaces.len() == 1;
         let mut ports = Ports::default();
-        let public = |offset: u16| if base_port == 0 { 0 } else { base_port + offset };
-        let gateway = if single {
-            vec![(
-                ports.take(public(0))?,
-                GatewayServes::Namespace(options.namespaces[0].0.clone()),
-                "productpage".to_owned(),
-            )]
-        } else {
-            let mut listeners = vec![(ports.take(public(0))?, GatewayServes::ByHost, by_host(options))];
-            for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
-                listeners.push((
-                    ports.take(public(offset))?,
-                    GatewayServes::Namespace(ns.clone()),
-                    ns.clone(),
-                ));
-            }
-            listeners
-        };
+        let gateway = gateway_listeners(&mut ports, options, base_port)?;
         let mut workloads = Vec::new();
         let mut databases = Vec::new();
         let ratings_v2 = options.ratings_db.is_some().then_some(RATINGS_V2_MYSQL);
@@ -224,7 +219,7 @@ impl Plan {
                 // Single, the sidecars take the public ports of their services (the gateway
                 // productpage's); side by side, only the gateway's are public.
                 let inbound = if single && instance.offset != 0 {
-                    ports.take(public(instance.offset))?
+                    ports.take(public(base_port, instance.offset))?
                 } else {
                     ports.take(0)?
                 };
@@ -307,7 +302,7 @@ fn listening(
             namespace: planned.namespace.clone(),
             pod: instance.pod.to_owned(),
             app: app_addr,
-            sidecar: planned.inbound,
+            sidecar: Some(planned.inbound),
         });
         // ratings v2-mysql's label is its own; the others' are their version's.
         let version = if instance == RATINGS_V2_MYSQL {
@@ -343,7 +338,7 @@ fn listening(
 
 /// ratings v2-mysql's variables with the database's address replaced by its sidecar's
 /// listener, as a pod reaches `mysqldb:3306` through its own sidecar.
-fn through_sidecar(env: &[(String, String)], listener: SocketAddr) -> Vec<(String, String)> {
+pub(super) fn through_sidecar(env: &[(String, String)], listener: SocketAddr) -> Vec<(String, String)> {
     env.iter()
         .map(|(name, value)| match name.as_str() {
             bookinfo_ratings::mysql::MYSQL_DB_HOST => (name.clone(), listener.ip().to_string()),
@@ -392,15 +387,41 @@ async fn proxies(mesh: &Mesh, common: &Common, options: &Options) -> Result<Vec<
     Ok(specs)
 }
 
+/// A public port: `offset` after `base_port`, or any free one with `--base-port 0`.
+pub(super) fn public(base_port: u16, offset: u16) -> u16 {
+    if base_port == 0 { 0 } else { base_port + offset }
+}
+
+/// The gateway's listeners: address, what it serves, and that in words. Single, one for the
+/// namespace on the first public port; side by side, one by host, then one per namespace.
+pub(super) fn gateway_listeners(
+    ports: &mut Ports,
+    options: &Options,
+    base_port: u16,
+) -> Result<Vec<(SocketAddr, GatewayServes, String)>, Error> {
+    if let [(namespace, _)] = options.namespaces.as_slice() {
+        return Ok(vec![(
+            ports.take(public(base_port, 0))?,
+            GatewayServes::Namespace(namespace.clone()),
+            "productpage".to_owned(),
+        )]);
+    }
+    let mut listeners = vec![(ports.take(public(base_port, 0))?, GatewayServes::ByHost, by_host(options))];
+    for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
+        listeners.push((ports.take(public(base_port, offset))?, GatewayServes::Namespace(ns.clone()), ns.clone()));
+    }
+    Ok(listeners)
+}
+
 /// `OTEL_PROPAGATORS` of an application in `mode` under `tracer`: in `otel` mode, the formats
 /// the sidecars write, unless `source` (the shell) says otherwise (to show what goes wrong, say).
-fn propagators(mode: TracingMode, tracer: Tracer, source: &(impl Source + ?Sized)) -> Option<&'static str> {
+pub(super) fn propagators(mode: TracingMode, tracer: Tracer, source: &(impl Source + ?Sized)) -> Option<&'static str> {
     let set_by_hand = source.get(OTEL_PROPAGATORS).is_some();
     (mode == TracingMode::Otel && !set_by_hand).then(|| tracer.app_propagators())
 }
 
 /// `bookinfo-otel` → `otel`.
-fn short(namespace: &str) -> &str {
+pub(super) fn short(namespace: &str) -> &str {
     namespace.strip_prefix("bookinfo-").unwrap_or(namespace)
 }
 
@@ -409,7 +430,7 @@ fn by_host(options: &Options) -> String {
     format!("by host: {}", hosts.join(", "))
 }
 
-fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
+pub(super) fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -420,7 +441,7 @@ fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Error> {
 }
 
 /// An Envoy child: started through `bookinfo exec`, so the kernel stops it with the stack.
-fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: SocketAddr) -> Spec {
+pub(super) fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: SocketAddr) -> Spec {
     let mut args = vec![
         "exec".to_owned(),
         options.envoy.path.display().to_string(),

@@ -16,6 +16,7 @@
 mod banner;
 mod child;
 mod envoy;
+mod ambient;
 mod mesh;
 mod mysql;
 mod prepare;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bookinfo_config::Source;
+use bookinfo_mesh::envoy::{DataPlane, WaypointScope};
 use bookinfo_propagation::TracingMode;
 use bookinfo_traces::{Sink, file};
 use tokio::time::Instant;
@@ -368,8 +370,11 @@ async fn start_mesh(
         }
         None => (None, None, String::new()),
     };
+    let data_plane = args.mesh.unwrap_or_default();
     let options = mesh::Options {
         namespaces: namespaces.clone(),
+        data_plane,
+        waypoint: args.waypoint,
         tracer,
         sampling: args.mesh_sampling,
         envoy: envoy.clone(),
@@ -384,7 +389,11 @@ async fn start_mesh(
             .await?;
     wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
-    let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version);
+    let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version, data_plane);
+    let ambient_routing = match data_plane {
+        DataPlane::Ambient if args.waypoint == WaypointScope::None => ambient::without_waypoint(&prepared.routing),
+        _ => None,
+    };
     if let Some(row) = database_row {
         text.push_str(&banner::table(
             "The database (its sidecar, mysqldb, proxies it as TCP: no span):",
@@ -392,12 +401,25 @@ async fn start_mesh(
         ));
     }
     text.push_str(&database_note);
-    text.push_str(&banner::routing(&prepared.routes, "rendered into the sidecars' routes"));
+    let proxies = match (data_plane, args.waypoint) {
+        (DataPlane::Sidecar, _) => "the sidecars",
+        (DataPlane::Ambient, WaypointScope::Namespace) => "the gateway and the waypoint",
+        (DataPlane::Ambient, WaypointScope::None) => "the gateway",
+    };
+    let applied = match (data_plane, args.waypoint) {
+        (DataPlane::Sidecar, _) => "rendered into the sidecars' routes",
+        (DataPlane::Ambient, WaypointScope::Namespace) => "rendered into the gateway's and the waypoint's routes",
+        (DataPlane::Ambient, WaypointScope::None) => "rendered into the gateway's routes",
+    };
+    text.push_str(&banner::routing(&prepared.routes, applied));
+    if let Some(line) = ambient_routing {
+        text.push_str(&line);
+    }
     text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
     if args.compare {
-        text.push_str(&banner::compare(tracer));
+        text.push_str(&banner::compare(tracer, proxies));
     } else {
-        text.push_str(&banner::tracing(prepared.mode, Some(tracer), &prepared.exporter).await?);
+        text.push_str(&banner::tracing(prepared.mode, Some((tracer, proxies)), &prepared.exporter).await?);
     }
     Ok(text)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bookinfo_config::Source;
 use bookinfo_http::server;
 use bookinfo_mesh::Routing;
-use bookinfo_mesh::envoy::Tracer;
+use bookinfo_mesh::envoy::{DataPlane, Tracer, WaypointScope};
 use bookinfo_propagation::TracingMode;
 use bookinfo_telemetry::settings::{
     OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_TRACES_EXPORTER,
@@ -88,18 +88,21 @@ impl Prepared {
             return Err(UsageError::NoRoom { base_port, more: needed, highest }.into());
         }
         check_port_flags(&args.store, base_port, args.ratings_db.is_some())?;
+        if args.mesh.waypoint != WaypointScope::None && args.mesh.mesh != Some(DataPlane::Ambient) {
+            return Err(UsageError::WaypointWithoutAmbient.into());
+        }
         let routing = load_routes(&routes)?;
         let server = match &args.ratings_db {
             Some(RatingsDb::Local) => Some(mysql::find(source)?),
             _ => None,
         };
         let envoy =
-            if args.mesh.mesh { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
-        if base_port != 0 && !args.mesh.mesh {
+            if args.mesh.mesh.is_some() { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
+        if base_port != 0 && args.mesh.mesh.is_none() {
             check_ports(args.host, base_port, args.ratings_db.is_some())?;
         }
         let exporter = Exporter::read(source);
-        if args.mesh.mesh && exporter.configured && args.mesh.mesh_tracer != Tracer::Otel {
+        if args.mesh.mesh.is_some() && exporter.configured && args.mesh.mesh_tracer != Tracer::Otel {
             return Err(SetupError::ZipkinWithoutStore.into());
         }
         if args.mesh.compare && !routing.gateway.is_empty() {
@@ -120,7 +123,7 @@ impl Prepared {
         } else {
             Some(start_sink(&args.store, base_port, || file::runs_root(source))?)
         };
-        let exporter_addr = if args.mesh.mesh && sink.is_none() { exporter.addr() } else { None };
+        let exporter_addr = if args.mesh.mesh.is_some() && sink.is_none() { exporter.addr() } else { None };
         let database = match (server, &args.ratings_db) {
             (Some(server), _) => {
                 // In the run's directory, which `up` prunes with the run, or a directory of its own.

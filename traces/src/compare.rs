@@ -91,7 +91,8 @@ impl Summary {
 }
 
 /// The version of reviews a trace went through: an application span's `service.version`, a
-/// sidecar's `istio.canonical_revision`, or the subset of the cluster a sidecar called.
+/// sidecar's `istio.canonical_revision`, a waypoint's `istio.destination_canonical_revision`,
+/// or the subset of the cluster a proxy called.
 pub fn reviews_version(trace: &Trace) -> Option<String> {
     let text = |v: Option<&Value>| v.map(ToString::to_string).filter(|v| !v.is_empty());
     let mut found = BTreeSet::new();
@@ -100,14 +101,20 @@ pub fn reviews_version(trace: &Trace) -> Option<String> {
             found.extend(text(span.resource.version()));
             found.extend(text(span.attribute("istio.canonical_revision")));
         }
+        if span.attribute("istio.destination_canonical_service").and_then(Value::as_str) == Some("reviews") {
+            found.extend(text(span.attribute("istio.destination_canonical_revision")));
+        }
         if let Some(cluster) = span.attribute("upstream_cluster").and_then(Value::as_str) {
-            // outbound|9080|v2|reviews.bookinfo-otel.svc.cluster.local
+            // outbound|9080|v2|reviews.bookinfo-otel.svc.cluster.local, or a waypoint's
+            // inbound-vip|9080|http/v2|reviews.default.svc.cluster.local
             let parts: Vec<&str> = cluster.split('|').collect();
             if let [_, _, subset, host] = parts[..]
                 && workload(host) == "reviews"
-                && !subset.is_empty()
             {
-                found.insert(subset.to_owned());
+                let subset = subset.strip_prefix("http/").unwrap_or(subset);
+                if !subset.is_empty() && subset != "http" {
+                    found.insert(subset.to_owned());
+                }
             }
         }
     }
@@ -483,5 +490,25 @@ mod tests {
         let sidecar =
             with(span("reviews.ns", Kind::Server, "x", 1, None, 0, 1), &[("istio.canonical_revision", "v1")]);
         assert_eq!(reviews_version(&Trace::group(vec![sidecar]).remove(0)).as_deref(), Some("v1"));
+        // A waypoint's span is the waypoint's, and says where it sent the call.
+        let waypoint = with(
+            span("waypoint.default", Kind::Server, "reviews.default.svc.cluster.local:9080/*", 1, None, 0, 1),
+            &[
+                ("istio.canonical_revision", "latest"),
+                ("istio.destination_canonical_service", "reviews"),
+                ("istio.destination_canonical_revision", "v3"),
+            ],
+        );
+        assert_eq!(reviews_version(&Trace::group(vec![waypoint]).remove(0)).as_deref(), Some("v3"));
+        let routed = with(
+            span("waypoint.default", Kind::Server, "x", 1, None, 0, 1),
+            &[("upstream_cluster", "inbound-vip|9080|http/v2|reviews.default.svc.cluster.local")],
+        );
+        assert_eq!(reviews_version(&Trace::group(vec![routed]).remove(0)).as_deref(), Some("v2"));
+        let whole = with(
+            span("waypoint.default", Kind::Server, "x", 1, None, 0, 1),
+            &[("upstream_cluster", "inbound-vip|9080|http|reviews.default.svc.cluster.local")],
+        );
+        assert_eq!(reviews_version(&Trace::group(vec![whole]).remove(0)), None, "the whole service");
     }
 }

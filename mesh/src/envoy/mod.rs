@@ -13,6 +13,7 @@
 //! A bootstrap is built of [`api`]'s types, which spell Envoy's fields; [`Mesh::sidecar`] and
 //! [`Mesh::gateway`] give it as the JSON `bookinfo up --mesh` writes.
 
+mod ambient;
 pub mod api;
 mod routes;
 mod tracing;
@@ -31,6 +32,9 @@ use self::api::{
 };
 use crate::model::{LoadBalancer, Routing};
 
+pub use self::ambient::{
+    DataPlane, Tunnel, WAYPOINT, Waypoint, WaypointListener, WaypointScope, Ztunnel, waypoint_cluster,
+};
 pub use self::tracing::Tracer;
 
 /// The port every Bookinfo service serves in the mesh.
@@ -325,7 +329,7 @@ impl Mesh {
                 filters: vec![NetworkFilter::Http(Box::new(Extension(manager)))],
             }],
             traffic_direction: match side {
-                Side::Inbound => TrafficDirection::Inbound,
+                Side::Inbound | Side::Waypoint => TrafficDirection::Inbound,
                 Side::Outbound | Side::Gateway => TrafficDirection::Outbound,
             },
         }
@@ -391,6 +395,9 @@ enum Side {
     /// The gateway's: the edge, which spawns a span of its own for the upstream, as Istio's
     /// gateways do.
     Gateway,
+    /// A waypoint's: inbound, as istiod marks its `main_internal` listener, so its one span per
+    /// request is a SERVER span.
+    Waypoint,
 }
 
 /// Who a proxy is, for its node and its span tags.
@@ -429,7 +436,7 @@ fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBal
     };
     let lb_endpoints = endpoints
         .iter()
-        .map(|addr| LbEndpoint { endpoint: Endpoint { address: Address::from(*addr) } })
+        .map(|addr| LbEndpoint { endpoint: Endpoint { address: Address::from(*addr) }, metadata: None })
         .collect();
     api::Cluster {
         name: name.to_owned(),

@@ -15,7 +15,7 @@ use super::api::{
     MaxStreamDuration, PathMatch, PerFilterConfig, PreviousHostsPredicate, RegexMatcher, RetryPolicy, Route,
     RouteAction, RouteConfiguration, RouteMatch, StringMatcher, VirtualHost, WeightedClusters,
 };
-use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster};
+use super::{INBOUND_CLUSTER, SERVICE_PORT, fqdn, host_of, outbound_cluster, waypoint_cluster};
 use crate::model::{Condition, GATEWAY_PORT, Match, Matcher, Retries, Routing, Rule};
 
 /// Istio's default retry conditions (route/retry/retry.go, `defaultRetryOn`).
@@ -26,24 +26,48 @@ const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cance
 /// send again.
 const INBOUND_RETRY_ON: &str = "reset-before-request";
 
+/// How a destination's cluster is named: `fn(service, subset, namespace)`.
+type ClusterOf = fn(&str, Option<&str>, &str) -> String;
+
 /// The route configuration of a sidecar's inbound listener: every path to its application.
 pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
-    // route/route.go, BuildDefaultHTTPInboundRoute: no timeout, no stream limit, the default
-    // inbound retries.
-    let mut route =
-        every_path(INBOUND_CLUSTER.to_owned(), trace_operation(app, namespace), Some(inbound_retry()));
+    inbound_routes(INBOUND_CLUSTER, vec![default_inbound_route(INBOUND_CLUSTER, app, namespace)])
+}
+
+/// The route configuration of a waypoint's chain for `service` in `namespace`
+/// (listener_waypoint.go, buildWaypointInboundHTTPRouteConfig): the rules bound to the
+/// service, its subsets as the waypoint names them; without any, the default inbound route to
+/// the whole service.
+pub(super) fn waypoint(routing: &Routing, service: &str, namespace: &str) -> RouteConfiguration {
+    let name = waypoint_cluster(service, None, namespace);
+    let routes = match routing.services.get(service) {
+        Some(rules) => translate_rules(rules, namespace, SERVICE_PORT, waypoint_cluster),
+        None => vec![default_inbound_route(&name, service, namespace)],
+    };
+    inbound_routes(&name, routes)
+}
+
+/// route/route.go, BuildDefaultHTTPInboundRoute: every path to `cluster`, named after the
+/// service; no timeout, no stream limit, the default inbound retries.
+fn default_inbound_route(cluster: &str, service: &str, namespace: &str) -> Route {
+    let mut route = every_path(cluster.to_owned(), trace_operation(service, namespace), Some(inbound_retry()));
     route.route.max_stream_duration = Some(MaxStreamDuration {
         max_stream_duration: Duration::ZERO,
         grpc_timeout_header_max: Duration::ZERO,
     });
+    route
+}
+
+/// An inbound route configuration, `name`d: one virtual host, `inbound|http|9080`, any host.
+fn inbound_routes(name: &str, routes: Vec<Route>) -> RouteConfiguration {
     RouteConfiguration {
-        name: INBOUND_CLUSTER.to_owned(),
+        name: name.to_owned(),
         validate_clusters: false,
         ignore_port_in_host_matching: false,
         virtual_hosts: vec![VirtualHost {
             name: format!("inbound|http|{SERVICE_PORT}"),
             domains: vec!["*".to_owned()],
-            routes: vec![route],
+            routes,
             include_request_attempt_count: false,
         }],
     }
@@ -52,7 +76,7 @@ pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
 /// The route configuration of a sidecar's listener for `service` in `namespace`.
 pub(super) fn outbound(routing: &Routing, service: &str, namespace: &str) -> RouteConfiguration {
     let routes: Vec<Route> = match routing.services.get(service) {
-        Some(rules) => translate_rules(rules, namespace, SERVICE_PORT),
+        Some(rules) => translate_rules(rules, namespace, SERVICE_PORT, outbound_cluster),
         None => vec![default_route(service, namespace)],
     };
     RouteConfiguration {
@@ -82,7 +106,7 @@ pub(super) fn gateway(routing: &Routing, namespace: &str) -> RouteConfiguration 
     let mut hosts: Vec<VirtualHost> = Vec::new();
     for rules in routing.gateway.chunk_by(|a, b| a.rule.virtual_service == b.rule.virtual_service) {
         let Some(bound) = rules.first() else { continue };
-        let routes = translate_rules(rules.iter().map(|g| &g.rule), namespace, bound.port);
+        let routes = translate_rules(rules.iter().map(|g| &g.rule), namespace, bound.port, outbound_cluster);
         let mut served: Vec<String> = bound.hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         served.sort();
         served.dedup();
@@ -218,6 +242,7 @@ fn translate_rules<'a>(
     rules: impl IntoIterator<Item = &'a Rule>,
     namespace: &str,
     listen_port: u16,
+    cluster_of: ClusterOf,
 ) -> Vec<Route> {
     let mut routes = Vec::new();
     let mut caught: Vec<&str> = Vec::new();
@@ -226,12 +251,12 @@ fn translate_rules<'a>(
             continue;
         }
         if rule.matches.is_empty() {
-            routes.push(translate(rule, None, namespace, listen_port));
+            routes.push(translate(rule, None, namespace, listen_port, cluster_of));
             caught.push(&rule.virtual_service);
             continue;
         }
         for m in &rule.matches {
-            let route = translate(rule, Some(m), namespace, listen_port);
+            let route = translate(rule, Some(m), namespace, listen_port, cluster_of);
             let catch_all = is_catch_all(&route);
             routes.push(route);
             if catch_all {
@@ -244,14 +269,14 @@ fn translate_rules<'a>(
 }
 
 /// route/route.go, TranslateRoute: one match of a rule (or none) as a route.
-fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16) -> Route {
+fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16, cluster_of: ClusterOf) -> Route {
     // The rule's name, then the match's after a dot (`.exact` for an unnamed rule).
     let name = match m.and_then(|m| m.name.as_deref()) {
         Some(match_name) => Some(format!("{}.{match_name}", rule.name.as_deref().unwrap_or_default())),
         None => rule.name.clone().filter(|name| !name.is_empty()),
     };
     let matches = m.map_or_else(every_request, |m| route_match(&m.conditions));
-    let cluster = destination(rule, namespace);
+    let cluster = destination(rule, namespace, cluster_of);
     let operation = operation(&matches, &cluster, &rule.virtual_service, listen_port);
     Route {
         name,
@@ -276,8 +301,8 @@ fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16) 
 
 /// route/route.go, applyHTTPRouteDestination: a rule of one destination goes to its cluster;
 /// one of several to weighted clusters, those of weight 0 left out, even when one remains.
-fn destination(rule: &Rule, namespace: &str) -> ClusterSpecifier {
-    let cluster = |d: &crate::model::Destination| outbound_cluster(&d.host, d.subset.as_deref(), namespace);
+fn destination(rule: &Rule, namespace: &str, cluster_of: ClusterOf) -> ClusterSpecifier {
+    let cluster = |d: &crate::model::Destination| cluster_of(&d.host, d.subset.as_deref(), namespace);
     if let [only] = rule.destinations.as_slice() {
         return ClusterSpecifier::Cluster(cluster(only));
     }

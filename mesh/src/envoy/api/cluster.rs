@@ -64,6 +64,17 @@ pub struct LocalityLbEndpoints {
 pub struct LbEndpoint {
     /// The endpoint.
     pub endpoint: Endpoint,
+    /// What the proxy knows of it (a waypoint's: the workload behind it, for its span tags).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<EndpointMetadata>,
+}
+
+/// `config.core.v3.Metadata` of an endpoint: values by namespace, such as `istio`, which
+/// `%UPSTREAM_METADATA(istio:workload)%` reads once the endpoint is picked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointMetadata {
+    /// Namespace to keys to values.
+    pub filter_metadata: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 /// `config.endpoint.v3.Endpoint`.

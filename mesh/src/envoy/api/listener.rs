@@ -20,6 +20,16 @@ pub struct Listener {
     pub traffic_direction: TrafficDirection,
 }
 
+impl Listener {
+    /// The tracing of its HTTP connection manager, if it has one.
+    pub fn tracing_mut(&mut self) -> Option<&mut Tracing> {
+        self.filter_chains.iter_mut().flat_map(|c| c.filters.iter_mut()).find_map(|f| match f {
+            NetworkFilter::Http(manager) => Some(&mut manager.0.tracing),
+            NetworkFilter::Tcp(_) => None,
+        })
+    }
+}
+
 /// `config.core.v3.TrafficDirection`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -65,6 +65,9 @@ pub enum TagValue {
         /// Where in it.
         metadata_key: MetadataKey,
     },
+    /// A formatter string, such as `%UPSTREAM_METADATA(istio:workload)%`, rendered when the
+    /// span ends (Istio's waypoint tags).
+    Value(String),
 }
 
 /// `type.metadata.v3.MetadataKind`: whose metadata.

@@ -1,0 +1,308 @@
+//! `bookinfo up --mesh ambient`: no sidecars. The applications take their services' ports
+//! and call each other through a ztunnel (an Envoy of TCP proxies: no span, no header read);
+//! with `--waypoint namespace`, the ztunnel hands each namespace's HTTP calls to its waypoint,
+//! which routes them and makes one span for each. The ingress gateway stays as in sidecar mode.
+//!
+//! The applications start first (every address but theirs decided and held before), then the
+//! ztunnel, the waypoints and the gateway at once.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bookinfo_config::Source;
+use bookinfo_mesh::Routing;
+use bookinfo_mesh::envoy::{
+    Gateway, GatewayListener, Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener,
+    WaypointScope, Workload, Ztunnel, fqdn,
+};
+use bookinfo_propagation::TracingMode;
+
+use super::child::{Spec, Started};
+use super::mesh::{
+    DATABASE_PORT, DATABASE_SERVICE, FLUSH, Layout, Options, PlacedApp, Ports, gateway_listeners, propagators,
+    proxy, public, short, through_sidecar, write,
+};
+use super::mysql;
+use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
+use super::supervisor::Supervisor;
+use crate::blocking;
+use crate::error::{Error, StackError};
+
+/// One workload before anything starts.
+struct Planned {
+    namespace: String,
+    mode: TracingMode,
+    instance: Instance,
+    /// Its own port (a public one when alone; 0: any).
+    port: u16,
+    /// The ztunnel's tunnel for each service it calls: the service, its port, the tunnel.
+    calls: Vec<Call>,
+}
+
+/// One calling workload's way to one service: through the ztunnel, and through the waypoint
+/// (when there is one and the service speaks HTTP).
+struct Call {
+    service: String,
+    port: u16,
+    tunnel: SocketAddr,
+    waypoint: Option<SocketAddr>,
+}
+
+/// Starts the applications, then the ztunnel, the waypoints and the gateway.
+///
+/// # Errors
+/// A port that is taken, an application or a proxy that does not start.
+pub async fn start(
+    supervisor: &mut Supervisor,
+    common: &Common,
+    base_port: u16,
+    routing: Routing,
+    options: &Options,
+    source: &(impl Source + ?Sized),
+) -> Result<Layout, Error> {
+    let single = options.namespaces.len() == 1;
+    let with_waypoint = options.waypoint == WaypointScope::Namespace;
+    let mut ports = Ports::default();
+    let gateway = gateway_listeners(&mut ports, options, base_port)?;
+    let ratings_v2 = options.ratings_db.is_some().then_some(RATINGS_V2_MYSQL);
+    let mut planned = Vec::new();
+    for (namespace, mode) in &options.namespaces {
+        for instance in STACK.into_iter().chain(ratings_v2) {
+            // Alone, each pod takes its service's public port (the gateway productpage's).
+            let port = if single && instance.offset != 0 { public(base_port, instance.offset) } else { 0 };
+            let mut calls = Vec::new();
+            for upstream in upstreams_of(instance.service) {
+                let waypoint = if with_waypoint { Some(ports.take(0)?) } else { None };
+                calls.push(Call {
+                    service: upstream.name().to_owned(),
+                    port: bookinfo_mesh::envoy::SERVICE_PORT,
+                    tunnel: ports.take(0)?,
+                    waypoint,
+                });
+            }
+            if instance == RATINGS_V2_MYSQL {
+                // TCP: the ztunnel takes it to the database; no waypoint reads it.
+                let tunnel = ports.take(0)?;
+                calls.push(Call { service: DATABASE_SERVICE.to_owned(), port: DATABASE_PORT, tunnel, waypoint: None });
+            }
+            planned.push(Planned { namespace: namespace.clone(), mode: *mode, instance, port, calls });
+        }
+    }
+    let ztunnel_admin = ports.take(0)?;
+    let waypoint_admins: Vec<SocketAddr> = if with_waypoint {
+        options.namespaces.iter().map(|_| ports.take(0)).collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
+    let gateway_admin = ports.take(0)?;
+
+    let started = supervisor.start_all(app_specs(&planned, common, options, source)).await?;
+    let (namespaces, apps) = listening(&planned, &started, &options.namespaces)?;
+    let mesh = Mesh {
+        namespaces,
+        gateway: Gateway {
+            listeners: gateway
+                .iter()
+                .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
+                .collect(),
+            admin: gateway_admin,
+        },
+        tracer: options.tracer,
+        zipkin: options.zipkin,
+        otlp: options.otlp,
+        sampling: options.sampling,
+        flush: FLUSH,
+        routing,
+    };
+    let ztunnel = Ztunnel { tunnels: tunnels(&planned, &mesh, options), admin: ztunnel_admin };
+    let waypoints: Vec<Waypoint> = options
+        .namespaces
+        .iter()
+        .zip(&waypoint_admins)
+        .map(|((namespace, _), admin)| Waypoint {
+            namespace: namespace.clone(),
+            listeners: planned
+                .iter()
+                .filter(|p| &p.namespace == namespace)
+                .flat_map(|p| {
+                    p.calls.iter().filter_map(|call| {
+                        Some(WaypointListener {
+                            addr: call.waypoint?,
+                            source: p.instance.pod.to_owned(),
+                            service: call.service.clone(),
+                        })
+                    })
+                })
+                .collect(),
+            admin: *admin,
+        })
+        .collect();
+
+    let (specs, names) = proxies(&mesh, &ztunnel, &waypoints, common, options, single).await?;
+    drop(ports);
+    let started = supervisor.start_all(specs).await?;
+    let ambient = names.into_iter().zip(&started).map(|(name, s)| (name, s.pid)).collect();
+    Ok(Layout {
+        gateway: gateway.into_iter().map(|(addr, _, serves)| (addr, serves)).collect(),
+        apps,
+        gateway_pid: started.last().map(|s| s.pid).unwrap_or_default(),
+        ambient,
+    })
+}
+
+/// The applications' children: each calls its upstreams through the ztunnel.
+fn app_specs(
+    planned: &[Planned],
+    common: &Common,
+    options: &Options,
+    source: &(impl Source + ?Sized),
+) -> Vec<Spec> {
+    let single = options.namespaces.len() == 1;
+    planned
+        .iter()
+        .map(|p| {
+            let instance = p.instance;
+            let upstreams = upstreams_of(instance.service)
+                .iter()
+                .filter_map(|u| p.calls.iter().find(|c| c.service == u.name()).map(|c| (*u, c.tunnel)))
+                .collect();
+            let database = p.calls.iter().find(|c| c.service == DATABASE_SERVICE);
+            let app = App {
+                instance,
+                name: if single {
+                    instance.pod.to_owned()
+                } else {
+                    format!("{}/{}", short(&p.namespace), instance.pod)
+                },
+                port: p.port,
+                mode: p.mode,
+                upstreams,
+                reviews_subsets: Vec::new(),
+                ratings_subsets: Vec::new(),
+                extra: match (&options.ratings_db, database) {
+                    (Some(db), Some(call)) => through_sidecar(&db.env, call.tunnel),
+                    _ => Vec::new(),
+                },
+                routes: &[],
+                propagators: propagators(p.mode, options.tracer, source),
+            };
+            let mut spec = app.spec(common, source);
+            // The ztunnel and the gateway reach the pods on loopback.
+            if let Some(host) = spec.args.iter().position(|a| a == "--host") {
+                spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
+            }
+            spec
+        })
+        .collect()
+}
+
+/// Each namespace's workloads, now that their applications listen (`started`, in the order
+/// planned), and where each is, for the banner.
+fn listening(
+    planned: &[Planned],
+    started: &[Started],
+    namespaces: &[(String, TracingMode)],
+) -> Result<(Vec<Namespace>, Vec<PlacedApp>), Error> {
+    let mut mesh: Vec<Namespace> =
+        namespaces.iter().map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() }).collect();
+    let mut apps = Vec::new();
+    for (p, app) in planned.iter().zip(started) {
+        let instance = p.instance;
+        let app_addr = app.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
+        apps.push(PlacedApp {
+            namespace: p.namespace.clone(),
+            pod: instance.pod.to_owned(),
+            app: app_addr,
+            sidecar: None,
+        });
+        let version =
+            if instance == RATINGS_V2_MYSQL { mysql::VERSION.to_owned() } else { instance.version.to_string() };
+        let workload = Workload {
+            app: instance.service.as_str().to_owned(),
+            version,
+            pod: instance.pod.to_owned(),
+            // No sidecar: the pod's address is the application's.
+            inbound: app_addr,
+            app_addr,
+            outbound: Vec::new(),
+            tcp_outbound: Vec::new(),
+            protocol: Protocol::Http,
+            admin: app_addr,
+        };
+        if let Some(namespace) = mesh.iter_mut().find(|n| n.name == p.namespace) {
+            namespace.workloads.push(workload);
+        }
+    }
+    Ok((mesh, apps))
+}
+
+/// The ztunnel's tunnels: each call to its waypoint listener, or (no waypoint, or TCP) to the
+/// service's pods, or to the database.
+fn tunnels(planned: &[Planned], mesh: &Mesh, options: &Options) -> Vec<Tunnel> {
+    let mut tunnels = Vec::new();
+    for p in planned {
+        let pods = mesh.namespaces.iter().find(|n| n.name == p.namespace).map(|n| n.workloads.as_slice());
+        for call in &p.calls {
+            let endpoints = match (call.waypoint, &options.ratings_db) {
+                (Some(waypoint), _) => vec![waypoint],
+                (None, Some(db)) if call.service == DATABASE_SERVICE => vec![db.server],
+                (None, _) => pods
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|w| w.app == call.service)
+                    .map(|w| w.app_addr)
+                    .collect(),
+            };
+            tunnels.push(Tunnel {
+                name: format!("{}/{}→{}:{}", short(&p.namespace), p.instance.pod, fqdn(&call.service, &p.namespace), call.port),
+                addr: call.tunnel,
+                endpoints,
+            });
+        }
+    }
+    tunnels
+}
+
+/// The proxies' children (the gateway last), and the names of the others for the banner; their
+/// configuration written first, off the runtime.
+async fn proxies(
+    mesh: &Mesh,
+    ztunnel: &Ztunnel,
+    waypoints: &[Waypoint],
+    common: &Common,
+    options: &Options,
+    single: bool,
+) -> Result<(Vec<Spec>, Vec<String>), Error> {
+    let (mut files, mut specs, mut names) = (Vec::new(), Vec::new(), Vec::new());
+    let file = options.dir.join("ztunnel.json");
+    specs.push(proxy(common, options, "ztunnel".to_owned(), &file, ztunnel.admin));
+    names.push("ztunnel".to_owned());
+    files.push((file, mesh.ztunnel(ztunnel)));
+    for waypoint in waypoints {
+        let file = options.dir.join(&waypoint.namespace).join("waypoint.json");
+        let name =
+            if single { "waypoint".to_owned() } else { format!("{}/waypoint", short(&waypoint.namespace)) };
+        specs.push(proxy(common, options, name.clone(), &file, waypoint.admin));
+        names.push(name);
+        files.push((file, mesh.waypoint(waypoint)));
+    }
+    let file = options.dir.join("istio-ingressgateway.json");
+    specs.push(proxy(common, options, "gateway".to_owned(), &file, mesh.gateway.admin));
+    files.push((file, mesh.gateway()));
+    blocking::run(move || files.iter().try_for_each(|(file, bootstrap)| write(file, bootstrap))).await?;
+    Ok((specs, names))
+}
+
+/// What Istio does with `routing` in an ambient namespace without a waypoint, in one line, if
+/// anything is lost: the rules bound to the mesh wait for a waypoint (the gateway's still
+/// apply).
+pub fn without_waypoint(routing: &Routing) -> Option<String> {
+    if routing.services.is_empty() {
+        return None;
+    }
+    let services: Vec<&str> = routing.services.keys().map(String::as_str).collect();
+    Some(format!(
+        "Routing for {} is not applied: in ambient, L7 rules run at a waypoint and this namespace has none \
+         (Istio keeps them until one is applied: --waypoint namespace); calls go to any pod of the service.\n",
+        services.join(", ")
+    ))
+}
