@@ -145,7 +145,9 @@ pub enum UsageError {
         why: String,
     },
     /// `--waypoint` without `--mesh ambient`: sidecars route and trace each hop themselves.
-    #[error("--waypoint applies to --mesh ambient (a sidecar mesh needs no waypoint: every pod has its proxy)")]
+    #[error(
+        "--waypoint applies to --mesh ambient (a sidecar mesh needs no waypoint: every pod has its proxy)"
+    )]
     WaypointWithoutAmbient,
 }
 

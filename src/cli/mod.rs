@@ -138,7 +138,7 @@ impl ServeArgs {
 
 #[cfg(test)]
 mod tests {
-    use bookinfo_mesh::envoy::Tracer;
+    use bookinfo_mesh::envoy::{DataPlane, Tracer, WaypointScope};
     use clap::CommandFactory;
 
     use super::*;
@@ -188,8 +188,22 @@ mod tests {
     #[test]
     fn mesh_options_need_the_mesh() {
         let cli = Cli::try_parse_from(["bookinfo", "--mesh", "--mesh-tracer", "otel", "--compare"]).unwrap();
-        assert!(cli.up.mesh.mesh && cli.up.mesh.compare);
+        assert!(cli.up.mesh.mesh == Some(DataPlane::Sidecar) && cli.up.mesh.compare);
         assert_eq!(cli.up.mesh.mesh_tracer, Tracer::Otel);
+        let ambient = |args: &[&str]| {
+            let mut all = vec!["bookinfo"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).map(|cli| (cli.up.mesh.mesh, cli.up.mesh.waypoint))
+        };
+        assert_eq!(ambient(&["--mesh", "sidecar"]).unwrap(), (Some(DataPlane::Sidecar), WaypointScope::None));
+        assert_eq!(
+            ambient(&["--mesh", "Ambient", "--waypoint", "namespace"]).unwrap(),
+            (Some(DataPlane::Ambient), WaypointScope::Namespace)
+        );
+        assert_eq!(ambient(&["--mesh", "ambient"]).unwrap(), (Some(DataPlane::Ambient), WaypointScope::None));
+        assert!(ambient(&["--mesh", "cilium"]).is_err());
+        assert!(ambient(&["--waypoint", "namespace"]).is_err(), "needs the mesh");
+        assert!(ambient(&["--mesh", "ambient", "--waypoint", "service"]).is_err());
         assert!(Cli::try_parse_from(["bookinfo", "--compare"]).is_err());
         assert!(Cli::try_parse_from(["bookinfo", "--mesh", "--mesh-sampling", "101"]).is_err());
     }

@@ -116,7 +116,8 @@ pub struct MeshArgs {
     /// Under --mesh ambient, the namespace's waypoint: `none` (as Istio starts: no L7 routing,
     /// no span inside the mesh) or `namespace` (one Envoy for every service).
     #[arg(long, value_name = "none|namespace", ignore_case = true,
-          value_parser = choice::<WaypointScope>(WaypointScope::NAMES), default_value_t = WaypointScope::None)]
+          value_parser = choice::<WaypointScope>(WaypointScope::NAMES), default_value_t = WaypointScope::None,
+          requires = "mesh")]
     pub waypoint: WaypointScope,
 
     /// The sidecars' tracer: Istio's zipkin (B3), zipkin-w3c (B3 and W3C) or otel (W3C, OTLP)

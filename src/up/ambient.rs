@@ -11,15 +11,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use bookinfo_config::Source;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    Gateway, GatewayListener, Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener,
-    WaypointScope, Workload, Ztunnel, fqdn,
+    Gateway, GatewayListener, Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope,
+    Workload, Ztunnel, fqdn,
 };
 use bookinfo_propagation::TracingMode;
 
 use super::child::{Spec, Started};
 use super::mesh::{
-    DATABASE_PORT, DATABASE_SERVICE, FLUSH, Layout, Options, PlacedApp, Ports, gateway_listeners, propagators,
-    proxy, public, short, through_sidecar, write,
+    DATABASE_PORT, DATABASE_SERVICE, FLUSH, Layout, Options, PlacedApp, Ports, gateway_listeners,
+    propagators, proxy, public, short, through_sidecar, write,
 };
 use super::mysql;
 use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
@@ -82,7 +82,12 @@ pub async fn start(
             if instance == RATINGS_V2_MYSQL {
                 // TCP: the ztunnel takes it to the database; no waypoint reads it.
                 let tunnel = ports.take(0)?;
-                calls.push(Call { service: DATABASE_SERVICE.to_owned(), port: DATABASE_PORT, tunnel, waypoint: None });
+                calls.push(Call {
+                    service: DATABASE_SERVICE.to_owned(),
+                    port: DATABASE_PORT,
+                    tunnel,
+                    waypoint: None,
+                });
             }
             planned.push(Planned { namespace: namespace.clone(), mode: *mode, instance, port, calls });
         }
@@ -214,8 +219,11 @@ fn listening(
             app: app_addr,
             sidecar: None,
         });
-        let version =
-            if instance == RATINGS_V2_MYSQL { mysql::VERSION.to_owned() } else { instance.version.to_string() };
+        let version = if instance == RATINGS_V2_MYSQL {
+            mysql::VERSION.to_owned()
+        } else {
+            instance.version.to_string()
+        };
         let workload = Workload {
             app: instance.service.as_str().to_owned(),
             version,
@@ -253,7 +261,13 @@ fn tunnels(planned: &[Planned], mesh: &Mesh, options: &Options) -> Vec<Tunnel> {
                     .collect(),
             };
             tunnels.push(Tunnel {
-                name: format!("{}/{}→{}:{}", short(&p.namespace), p.instance.pod, fqdn(&call.service, &p.namespace), call.port),
+                name: format!(
+                    "{}/{}→{}:{}",
+                    short(&p.namespace),
+                    p.instance.pod,
+                    fqdn(&call.service, &p.namespace),
+                    call.port
+                ),
                 addr: call.tunnel,
                 endpoints,
             });

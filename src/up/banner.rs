@@ -66,7 +66,8 @@ pub fn mesh(
         rows.push(Row { name, url, pid: 0 });
     }
     for (name, pid) in &layout.ambient {
-        let what = if name.ends_with("waypoint") { "(Envoy: L7, one span per call)" } else { "(L4 only: no span)" };
+        let what =
+            if name.ends_with("waypoint") { "(Envoy: L7, one span per call)" } else { "(L4 only: no span)" };
         rows.push(Row { name: name.clone(), url: what.to_owned(), pid: *pid });
     }
     let proxies = match data_plane {
@@ -116,7 +117,12 @@ pub async fn tracing(
 }
 
 /// The tracing line, given whether the exporter's endpoint answers.
-fn tracing_line(mode: TracingMode, tracer: Option<(Tracer, &str)>, exporter: &Exporter, answers: bool) -> String {
+fn tracing_line(
+    mode: TracingMode,
+    tracer: Option<(Tracer, &str)>,
+    exporter: &Exporter,
+    answers: bool,
+) -> String {
     let services = match mode {
         TracingMode::Propagate => "propagate (headers forwarded; the services make no spans)".to_owned(),
         TracingMode::None => "none (no trace context forwarded: traces fall apart at every hop)".to_owned(),

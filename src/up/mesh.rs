@@ -408,14 +408,22 @@ pub(super) fn gateway_listeners(
     }
     let mut listeners = vec![(ports.take(public(base_port, 0))?, GatewayServes::ByHost, by_host(options))];
     for (offset, (ns, _)) in (1..).zip(&options.namespaces) {
-        listeners.push((ports.take(public(base_port, offset))?, GatewayServes::Namespace(ns.clone()), ns.clone()));
+        listeners.push((
+            ports.take(public(base_port, offset))?,
+            GatewayServes::Namespace(ns.clone()),
+            ns.clone(),
+        ));
     }
     Ok(listeners)
 }
 
 /// `OTEL_PROPAGATORS` of an application in `mode` under `tracer`: in `otel` mode, the formats
 /// the sidecars write, unless `source` (the shell) says otherwise (to show what goes wrong, say).
-pub(super) fn propagators(mode: TracingMode, tracer: Tracer, source: &(impl Source + ?Sized)) -> Option<&'static str> {
+pub(super) fn propagators(
+    mode: TracingMode,
+    tracer: Tracer,
+    source: &(impl Source + ?Sized),
+) -> Option<&'static str> {
     let set_by_hand = source.get(OTEL_PROPAGATORS).is_some();
     (mode == TracingMode::Otel && !set_by_hand).then(|| tracer.app_propagators())
 }
@@ -441,7 +449,13 @@ pub(super) fn write(file: &Path, bootstrap: &serde_json::Value) -> Result<(), Er
 }
 
 /// An Envoy child: started through `bookinfo exec`, so the kernel stops it with the stack.
-pub(super) fn proxy(common: &Common, options: &Options, name: String, file: &Path, admin: SocketAddr) -> Spec {
+pub(super) fn proxy(
+    common: &Common,
+    options: &Options,
+    name: String,
+    file: &Path,
+    admin: SocketAddr,
+) -> Spec {
     let mut args = vec![
         "exec".to_owned(),
         options.envoy.path.display().to_string(),

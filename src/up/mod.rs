@@ -13,10 +13,10 @@
 //! runtime ([`prepare`]); the variables come from the [`Source`] handed in, never from the
 //! process environment directly.
 
+mod ambient;
 mod banner;
 mod child;
 mod envoy;
-mod ambient;
 mod mesh;
 mod mysql;
 mod prepare;
@@ -391,7 +391,9 @@ async fn start_mesh(
 
     let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version, data_plane);
     let ambient_routing = match data_plane {
-        DataPlane::Ambient if args.waypoint == WaypointScope::None => ambient::without_waypoint(&prepared.routing),
+        DataPlane::Ambient if args.waypoint == WaypointScope::None => {
+            ambient::without_waypoint(&prepared.routing)
+        }
         _ => None,
     };
     if let Some(row) = database_row {
@@ -408,7 +410,9 @@ async fn start_mesh(
     };
     let applied = match (data_plane, args.waypoint) {
         (DataPlane::Sidecar, _) => "rendered into the sidecars' routes",
-        (DataPlane::Ambient, WaypointScope::Namespace) => "rendered into the gateway's and the waypoint's routes",
+        (DataPlane::Ambient, WaypointScope::Namespace) => {
+            "rendered into the gateway's and the waypoint's routes"
+        }
         (DataPlane::Ambient, WaypointScope::None) => "rendered into the gateway's routes",
     };
     text.push_str(&banner::routing(&prepared.routes, applied));

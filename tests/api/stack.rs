@@ -81,6 +81,8 @@ impl Up {
                 let (name, url, pid) = match words[..] {
                     [name, url, "(pid", pid] => (name, url, pid.trim_end_matches(')').parse().ok()?),
                     [name, url, "(app", _] => (name, url, 0),
+                    // Under ambient, a pod's own address is the service's.
+                    [name, url] if url.starts_with("http://") => (name, url, 0),
                     _ => return None,
                 };
                 let addr = url.strip_prefix("http://")?.trim_end_matches("/productpage").parse().ok()?;

@@ -27,9 +27,7 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use super::api::{
-    self, Bootstrap, CustomTag, EndpointMetadata, Listener, TagValue, TrafficDirection,
-};
+use super::api::{self, Bootstrap, CustomTag, EndpointMetadata, Listener, TagValue, TrafficDirection};
 use super::{CLUSTER_ID, Identity, Mesh, Namespace, Side, fqdn, json, routes, static_cluster, tcp_listener};
 
 /// Istio's data planes: a sidecar beside every pod, or ambient (ztunnel, and waypoints where

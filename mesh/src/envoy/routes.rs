@@ -50,7 +50,8 @@ pub(super) fn waypoint(routing: &Routing, service: &str, namespace: &str) -> Rou
 /// route/route.go, BuildDefaultHTTPInboundRoute: every path to `cluster`, named after the
 /// service; no timeout, no stream limit, the default inbound retries.
 fn default_inbound_route(cluster: &str, service: &str, namespace: &str) -> Route {
-    let mut route = every_path(cluster.to_owned(), trace_operation(service, namespace), Some(inbound_retry()));
+    let mut route =
+        every_path(cluster.to_owned(), trace_operation(service, namespace), Some(inbound_retry()));
     route.route.max_stream_duration = Some(MaxStreamDuration {
         max_stream_duration: Duration::ZERO,
         grpc_timeout_header_max: Duration::ZERO,
@@ -269,7 +270,13 @@ fn translate_rules<'a>(
 }
 
 /// route/route.go, TranslateRoute: one match of a rule (or none) as a route.
-fn translate(rule: &Rule, m: Option<&Match>, namespace: &str, listen_port: u16, cluster_of: ClusterOf) -> Route {
+fn translate(
+    rule: &Rule,
+    m: Option<&Match>,
+    namespace: &str,
+    listen_port: u16,
+    cluster_of: ClusterOf,
+) -> Route {
     // The rule's name, then the match's after a dot (`.exact` for an unnamed rule).
     let name = match m.and_then(|m| m.name.as_deref()) {
         Some(match_name) => Some(format!("{}.{match_name}", rule.name.as_deref().unwrap_or_default())),
