@@ -451,6 +451,8 @@ fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBal
 }
 
 #[cfg(test)]
+mod ambient_tests;
+#[cfg(test)]
 mod gateway_api_tests;
 #[cfg(test)]
 mod istiod_tests;

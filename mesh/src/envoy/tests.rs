@@ -497,12 +497,19 @@ fn a_real_envoy_accepts_every_bootstrap() {
                 );
             }
             bootstraps.push((format!("{tracer}-{}-gateway", namespaces.join("+")), mesh.gateway()));
+            // The same layout in ambient: a waypoint per namespace, and the ztunnel.
+            let (waypoints, ztunnel) = super::ambient_tests::ambient(&mesh);
+            for waypoint in &waypoints {
+                bootstraps
+                    .push((format!("{tracer}-{}-waypoint", waypoint.namespace), mesh.waypoint(waypoint)));
+            }
+            bootstraps.push((format!("{tracer}-{}-ztunnel", namespaces.join("+")), mesh.ztunnel(&ztunnel)));
         }
     }
     assert_eq!(
         bootstraps.len(),
-        3 * (7 + 7 + 13 + 7 + 7 + 9),
-        "a sidecar per pod and a gateway, per layout and tracer"
+        3 * (7 + 7 + 13 + 7 + 7 + 9 + 7 + 6),
+        "a sidecar per pod and a gateway, then a waypoint per namespace and a ztunnel, per layout and tracer"
     );
     for (i, (name, bootstrap)) in bootstraps.iter().enumerate() {
         let file = dir.join(format!("{i}-{name}.json"));
