@@ -140,10 +140,19 @@ fn tracing_line(
 }
 
 /// The lines of `--compare`: a mode per namespace, and how to compare them.
-pub fn compare(tracer: Tracer, proxies: &str) -> String {
+///
+/// `span_maker` is the service whose spans each namespace's trace holds, `<span_maker>.<namespace>`
+/// (a sidecar's `productpage`, a waypoint's `waypoint`); none under ambient without a waypoint,
+/// where the propagate namespace's trace is the gateway's alone.
+pub fn compare(tracer: Tracer, proxies: &str, span_maker: Option<&str>) -> String {
+    let how = match span_maker {
+        Some(maker) => format!(
+            "Compare a request of each: bookinfo traces compare latest:{maker}.bookinfo-propagate latest:{maker}.bookinfo-otel"
+        ),
+        None => "Compare a request of each: bookinfo traces show --limit 2 (in bookinfo-propagate only the gateway makes spans: no waypoint)".to_owned(),
+    };
     format!(
-        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, {proxies} through Istio's {tracer} provider.\n\
-         Compare a request of each: bookinfo traces compare latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel\n"
+        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, {proxies} through Istio's {tracer} provider.\n{how}\n"
     )
 }
 

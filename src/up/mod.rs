@@ -421,7 +421,12 @@ async fn start_mesh(
     }
     text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
     if args.compare {
-        text.push_str(&banner::compare(tracer, proxies));
+        let span_maker = match (data_plane, args.waypoint) {
+            (DataPlane::Sidecar, _) => Some("productpage"),
+            (DataPlane::Ambient, WaypointScope::Namespace) => Some(bookinfo_mesh::envoy::WAYPOINT),
+            (DataPlane::Ambient, WaypointScope::None) => None,
+        };
+        text.push_str(&banner::compare(tracer, proxies, span_maker));
     } else {
         text.push_str(&banner::tracing(prepared.mode, Some((tracer, proxies)), &prepared.exporter).await?);
     }
