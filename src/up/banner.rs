@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use bookinfo_mesh::envoy::{DataPlane, Tracer};
+use bookinfo_mesh::envoy::{DataPlane, Tracer, WAYPOINT, WaypointScope};
 use bookinfo_propagation::TracingMode;
 use bookinfo_traces::Sink;
 
@@ -33,6 +33,54 @@ pub fn table(title: &str, rows: &[Row]) -> String {
     text
 }
 
+/// How the banner speaks of a mesh's proxies, by data plane.
+pub struct Proxies {
+    /// In the title: what runs.
+    pub title: &'static str,
+    /// Who traces: "the sidecars".
+    pub tracing: &'static str,
+    /// Where the routing files go.
+    pub applied: &'static str,
+    /// The title of the database's row.
+    pub database: &'static str,
+    /// The service whose spans each namespace's trace holds, `<span_maker>.<namespace>`, for
+    /// `traces compare`; none where the propagate namespace's trace is the gateway's alone.
+    pub span_maker: Option<&'static str>,
+}
+
+impl Proxies {
+    /// The words for `data_plane` with `waypoint`.
+    pub fn of(data_plane: DataPlane, waypoint: WaypointScope) -> Self {
+        match (data_plane, waypoint) {
+            (DataPlane::Sidecar, _) => Self {
+                title: "sidecars and gateway",
+                tracing: "the sidecars",
+                applied: "rendered into the sidecars' routes",
+                database: "The database (its sidecar, mysqldb, proxies it as TCP: no span):",
+                span_maker: Some("productpage"),
+            },
+            (DataPlane::Ambient, waypoint) => {
+                let with = waypoint == WaypointScope::Namespace;
+                Self {
+                    title: if with {
+                        "ambient: ztunnel, waypoint and gateway"
+                    } else {
+                        "ambient: ztunnel and gateway, no waypoint"
+                    },
+                    tracing: if with { "the gateway and the waypoint" } else { "the gateway" },
+                    applied: if with {
+                        "rendered into the gateway's and the waypoint's routes"
+                    } else {
+                        "rendered into the gateway's routes"
+                    },
+                    database: "The database (mysqldb, reached through the ztunnel as TCP: no span):",
+                    span_maker: with.then_some(WAYPOINT),
+                }
+            }
+        }
+    }
+}
+
 /// The mesh's table: the gateway's listeners, then each application behind its sidecar (or,
 /// under ambient, each application, then the ztunnel and the waypoints).
 pub fn mesh(
@@ -40,7 +88,7 @@ pub fn mesh(
     namespaces: &[(String, TracingMode)],
     tracer: Tracer,
     envoy: &str,
-    data_plane: DataPlane,
+    proxies: &Proxies,
 ) -> String {
     let single = namespaces.len() == 1;
     let mut rows = Vec::new();
@@ -70,13 +118,9 @@ pub fn mesh(
             if name.ends_with("waypoint") { "(Envoy: L7, one span per call)" } else { "(L4 only: no span)" };
         rows.push(Row { name: name.clone(), url: what.to_owned(), pid: *pid });
     }
-    let proxies = match data_plane {
-        DataPlane::Sidecar => "sidecars and gateway".to_owned(),
-        DataPlane::Ambient if layout.ambient.len() > 1 => "ambient: ztunnel, waypoint and gateway".to_owned(),
-        DataPlane::Ambient => "ambient: ztunnel and gateway, no waypoint".to_owned(),
-    };
     let title = format!(
-        "Bookinfo is running in a mesh: Envoy {envoy} {proxies}, tracer {tracer}, namespace{} {}",
+        "Bookinfo is running in a mesh: Envoy {envoy} {}, tracer {tracer}, namespace{} {}",
+        proxies.title,
         if single { "" } else { "s" },
         namespaces.iter().map(|(ns, m)| format!("{ns} ({m})")).collect::<Vec<_>>().join(", ")
     );
@@ -140,19 +184,16 @@ fn tracing_line(
 }
 
 /// The lines of `--compare`: a mode per namespace, and how to compare them.
-///
-/// `span_maker` is the service whose spans each namespace's trace holds, `<span_maker>.<namespace>`
-/// (a sidecar's `productpage`, a waypoint's `waypoint`); none under ambient without a waypoint,
-/// where the propagate namespace's trace is the gateway's alone.
-pub fn compare(tracer: Tracer, proxies: &str, span_maker: Option<&str>) -> String {
-    let how = match span_maker {
+pub fn compare(tracer: Tracer, proxies: &Proxies) -> String {
+    let how = match proxies.span_maker {
         Some(maker) => format!(
             "Compare a request of each: bookinfo traces compare latest:{maker}.bookinfo-propagate latest:{maker}.bookinfo-otel"
         ),
         None => "Compare a request of each: bookinfo traces show --limit 2 (in bookinfo-propagate only the gateway makes spans: no waypoint)".to_owned(),
     };
+    let who = proxies.tracing;
     format!(
-        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, {proxies} through Istio's {tracer} provider.\n{how}\n"
+        "Tracing: propagate in bookinfo-propagate, otel in bookinfo-otel, {who} through Istio's {tracer} provider.\n{how}\n"
     )
 }
 
@@ -200,6 +241,18 @@ mod tests {
         );
         assert!(tracing_line(TracingMode::Otel, None, &jaeger, false).contains("nothing answers there now"));
         assert!(tracing_line(TracingMode::Propagate, None, &jaeger, false).starts_with("Tracing: propagate"));
+    }
+
+    #[test]
+    fn the_comparison_hint_names_the_spans_each_data_plane_makes() {
+        let sidecar = compare(Tracer::Zipkin, &Proxies::of(DataPlane::Sidecar, WaypointScope::None));
+        assert!(sidecar.contains("latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel"));
+        assert!(sidecar.contains("the sidecars through Istio's zipkin provider"));
+        let waypoint = compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::Namespace));
+        assert!(waypoint.contains("latest:waypoint.bookinfo-propagate latest:waypoint.bookinfo-otel"));
+        assert!(waypoint.contains("the gateway and the waypoint through"));
+        let none = compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::None));
+        assert!(none.contains("traces show --limit 2") && none.contains("the gateway through"), "{none}");
     }
 
     #[test]

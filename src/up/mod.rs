@@ -389,46 +389,23 @@ async fn start_mesh(
             .await?;
     wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
-    let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version, data_plane);
-    let ambient_routing = match data_plane {
-        DataPlane::Ambient if args.waypoint == WaypointScope::None => {
-            ambient::without_waypoint(&prepared.routing)
-        }
-        _ => None,
-    };
+    let words = banner::Proxies::of(data_plane, args.waypoint);
+    let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version, &words);
     if let Some(row) = database_row {
-        text.push_str(&banner::table(
-            "The database (its sidecar, mysqldb, proxies it as TCP: no span):",
-            &[row],
-        ));
+        text.push_str(&banner::table(words.database, &[row]));
     }
     text.push_str(&database_note);
-    let proxies = match (data_plane, args.waypoint) {
-        (DataPlane::Sidecar, _) => "the sidecars",
-        (DataPlane::Ambient, WaypointScope::Namespace) => "the gateway and the waypoint",
-        (DataPlane::Ambient, WaypointScope::None) => "the gateway",
-    };
-    let applied = match (data_plane, args.waypoint) {
-        (DataPlane::Sidecar, _) => "rendered into the sidecars' routes",
-        (DataPlane::Ambient, WaypointScope::Namespace) => {
-            "rendered into the gateway's and the waypoint's routes"
-        }
-        (DataPlane::Ambient, WaypointScope::None) => "rendered into the gateway's routes",
-    };
-    text.push_str(&banner::routing(&prepared.routes, applied));
-    if let Some(line) = ambient_routing {
-        text.push_str(&line);
+    text.push_str(&banner::routing(&prepared.routes, words.applied));
+    if data_plane == DataPlane::Ambient && args.waypoint == WaypointScope::None {
+        text.push_str(&ambient::without_waypoint(&prepared.routing).unwrap_or_default());
     }
     text.push_str(&format!("Envoy configuration: {}\n", dir.display()));
     if args.compare {
-        let span_maker = match (data_plane, args.waypoint) {
-            (DataPlane::Sidecar, _) => Some("productpage"),
-            (DataPlane::Ambient, WaypointScope::Namespace) => Some(bookinfo_mesh::envoy::WAYPOINT),
-            (DataPlane::Ambient, WaypointScope::None) => None,
-        };
-        text.push_str(&banner::compare(tracer, proxies, span_maker));
+        text.push_str(&banner::compare(tracer, &words));
     } else {
-        text.push_str(&banner::tracing(prepared.mode, Some((tracer, proxies)), &prepared.exporter).await?);
+        text.push_str(
+            &banner::tracing(prepared.mode, Some((tracer, words.tracing)), &prepared.exporter).await?,
+        );
     }
     Ok(text)
 }
