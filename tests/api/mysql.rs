@@ -338,6 +338,50 @@ async fn a_database_that_never_answers_is_given_up_on_within_every_callers_deadl
 }
 
 #[actix_web::test]
+#[ignore = "needs mariadb-server and Envoy: .ci/run runs it"]
+async fn under_ambient_the_database_is_reached_through_the_ztunnel_and_only_the_application_sees_it() {
+    let receiver = Receiver::http();
+    let path = std::env::var("PATH").unwrap_or_default();
+    let envoy = std::env::var("BOOKINFO_ENVOY").unwrap_or_default();
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("PATH", path.as_str()),
+        ("BOOKINFO_ENVOY", envoy.as_str()),
+    ];
+    let ambient =
+        ["--mesh", "ambient", "--waypoint", "namespace", "--mesh-tracer", "otel", "--tracing", "otel"];
+    let (mut up, database) = up_with_mysql(&ambient, &env).await;
+    assert!(up.proc.output().contains("reached through the ztunnel as TCP"), "{}", up.proc.output());
+    let page = format!("http://{}/productpage", up.addr("gateway"));
+    assert_eq!(stars(&get(&page).await.body), 9);
+    database.run("UPDATE ratings SET Rating = 1 WHERE ReviewID = 2");
+    let answer = get(&page).await;
+    assert!(answer.body.contains("Reviews served by: reviews-v3"), "{}", answer.body);
+    assert_eq!(stars(&answer.body), 6, "what the table says, through the waypoint and the ztunnel");
+    let query = crate::wait::poll(Duration::from_secs(10), || async {
+        receiver.spans().into_iter().find(|s| s.span.name == "SELECT ratings")
+    })
+    .await
+    .expect("a query span");
+    // Gateway 2, waypoint 3, applications 8, and the query (with its connect span, once).
+    let spans = receiver.trace(&query.trace_id(), Duration::from_secs(10), |s| s.len() >= 14).await;
+    let database_spans =
+        spans.iter().filter(|s| s.kind() == "CLIENT" && s.attr("db.system.name").is_some()).count();
+    assert_eq!(database_spans, 1, "one database CLIENT span, the application's: {spans:#?}");
+    let server = spans.iter().find(|s| s.span_id() == query.parent()).expect("the query's parent");
+    assert_eq!((server.service().as_str(), server.kind()), ("ratings", "SERVER"));
+    let waypoint = spans.iter().find(|s| s.span_id() == server.parent()).expect("ratings' waypoint span");
+    assert_eq!(
+        (waypoint.service().as_str(), waypoint.span.name.as_str()),
+        ("waypoint.default", "ratings.default.svc.cluster.local:9080/*")
+    );
+    assert_eq!(waypoint.attr("istio.destination_workload").as_deref(), Some("ratings-v2-mysql"));
+    up.proc.signal(Signal::SIGTERM);
+    assert!(up.proc.wait(Duration::from_secs(30)).await.success(), "{}", up.proc.output());
+}
+
+#[actix_web::test]
 #[ignore = "needs mariadb-server: .ci/run runs it"]
 async fn a_stack_given_a_database_url_reads_that_server() {
     let (mut first, _database) = up_with_mysql(&["--tracing", "none"], &[]).await;
