@@ -331,7 +331,7 @@ impl Span {
         text("db.system.name").or_else(|| text("db.system"))
     }
 
-    /// Whether Envoy (an Istio sidecar or gateway) made this span rather than an application:
+    /// Whether Envoy (an Istio sidecar, gateway or waypoint) made this span rather than an application:
     /// Envoy tags its spans `component=proxy` and with its `upstream_cluster` and `node_id`.
     pub fn is_sidecar(&self) -> bool {
         self.attribute("component").and_then(Value::as_str) == Some("proxy")

@@ -22,7 +22,7 @@ pub const BAR: usize = 30;
 const LABEL: usize = 100;
 
 /// What the markers after a span's name mean.
-pub const LEGEND: &str = "legend: ~ made by Envoy (sidecar or gateway)   ! failed   \
+pub const LEGEND: &str = "legend: ~ made by Envoy (sidecar, gateway or waypoint)   ! failed   \
 (parent … missing) its parent never arrived   (cycle) its parents loop back to it";
 
 /// How much of a trace to draw.
