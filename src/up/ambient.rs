@@ -6,26 +6,24 @@
 //! The applications start first (every address but theirs decided and held before), then the
 //! ztunnel, the waypoints and the gateway at once.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use bookinfo_config::Source;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    Gateway, GatewayListener, Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope,
-    Workload, Ztunnel, fqdn,
+    Mesh, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope, Workload, Ztunnel, fqdn,
 };
 use bookinfo_propagation::TracingMode;
 
-use super::child::{Spec, Started};
+use super::child::Spec;
 use super::mesh::{
-    DATABASE_PORT, DATABASE_SERVICE, FLUSH, Layout, Options, PlacedApp, Ports, gateway_listeners,
-    propagators, proxy, public, short, through_sidecar, write,
+    DATABASE_PORT, DATABASE_SERVICE, Layout, Options, Pod, Ports, app_name, gateway_listeners, listening,
+    mesh_of, on_loopback, propagators, proxy, public, short, through_sidecar, version_label, write,
 };
-use super::mysql;
 use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
 use super::supervisor::Supervisor;
 use crate::blocking;
-use crate::error::{Error, StackError};
+use crate::error::Error;
 
 /// One workload before anything starts.
 struct Planned {
@@ -102,22 +100,7 @@ pub async fn start(
 
     let started = supervisor.start_all(app_specs(&planned, common, options, source)).await?;
     let (namespaces, apps) = listening(&planned, &started, &options.namespaces)?;
-    let mesh = Mesh {
-        namespaces,
-        gateway: Gateway {
-            listeners: gateway
-                .iter()
-                .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
-                .collect(),
-            admin: gateway_admin,
-        },
-        tracer: options.tracer,
-        zipkin: options.zipkin,
-        otlp: options.otlp,
-        sampling: options.sampling,
-        flush: FLUSH,
-        routing,
-    };
+    let mesh = mesh_of(namespaces, &gateway, gateway_admin, options, routing);
     let ztunnel = Ztunnel { tunnels: tunnels(&planned, &mesh, options), admin: ztunnel_admin };
     let waypoints: Vec<Waypoint> = options
         .namespaces
@@ -173,11 +156,7 @@ fn app_specs(
             let database = p.calls.iter().find(|c| c.service == DATABASE_SERVICE);
             let app = App {
                 instance,
-                name: if single {
-                    instance.pod.to_owned()
-                } else {
-                    format!("{}/{}", short(&p.namespace), instance.pod)
-                },
+                name: app_name(single, &p.namespace, instance.pod),
                 port: p.port,
                 mode: p.mode,
                 upstreams,
@@ -190,43 +169,29 @@ fn app_specs(
                 routes: &[],
                 propagators: propagators(p.mode, options.tracer, source),
             };
-            let mut spec = app.spec(common, source);
-            // The ztunnel and the gateway reach the pods on loopback.
-            if let Some(host) = spec.args.iter().position(|a| a == "--host") {
-                spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
-            }
-            spec
+            on_loopback(app.spec(common, source))
         })
         .collect()
 }
 
-/// Each namespace's workloads, now that their applications listen (`started`, in the order
-/// planned), and where each is, for the banner.
-fn listening(
-    planned: &[Planned],
-    started: &[Started],
-    namespaces: &[(String, TracingMode)],
-) -> Result<(Vec<Namespace>, Vec<PlacedApp>), Error> {
-    let mut mesh: Vec<Namespace> =
-        namespaces.iter().map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() }).collect();
-    let mut apps = Vec::new();
-    for (p, app) in planned.iter().zip(started) {
-        let instance = p.instance;
-        let app_addr = app.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
-        apps.push(PlacedApp {
-            namespace: p.namespace.clone(),
-            pod: instance.pod.to_owned(),
-            app: app_addr,
-            sidecar: None,
-        });
-        let version = if instance == RATINGS_V2_MYSQL {
-            mysql::VERSION.to_owned()
-        } else {
-            instance.version.to_string()
-        };
-        let workload = Workload {
+impl Pod for Planned {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn instance(&self) -> Instance {
+        self.instance
+    }
+
+    fn sidecar(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    fn workload(&self, app_addr: SocketAddr) -> Workload {
+        let instance = self.instance;
+        Workload {
             app: instance.service.as_str().to_owned(),
-            version,
+            version: version_label(instance),
             pod: instance.pod.to_owned(),
             // No sidecar: the pod's address is the application's.
             inbound: app_addr,
@@ -234,13 +199,10 @@ fn listening(
             outbound: Vec::new(),
             tcp_outbound: Vec::new(),
             protocol: Protocol::Http,
+            // No proxy in the pod, so no admin interface: never read for an ambient pod.
             admin: app_addr,
-        };
-        if let Some(namespace) = mesh.iter_mut().find(|n| n.name == p.namespace) {
-            namespace.workloads.push(workload);
         }
     }
-    Ok((mesh, apps))
 }
 
 /// The ztunnel's tunnels: each call to its waypoint listener, or (no waypoint, or TCP) to the

@@ -138,7 +138,7 @@ pub async fn start(
     // The applications, all at once, on free ports of their own.
     let started = supervisor.start_all(plan.app_specs(common, options, source)).await?;
     let Plan { ports, gateway, gateway_admin, workloads, databases } = plan;
-    let (mut namespaces, apps) = listening(workloads, &started, &options.namespaces)?;
+    let (mut namespaces, apps) = listening(&workloads, &started, &options.namespaces)?;
     if let Some(db) = &options.ratings_db {
         for sidecar in databases {
             if let Some(namespace) = namespaces.iter_mut().find(|n| n.name == sidecar.namespace) {
@@ -146,22 +146,7 @@ pub async fn start(
             }
         }
     }
-    let mesh = Mesh {
-        namespaces,
-        gateway: Gateway {
-            listeners: gateway
-                .iter()
-                .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
-                .collect(),
-            admin: gateway_admin,
-        },
-        tracer: options.tracer,
-        zipkin: options.zipkin,
-        otlp: options.otlp,
-        sampling: options.sampling,
-        flush: FLUSH,
-        routing,
-    };
+    let mesh = mesh_of(namespaces, &gateway, gateway_admin, options, routing);
     let proxies = proxies(&mesh, common, options).await?;
     // Every proxy at once, once its ports are let go.
     drop(ports);
@@ -172,6 +157,57 @@ pub async fn start(
         gateway_pid: started.last().map(|s| s.pid).unwrap_or_default(),
         ambient: Vec::new(),
     })
+}
+
+/// The mesh the proxies are configured from: `namespaces` as they listen, the gateway's
+/// listeners and admin interface, where spans go, `routing`.
+pub(super) fn mesh_of(
+    namespaces: Vec<Namespace>,
+    gateway: &[(SocketAddr, GatewayServes, String)],
+    admin: SocketAddr,
+    options: &Options,
+    routing: Routing,
+) -> Mesh {
+    Mesh {
+        namespaces,
+        gateway: Gateway {
+            listeners: gateway
+                .iter()
+                .map(|(addr, serves, _)| GatewayListener { addr: *addr, serves: serves.clone() })
+                .collect(),
+            admin,
+        },
+        tracer: options.tracer,
+        zipkin: options.zipkin,
+        otlp: options.otlp,
+        sampling: options.sampling,
+        flush: FLUSH,
+        routing,
+    }
+}
+
+/// Namespaces with no workload yet.
+fn empty(namespaces: &[(String, TracingMode)]) -> Vec<Namespace> {
+    namespaces.iter().map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() }).collect()
+}
+
+/// A workload's `version` label: ratings v2-mysql's is its own, the others' their version's.
+pub(super) fn version_label(instance: Instance) -> String {
+    if instance == RATINGS_V2_MYSQL { mysql::VERSION.to_owned() } else { instance.version.to_string() }
+}
+
+/// An application's name in output: its pod, after its namespace when there are two.
+pub(super) fn app_name(single: bool, namespace: &str, pod: &str) -> String {
+    if single { pod.to_owned() } else { format!("{}/{pod}", short(namespace)) }
+}
+
+/// `spec` listening on loopback, where its proxies reach it (a pod's own address, private to
+/// it and its proxies).
+pub(super) fn on_loopback(mut spec: Spec) -> Spec {
+    if let Some(host) = spec.args.iter().position(|a| a == "--host") {
+        spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
+    }
+    spec
 }
 
 /// One workload before anything starts: its namespace and mode, and its sidecar's ports.
@@ -257,11 +293,7 @@ impl Plan {
                 let instance = planned.instance;
                 let app = App {
                     instance,
-                    name: if single {
-                        instance.pod.to_owned()
-                    } else {
-                        format!("{}/{}", short(&planned.namespace), instance.pod)
-                    },
+                    name: app_name(single, &planned.namespace, instance.pod),
                     port: 0,
                     mode: planned.mode,
                     upstreams: planned.outbound.clone(),
@@ -274,50 +306,72 @@ impl Plan {
                     routes: &[],
                     propagators: propagators(planned.mode, options.tracer, source),
                 };
-                let mut spec = app.spec(common, source);
-                // The sidecar is reached on loopback; the application stays private there too.
-                if let Some(host) = spec.args.iter().position(|a| a == "--host") {
-                    spec.args[host + 1] = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
-                }
-                spec
+                on_loopback(app.spec(common, source))
             })
             .collect()
     }
 }
 
+/// A workload as planned before its application starts, by either data plane.
+pub(super) trait Pod {
+    /// Its namespace.
+    fn namespace(&self) -> &str;
+    /// What runs in it.
+    fn instance(&self) -> Instance;
+    /// Its sidecar's public address, if it has one.
+    fn sidecar(&self) -> Option<SocketAddr>;
+    /// The workload the proxies are configured with, its application listening on `app_addr`.
+    fn workload(&self, app_addr: SocketAddr) -> Workload;
+}
+
 /// Each namespace's workloads, now that their applications listen (`started`, in the order
-/// planned); and, for the banner, where each application and its sidecar are.
-fn listening(
-    planned: Vec<Planned>,
+/// `planned`); and, for the banner, where each application (and its sidecar) is.
+pub(super) fn listening<P: Pod>(
+    planned: &[P],
     started: &[Started],
     namespaces: &[(String, TracingMode)],
 ) -> Result<(Vec<Namespace>, Vec<PlacedApp>), Error> {
-    let mut mesh: Vec<Namespace> =
-        namespaces.iter().map(|(ns, _)| Namespace { name: ns.clone(), workloads: Vec::new() }).collect();
+    let mut mesh = empty(namespaces);
     let mut apps = Vec::new();
-    for (planned, app) in planned.into_iter().zip(started) {
-        let instance = planned.instance;
+    for (pod, app) in planned.iter().zip(started) {
+        let instance = pod.instance();
         let app_addr = app.addr.ok_or_else(|| StackError::NoAddress(instance.pod.to_owned()))?;
         apps.push(PlacedApp {
-            namespace: planned.namespace.clone(),
+            namespace: pod.namespace().to_owned(),
             pod: instance.pod.to_owned(),
             app: app_addr,
-            sidecar: Some(planned.inbound),
+            sidecar: pod.sidecar(),
         });
-        // ratings v2-mysql's label is its own; the others' are their version's.
-        let version = if instance == RATINGS_V2_MYSQL {
-            mysql::VERSION.to_owned()
-        } else {
-            instance.version.to_string()
-        };
-        let workload = Workload {
+        if let Some(namespace) = mesh.iter_mut().find(|n| n.name == pod.namespace()) {
+            namespace.workloads.push(pod.workload(app_addr));
+        }
+    }
+    Ok((mesh, apps))
+}
+
+impl Pod for Planned {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn instance(&self) -> Instance {
+        self.instance
+    }
+
+    fn sidecar(&self) -> Option<SocketAddr> {
+        Some(self.inbound)
+    }
+
+    fn workload(&self, app_addr: SocketAddr) -> Workload {
+        let instance = self.instance;
+        Workload {
             app: instance.service.as_str().to_owned(),
-            version,
+            version: version_label(instance),
             pod: instance.pod.to_owned(),
-            inbound: planned.inbound,
+            inbound: self.inbound,
             app_addr,
-            outbound: planned.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
-            tcp_outbound: planned
+            outbound: self.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
+            tcp_outbound: self
                 .database
                 .map(|listener| TcpUpstream {
                     service: DATABASE_SERVICE.to_owned(),
@@ -327,13 +381,9 @@ fn listening(
                 .into_iter()
                 .collect(),
             protocol: Protocol::Http,
-            admin: planned.admin,
-        };
-        if let Some(namespace) = mesh.iter_mut().find(|n| n.name == planned.namespace) {
-            namespace.workloads.push(workload);
+            admin: self.admin,
         }
     }
-    Ok((mesh, apps))
 }
 
 /// ratings v2-mysql's variables with the database's address replaced by its sidecar's

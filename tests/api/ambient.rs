@@ -9,10 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use crate::envoy_mesh::{Seen, children_of, gone, mesh, page};
+use crate::envoy_mesh::{Seen, children_of, killed_leaves_nothing, mesh, page};
 use crate::helpers::{answer, client, get};
 use crate::spans::{GATEWAY_SPANS, app_spans, mesh_calls, waypoint_spans};
 use crate::stack::Up;
@@ -56,21 +55,31 @@ async fn by_namespace(
     whole: impl Fn(&BTreeMap<String, Vec<Seen>>) -> bool,
 ) -> BTreeMap<String, Vec<Seen>> {
     let viewer = up.store.viewer().to_owned();
+    // What the last look found, for the failure's message: spans per trace, by namespace.
+    let last = std::sync::Mutex::new(String::new());
     eventually(
         Duration::from_secs(20),
-        || "the traces of every page, whole".to_owned(),
+        || format!("the traces of every page, whole; last seen: {}", last.lock().unwrap()),
         || async {
             let list = get(&format!("{viewer}/api/bookinfo/traces?limit=200&service={GATEWAY}")).await.json();
             let mut found: BTreeMap<String, Vec<Seen>> = BTreeMap::new();
             for id in list["traces"].as_array()?.iter().filter_map(|t| t["trace_id"].as_str()) {
                 let view = get(&format!("{viewer}/api/bookinfo/traces/{id}")).await.json();
                 let trace = Seen { summary: view["summary"].clone(), rows: view["rows"].as_array()?.clone() };
-                // The gateway's SERVER span is named after productpage in its namespace.
-                let root = trace.rows.iter().find(|r| r["parent_id"].is_null())?;
-                let namespace = root["name"].as_str()?.split('.').nth(1)?.to_owned();
+                // The gateway's SERVER span is named after productpage in its namespace; until
+                // it is in, the trace is `unrooted`.
+                let namespace = trace
+                    .rows
+                    .iter()
+                    .find(|r| r["parent_id"].is_null())
+                    .and_then(|root| Some(root["name"].as_str()?.split('.').nth(1)?.to_owned()))
+                    .unwrap_or_else(|| "unrooted".to_owned());
                 found.entry(namespace).or_default().push(trace);
             }
-            whole(&found).then_some(found)
+            let counts: BTreeMap<&String, Vec<usize>> =
+                found.iter().map(|(ns, traces)| (ns, traces.iter().map(spans_of).collect())).collect();
+            *last.lock().unwrap() = format!("{counts:?}");
+            (!found.contains_key("unrooted") && whole(&found)).then_some(found)
         },
     )
     .await
@@ -326,11 +335,5 @@ async fn ambient_is_ready_in_two_seconds_and_nothing_outlives_up_even_killed() {
     let children = children_of(up.proc.pid());
     assert_eq!(children.len(), 9, "6 applications, the ztunnel, the waypoint, the gateway: {children:?}");
     assert!(ready < Duration::from_secs(2), "ready after {ready:?}");
-    up.proc.signal(Signal::SIGKILL);
-    eventually(
-        Duration::from_secs(10),
-        || format!("{children:?} gone"),
-        || async { gone(&children).then_some(()) },
-    )
-    .await;
+    killed_leaves_nothing(up, &children).await;
 }

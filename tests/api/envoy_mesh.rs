@@ -383,7 +383,19 @@ pub(crate) fn children_of(parent: i32) -> Vec<i32> {
     children
 }
 
-pub(crate) fn gone(pids: &[i32]) -> bool {
+/// SIGKILL to `up`, and every one of its `children` gone soon after (each child's kernel death
+/// signal stops it).
+pub(crate) async fn killed_leaves_nothing(up: Up, children: &[i32]) {
+    up.proc.signal(Signal::SIGKILL);
+    eventually(
+        Duration::from_secs(10),
+        || format!("{children:?} gone"),
+        || async { gone(children).then_some(()) },
+    )
+    .await;
+}
+
+fn gone(pids: &[i32]) -> bool {
     pids.iter().all(|pid| kill(Pid::from_raw(*pid), None) == Err(Errno::ESRCH))
 }
 
@@ -405,13 +417,7 @@ async fn the_mesh_is_ready_quickly_and_nothing_outlives_up_even_killed() {
     assert_eq!(children.len(), 13, "6 applications, 6 sidecars, the gateway: {children:?}");
     let bound = plain_ready * 40 + Duration::from_secs(2);
     assert!(ready < bound, "ready after {ready:?}, over {bound:?} (the plain stack: {plain_ready:?})");
-    up.proc.signal(Signal::SIGKILL);
-    eventually(
-        Duration::from_secs(10),
-        || format!("{children:?} gone"),
-        || async { gone(&children).then_some(()) },
-    )
-    .await;
+    killed_leaves_nothing(up, &children).await;
 
     let mut up = mesh(&[]).await;
     let children = children_of(up.proc.pid());

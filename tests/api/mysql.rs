@@ -37,6 +37,26 @@ async fn up_with_mysql(extra: &[&str], env: &[(&str, &str)]) -> (Up, Database) {
     (up, database)
 }
 
+/// The variables of a stack in a mesh: its spans to `receiver`, soon; the test's PATH, where
+/// Envoy is (or BOOKINFO_ENVOY).
+fn mesh_env(receiver: &Receiver) -> Vars {
+    Vars(vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.clone()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("BOOKINFO_ENVOY", std::env::var("BOOKINFO_ENVOY").unwrap_or_default()),
+    ])
+}
+
+/// Variables, owned.
+struct Vars(Vec<(&'static str, String)>);
+
+impl Vars {
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+}
+
 /// The stack's database server, as its banner row and its start line name it.
 struct Database {
     pid: i32,
@@ -246,17 +266,8 @@ async fn the_database_server_stops_with_the_stack_even_when_the_stack_is_killed(
 #[ignore = "needs mariadb-server and Envoy: .ci/run runs it"]
 async fn under_the_mesh_only_the_application_sees_the_database_call() {
     let receiver = Receiver::http();
-    // The test's PATH, where Envoy is (or BOOKINFO_ENVOY).
-    let path = std::env::var("PATH").unwrap_or_default();
-    let envoy = std::env::var("BOOKINFO_ENVOY").unwrap_or_default();
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("PATH", path.as_str()),
-        ("BOOKINFO_ENVOY", envoy.as_str()),
-    ];
     let mesh = ["--mesh", "--mesh-tracer", "otel", "--tracing", "otel"];
-    let (mut up, _database) = up_with_mysql(&mesh, &env).await;
+    let (mut up, _database) = up_with_mysql(&mesh, &mesh_env(&receiver).pairs()).await;
     // "  mysqldb  mysql://127.0.0.1:40123/test  (pid 4242)": where the server itself listens.
     let output = up.proc.output();
     let server_port = output
@@ -341,17 +352,9 @@ async fn a_database_that_never_answers_is_given_up_on_within_every_callers_deadl
 #[ignore = "needs mariadb-server and Envoy: .ci/run runs it"]
 async fn under_ambient_the_database_is_reached_through_the_ztunnel_and_only_the_application_sees_it() {
     let receiver = Receiver::http();
-    let path = std::env::var("PATH").unwrap_or_default();
-    let envoy = std::env::var("BOOKINFO_ENVOY").unwrap_or_default();
-    let env = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ("PATH", path.as_str()),
-        ("BOOKINFO_ENVOY", envoy.as_str()),
-    ];
     let ambient =
         ["--mesh", "ambient", "--waypoint", "namespace", "--mesh-tracer", "otel", "--tracing", "otel"];
-    let (mut up, database) = up_with_mysql(&ambient, &env).await;
+    let (mut up, database) = up_with_mysql(&ambient, &mesh_env(&receiver).pairs()).await;
     assert!(up.proc.output().contains("reached through the ztunnel as TCP"), "{}", up.proc.output());
     let page = format!("http://{}/productpage", up.addr("gateway"));
     assert_eq!(stars(&get(&page).await.body), 9);
