@@ -120,8 +120,8 @@ pub struct MeshArgs {
           requires = "mesh")]
     pub waypoint: WaypointScope,
 
-    /// The sidecars' tracer: Istio's zipkin (B3), zipkin-w3c (B3 and W3C) or otel (W3C, OTLP)
-    /// provider.
+    /// The proxies' tracer (sidecars, gateway, waypoint): Istio's zipkin (B3), zipkin-w3c (B3
+    /// and W3C) or otel (W3C, OTLP) provider.
     #[arg(long, ignore_case = true, value_parser = choice::<Tracer>(Tracer::NAMES), default_value_t = Tracer::Zipkin, requires = "mesh")]
     pub mesh_tracer: Tracer,
 

