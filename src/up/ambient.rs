@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use bookinfo_config::Source;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    Mesh, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope, Workload, Ztunnel, fqdn,
+    Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope, Workload, Ztunnel, fqdn,
 };
 use bookinfo_propagation::TracingMode;
 
@@ -101,7 +101,8 @@ pub async fn start(
     let started = supervisor.start_all(app_specs(&planned, common, options, source)).await?;
     let (namespaces, apps) = listening(&planned, &started, &options.namespaces)?;
     let mesh = mesh_of(namespaces, &gateway, gateway_admin, options, routing);
-    let ztunnel = Ztunnel { tunnels: tunnels(&planned, &mesh, options), admin: ztunnel_admin };
+    let database = options.ratings_db.as_ref().map(|db| db.server);
+    let ztunnel = Ztunnel { tunnels: tunnels(&planned, &mesh.namespaces, database), admin: ztunnel_admin };
     let waypoints: Vec<Waypoint> = options
         .namespaces
         .iter()
@@ -207,14 +208,14 @@ impl Pod for Planned {
 
 /// The ztunnel's tunnels: each call to its waypoint listener, or (no waypoint, or TCP) to the
 /// service's pods, or to the database.
-fn tunnels(planned: &[Planned], mesh: &Mesh, options: &Options) -> Vec<Tunnel> {
+fn tunnels(planned: &[Planned], namespaces: &[Namespace], database: Option<SocketAddr>) -> Vec<Tunnel> {
     let mut tunnels = Vec::new();
     for p in planned {
-        let pods = mesh.namespaces.iter().find(|n| n.name == p.namespace).map(|n| n.workloads.as_slice());
+        let pods = namespaces.iter().find(|n| n.name == p.namespace).map(|n| n.workloads.as_slice());
         for call in &p.calls {
-            let endpoints = match (call.waypoint, &options.ratings_db) {
+            let endpoints = match (call.waypoint, database) {
                 (Some(waypoint), _) => vec![waypoint],
-                (None, Some(db)) if call.service == DATABASE_SERVICE => vec![db.server],
+                (None, Some(server)) if call.service == DATABASE_SERVICE => vec![server],
                 (None, _) => pods
                     .unwrap_or_default()
                     .iter()
@@ -277,8 +278,78 @@ pub fn without_waypoint(routing: &Routing) -> Option<String> {
     }
     let services: Vec<&str> = routing.services.keys().map(String::as_str).collect();
     Some(format!(
-        "Routing for {} is not applied: in ambient, L7 rules run at a waypoint and this namespace has none \
+        "Routing for {} is not applied: in ambient, L7 rules run at a waypoint and no namespace here has one \
          (Istio keeps them until one is applied: --waypoint namespace); calls go to any pod of the service.\n",
         services.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// reviews-v2 calling ratings, and ratings v2-mysql its database, in `default`.
+    fn planned(waypoint: Option<SocketAddr>) -> Vec<Planned> {
+        let call = |service: &str, port, tunnel, waypoint| Call {
+            service: service.to_owned(),
+            port,
+            tunnel,
+            waypoint,
+        };
+        vec![
+            Planned {
+                namespace: "default".to_owned(),
+                mode: TracingMode::Otel,
+                instance: STACK[3],
+                port: 0,
+                calls: vec![call("ratings", 9080, addr(1), waypoint)],
+            },
+            Planned {
+                namespace: "default".to_owned(),
+                mode: TracingMode::Otel,
+                instance: RATINGS_V2_MYSQL,
+                port: 0,
+                calls: vec![call(DATABASE_SERVICE, DATABASE_PORT, addr(2), None)],
+            },
+        ]
+    }
+
+    fn namespaces() -> Vec<Namespace> {
+        let pods = [(STACK[0], addr(10)), (RATINGS_V2_MYSQL, addr(11)), (STACK[1], addr(12))];
+        let workloads = pods
+            .iter()
+            .map(|(instance, app)| {
+                let pod = Planned {
+                    namespace: "default".to_owned(),
+                    mode: TracingMode::Otel,
+                    instance: *instance,
+                    port: 0,
+                    calls: Vec::new(),
+                };
+                pod.workload(*app)
+            })
+            .collect();
+        vec![Namespace { name: "default".to_owned(), workloads }]
+    }
+
+    #[test]
+    fn without_a_waypoint_a_tunnel_goes_to_every_pod_of_the_service_and_the_database_to_its_server() {
+        let tunnels = tunnels(&planned(None), &namespaces(), Some(addr(3306)));
+        assert_eq!(tunnels[0].name, "default/reviews-v2→ratings.default.svc.cluster.local:9080");
+        assert_eq!(tunnels[0].addr, addr(1));
+        assert_eq!(tunnels[0].endpoints, [addr(10), addr(11)], "ratings v1 and v2-mysql");
+        assert_eq!(tunnels[1].name, "default/ratings-v2-mysql→mysqldb.default.svc.cluster.local:3306");
+        assert_eq!(tunnels[1].endpoints, [addr(3306)]);
+    }
+
+    #[test]
+    fn with_a_waypoint_an_http_tunnel_goes_to_the_waypoint_and_tcp_still_to_the_database() {
+        let tunnels = tunnels(&planned(Some(addr(20))), &namespaces(), Some(addr(3306)));
+        assert_eq!(tunnels[0].endpoints, [addr(20)]);
+        assert_eq!(tunnels[1].endpoints, [addr(3306)]);
+    }
 }

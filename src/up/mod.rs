@@ -395,7 +395,16 @@ async fn start_mesh(
         text.push_str(&banner::table(words.database, &[row]));
     }
     text.push_str(&database_note);
-    text.push_str(&banner::routing(&prepared.routes, words.applied));
+    // Without a waypoint only the gateway's rules are rendered: say so only if there are some.
+    let applied = if data_plane == DataPlane::Ambient
+        && args.waypoint == WaypointScope::None
+        && prepared.routing.gateway.is_empty()
+    {
+        "nothing bound to the gateway"
+    } else {
+        words.applied
+    };
+    text.push_str(&banner::routing(&prepared.routes, applied));
     if data_plane == DataPlane::Ambient && args.waypoint == WaypointScope::None {
         text.push_str(&ambient::without_waypoint(&prepared.routing).unwrap_or_default());
     }

@@ -101,8 +101,16 @@ impl Prepared {
         } else {
             None
         };
-        if base_port != 0 && args.mesh.mesh.is_none() {
-            check_ports(args.host, base_port, args.ratings_db.is_some())?;
+        // The pods take their public ports themselves without a mesh and, alone, under ambient
+        // (the sidecars' are held by `up` before anything starts).
+        let pods_public = match args.mesh.mesh {
+            None => true,
+            Some(DataPlane::Ambient) => !args.mesh.compare,
+            Some(DataPlane::Sidecar) => false,
+        };
+        if base_port != 0 && pods_public {
+            let host = if args.mesh.mesh.is_some() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { args.host };
+            check_ports(host, base_port, args.ratings_db.is_some())?;
         }
         let exporter = Exporter::read(source);
         if args.mesh.mesh.is_some() && exporter.configured && args.mesh.mesh_tracer != Tracer::Otel {

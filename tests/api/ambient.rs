@@ -94,7 +94,7 @@ fn is_waypoint(row: &Value) -> bool {
     row["service"].as_str().is_some_and(|s| s.starts_with("waypoint."))
 }
 
-/// A trace holds `count` spans of `version`'s shape.
+/// How many spans `trace` holds.
 fn spans_of(trace: &Seen) -> usize {
     trace.rows.len()
 }
@@ -114,7 +114,21 @@ fn assert_gateway_and_waypoint(trace: &Seen, namespace: &str, version: &str) {
         assert_eq!(span["name"], format!("{destination}.{namespace}.svc.cluster.local:9080/*"));
         assert_eq!(Seen::tag(span, "istio.canonical_service"), Some("waypoint"));
         assert_eq!(Seen::tag(span, "istio.namespace"), Some(namespace));
-        assert!(Seen::tag(span, "istio.source_workload").is_some_and(|w| !w.is_empty()));
+        // Who called: productpage, or for ratings the reviews version that served the page.
+        let caller =
+            if destination == "ratings" { format!("reviews-{version}") } else { "productpage-v1".to_owned() };
+        assert_eq!(Seen::tag(span, "istio.source_workload"), Some(caller.as_str()));
+        assert_eq!(
+            Seen::tag(span, "istio.destination_workload"),
+            Some(
+                if destination == "reviews" {
+                    format!("reviews-{version}")
+                } else {
+                    format!("{destination}-v1")
+                }
+                .as_str()
+            )
+        );
         // The waypoint's cluster: the subset the routes chose for reviews, the whole service else.
         let cluster = match destination {
             "reviews" => format!("inbound-vip|9080|http/{version}|reviews.{namespace}.svc.cluster.local"),

@@ -5,8 +5,8 @@
 //! The waypoint follows istiod 1.32 (`pilot/pkg/networking/core/listener_waypoint.go`,
 //! `tracing.go`):
 //! - one HTTP chain per service, its route configuration named `inbound-vip|9080|http|<fqdn>`
-//!   with one virtual host `inbound|http|9080`; without a rule for the service, the default
-//!   inbound route (spans named `<fqdn>:9080/*`); with rules (a VirtualService for the
+//!   with one virtual host `inbound|http|9080`; without a rule for the service, Istio's default
+//!   outbound route to the whole service (spans named `<fqdn>:9080/*`); with rules (a VirtualService for the
 //!   service's host, an HTTPRoute whose parent is the Service), their routes, subsets as
 //!   `inbound-vip|9080|http/<subset>|<fqdn>`;
 //! - traffic direction inbound, so its spans are SERVER spans, and no upstream span of its own
@@ -91,7 +91,7 @@ pub struct Ztunnel {
 /// One calling workload's way to one service.
 #[derive(Debug, Clone)]
 pub struct Tunnel {
-    /// Its name: `<caller pod>→<fqdn>:<port>`.
+    /// Its name, unique in the ztunnel: `up` writes `<namespace>/<caller pod>→<fqdn>:<port>`.
     pub name: String,
     /// Where the caller connects.
     pub addr: SocketAddr,
@@ -129,7 +129,7 @@ impl Mesh {
             node_id: format!("waypoint~127.0.0.1~{WAYPOINT}.{ns}~{ns}.svc.cluster.local"),
             cluster: format!("{WAYPOINT}.{ns}"),
             app: WAYPOINT.to_owned(),
-            // buildServiceTags: no canonical revision label on the waypoint's pod.
+            // Istio's waypoint template labels its pod canonical-revision `latest`.
             version: "latest".to_owned(),
             namespace: ns.to_owned(),
         };

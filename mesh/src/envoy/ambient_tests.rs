@@ -146,7 +146,8 @@ fn the_waypoint_routes_by_the_rules_bound_to_the_service_to_its_own_subset_clust
             )
         );
     }
-    // ratings has no rule: the default inbound route.
+    // ratings has no rule: Istio's default outbound route (retries on another pod), not the
+    // sidecar's inbound one.
     let ratings = bootstrap["static_resources"]["listeners"]
         .as_array()
         .unwrap()
@@ -155,7 +156,14 @@ fn the_waypoint_routes_by_the_rules_bound_to_the_service_to_its_own_subset_clust
         .find(|m| m["route_config"]["name"] == "inbound-vip|9080|http|ratings.default.svc.cluster.local")
         .unwrap();
     let route = &ratings["route_config"]["virtual_hosts"][0]["routes"][0];
-    assert_eq!(route["route"]["retry_policy"]["retry_on"], "reset-before-request");
+    let retry = &route["route"]["retry_policy"];
+    assert_eq!(
+        retry["retry_on"],
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    );
+    assert_eq!(retry["num_retries"], 2);
+    assert_eq!(retry["retry_host_predicate"][0]["name"], "envoy.retry_host_predicates.previous_hosts");
+    assert!(route["route"].get("max_stream_duration").is_none(), "{route}");
 }
 
 #[test]
@@ -170,7 +178,18 @@ fn the_ztunnel_only_passes_bytes_on() {
         assert_eq!(filters.len(), 1);
         assert_eq!(filters[0]["name"], "envoy.filters.network.tcp_proxy", "no HTTP, so no span");
     }
+    // Each tunnel goes to the waypoint's listener for its caller and service, a pod picked per
+    // connection at random.
     let clusters = bootstrap["static_resources"]["clusters"].as_array().unwrap();
-    let tunnel = clusters.iter().find(|c| c["name"] == listeners[0]["name"]).unwrap();
-    assert_eq!(tunnel["lb_policy"], "RANDOM");
+    let into_waypoint: Vec<u64> = waypoints[0].listeners.iter().map(|l| u64::from(l.addr.port())).collect();
+    for listener in listeners {
+        let tunnel = clusters.iter().find(|c| c["name"] == listener["name"]).unwrap();
+        assert_eq!(tunnel["lb_policy"], "RANDOM");
+        let endpoints = tunnel["load_assignment"]["endpoints"][0]["lb_endpoints"].as_array().unwrap();
+        let ports: Vec<u64> = endpoints
+            .iter()
+            .map(|e| e["endpoint"]["address"]["socket_address"]["port_value"].as_u64().unwrap())
+            .collect();
+        assert!(ports.len() == 1 && into_waypoint.contains(&ports[0]), "{ports:?} not a waypoint listener");
+    }
 }

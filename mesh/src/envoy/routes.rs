@@ -36,13 +36,16 @@ pub(super) fn inbound(app: &str, namespace: &str) -> RouteConfiguration {
 
 /// The route configuration of a waypoint's chain for `service` in `namespace`
 /// (listener_waypoint.go, buildWaypointInboundHTTPRouteConfig): the rules bound to the
-/// service, its subsets as the waypoint names them; without any, the default inbound route to
-/// the whole service.
+/// service, its subsets as the waypoint names them; without any, every path to the whole
+/// service by Istio's default *outbound* route (httproute.go, buildSidecarInboundHTTPRouteConfig:
+/// "the inbound route of a Waypoint is more like the outbound route": the waypoint picks among
+/// the service's pods, so it retries on another one). istiod also caps direct response bodies
+/// there; no route here answers directly.
 pub(super) fn waypoint(routing: &Routing, service: &str, namespace: &str) -> RouteConfiguration {
     let name = waypoint_cluster(service, None, namespace);
     let routes = match routing.services.get(service) {
         Some(rules) => translate_rules(rules, namespace, SERVICE_PORT, waypoint_cluster),
-        None => vec![default_inbound_route(&name, service, namespace)],
+        None => vec![every_path(name.clone(), trace_operation(service, namespace), Some(default_retry()))],
     };
     inbound_routes(&name, routes)
 }
