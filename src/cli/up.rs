@@ -29,7 +29,8 @@ pub struct UpArgs {
 
     /// Istio YAML files (VirtualService, DestinationRule, Gateway; or Gateway API HTTPRoute),
     /// comma-separated: applied to the services' calls by the services themselves, or by the
-    /// sidecars with --mesh; without them, calls to reviews spread over v1, v2 and v3
+    /// sidecars with --mesh (by the gateway and the waypoint with --mesh ambient); without
+    /// them, calls to reviews spread over v1, v2 and v3
     /// [env: BOOKINFO_ROUTES].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_parser = file_name)]
     pub routes: Vec<PathBuf>,
@@ -39,11 +40,12 @@ pub struct UpArgs {
     /// stack's own (mariadbd or mysqld on PATH, or BOOKINFO_MYSQLD) on 127.0.0.1:3306, moved
     /// with --base-port; `mysql://USER:PASSWORD@HOST:PORT/test` uses that server instead.
     /// Under --mesh the database has its own sidecar (a TCP proxy: no span), and ratings v2
-    /// reaches it through its own sidecar, as on Istio.
+    /// reaches it through its own sidecar, as on Istio; under --mesh ambient, through the
+    /// ztunnel (no span either).
     #[arg(long, value_name = "mysql|URL")]
     pub ratings_db: Option<crate::up::RatingsDb>,
 
-    /// The mesh: Envoy sidecars and an ingress gateway.
+    /// The mesh: Envoy sidecars (or ambient's ztunnel and waypoint) and an ingress gateway.
     #[command(flatten)]
     pub mesh: MeshArgs,
 
@@ -153,7 +155,7 @@ pub struct StoreArgs {
     #[arg(long, value_name = "PORT")]
     pub otlp_port: Option<u16>,
 
-    /// Port of the Zipkin receiver (the sidecars' spans under --mesh) [default: 9411, moved as
+    /// Port of the Zipkin receiver (the proxies' spans under --mesh) [default: 9411, moved as
     /// --base-port moves the services].
     #[arg(long, value_name = "PORT")]
     pub zipkin_port: Option<u16>,

@@ -18,7 +18,7 @@ use bookinfo_propagation::TracingMode;
 use super::child::Spec;
 use super::mesh::{
     DATABASE_PORT, DATABASE_SERVICE, Layout, Options, Pod, Ports, app_name, gateway_listeners, listening,
-    mesh_of, on_loopback, propagators, proxy, public, short, through_sidecar, version_label, write,
+    mesh_of, on_loopback, propagators, proxy, public, short, through_proxy, version_label, write,
 };
 use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
 use super::supervisor::Supervisor;
@@ -129,7 +129,7 @@ pub async fn start(
     let (specs, names) = proxies(&mesh, &ztunnel, &waypoints, common, options, single).await?;
     drop(ports);
     let started = supervisor.start_all(specs).await?;
-    let ambient = names.into_iter().zip(&started).map(|(name, s)| (name, s.pid)).collect();
+    let ambient = names.into_iter().zip(&started).map(|((name, what), s)| (name, what, s.pid)).collect();
     Ok(Layout {
         gateway: gateway.into_iter().map(|(addr, _, serves)| (addr, serves)).collect(),
         apps,
@@ -164,7 +164,7 @@ fn app_specs(
                 reviews_subsets: Vec::new(),
                 ratings_subsets: Vec::new(),
                 extra: match (&options.ratings_db, database) {
-                    (Some(db), Some(call)) => through_sidecar(&db.env, call.tunnel),
+                    (Some(db), Some(call)) => through_proxy(&db.env, call.tunnel),
                     _ => Vec::new(),
                 },
                 routes: &[],
@@ -239,7 +239,7 @@ fn tunnels(planned: &[Planned], namespaces: &[Namespace], database: Option<Socke
     tunnels
 }
 
-/// The proxies' children (the gateway last), and the names of the others for the banner; their
+/// The proxies' children (the gateway last), and the others' names and roles for the banner; their
 /// configuration written first, off the runtime.
 async fn proxies(
     mesh: &Mesh,
@@ -248,18 +248,18 @@ async fn proxies(
     common: &Common,
     options: &Options,
     single: bool,
-) -> Result<(Vec<Spec>, Vec<String>), Error> {
+) -> Result<(Vec<Spec>, Vec<(String, &'static str)>), Error> {
     let (mut files, mut specs, mut names) = (Vec::new(), Vec::new(), Vec::new());
     let file = options.dir.join("ztunnel.json");
     specs.push(proxy(common, options, "ztunnel".to_owned(), &file, ztunnel.admin));
-    names.push("ztunnel".to_owned());
+    names.push(("ztunnel".to_owned(), "(L4 only: no span)"));
     files.push((file, mesh.ztunnel(ztunnel)));
     for waypoint in waypoints {
         let file = options.dir.join(&waypoint.namespace).join("waypoint.json");
         let name =
             if single { "waypoint".to_owned() } else { format!("{}/waypoint", short(&waypoint.namespace)) };
         specs.push(proxy(common, options, name.clone(), &file, waypoint.admin));
-        names.push(name);
+        names.push((name, "(Envoy: L7, one span per call)"));
         files.push((file, mesh.waypoint(waypoint)));
     }
     let file = options.dir.join("istio-ingressgateway.json");

@@ -113,10 +113,8 @@ pub fn mesh(
         };
         rows.push(Row { name, url, pid: 0 });
     }
-    for (name, pid) in &layout.ambient {
-        let what =
-            if name.ends_with("waypoint") { "(Envoy: L7, one span per call)" } else { "(L4 only: no span)" };
-        rows.push(Row { name: name.clone(), url: what.to_owned(), pid: *pid });
+    for (name, what, pid) in &layout.ambient {
+        rows.push(Row { name: name.clone(), url: (*what).to_owned(), pid: *pid });
     }
     let title = format!(
         "Bookinfo is running in a mesh: Envoy {envoy} {}, tracer {tracer}, namespace{} {}",

@@ -82,8 +82,8 @@ pub struct Layout {
     pub apps: Vec<PlacedApp>,
     /// The gateway's process id.
     pub gateway_pid: u32,
-    /// Under ambient, the ztunnel and the waypoints: name, and process id.
-    pub ambient: Vec<(String, u32)>,
+    /// Under ambient, the ztunnel and the waypoints: name, what it does, and process id.
+    pub ambient: Vec<(String, &'static str, u32)>,
 }
 
 /// Where an application of the mesh listens, and its sidecar.
@@ -300,7 +300,7 @@ impl Plan {
                     reviews_subsets: Vec::new(),
                     ratings_subsets: Vec::new(),
                     extra: match (&options.ratings_db, planned.database) {
-                        (Some(db), Some(listener)) => through_sidecar(&db.env, listener),
+                        (Some(db), Some(listener)) => through_proxy(&db.env, listener),
                         _ => Vec::new(),
                     },
                     routes: &[],
@@ -386,9 +386,9 @@ impl Pod for Planned {
     }
 }
 
-/// ratings v2-mysql's variables with the database's address replaced by its sidecar's
-/// listener, as a pod reaches `mysqldb:3306` through its own sidecar.
-pub(super) fn through_sidecar(env: &[(String, String)], listener: SocketAddr) -> Vec<(String, String)> {
+/// ratings v2-mysql's variables with the database's address replaced by its proxy's listener,
+/// as a pod reaches `mysqldb:3306` through its own sidecar (or, under ambient, the ztunnel).
+pub(super) fn through_proxy(env: &[(String, String)], listener: SocketAddr) -> Vec<(String, String)> {
     env.iter()
         .map(|(name, value)| match name.as_str() {
             bookinfo_ratings::mysql::MYSQL_DB_HOST => (name.clone(), listener.ip().to_string()),

@@ -2,7 +2,8 @@
 //!
 //! Each service runs as its own child process (`bookinfo serve ...`), so each has its own
 //! telemetry identity, as pods do; with `--mesh`, each also gets an Envoy sidecar and an
-//! ingress gateway fronts productpage ([`mesh`]). Children are supervised as a kubelet would:
+//! ingress gateway fronts productpage ([`mesh`]); with `--mesh ambient`, a ztunnel and a
+//! waypoint stand between them instead ([`ambient`]). Children are supervised as a kubelet would:
 //! one that dies is reported and started again after a back-off while the rest keeps serving
 //! ([`supervisor`]). The trace store runs beside them on threads of its own. Under
 //! `--ratings-db`, ratings v2-mysql joins ratings v1, on a database server of the stack's own
@@ -333,8 +334,8 @@ async fn start_plain(
     Ok(text)
 }
 
-/// The stack in a mesh: sidecars, a gateway, and the routing files rendered into them;
-/// answers the banner.
+/// The stack in a mesh: sidecars (or ambient's ztunnel and waypoints), a gateway, and the
+/// routing files rendered into them; answers the banner.
 async fn start_mesh(
     supervisor: &mut Supervisor,
     common: &Common,

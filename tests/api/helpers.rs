@@ -294,3 +294,19 @@ pub fn require_tool(program: &str, probe: &[&str]) {
     let runs = Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
     assert!(runs, "`{program} {}` does not run: this test needs {program}", probe.join(" "));
 }
+
+/// Which reviews version served a page (`v1`, `v2`, `v3`), as its "Reviews served by" line says.
+pub fn served_by(body: &str) -> Option<&'static str> {
+    ["v1", "v2", "v3"].into_iter().find(|v| body.contains(&format!("Reviews served by: reviews-{v}")))
+}
+
+/// Signs in as `user` at productpage's `/login` under `base` (`http://host:port`); the
+/// session's `cookie` header value.
+pub async fn sign_in(base: &str, user: &str) -> String {
+    let request = client()
+        .post(format!("{base}/login"))
+        .insert_header(("content-type", "application/x-www-form-urlencoded"));
+    let answer = answer(request.send_body(format!("username={user}&passwd=x"))).await;
+    assert_eq!(answer.status, 302, "{}", answer.body);
+    answer.header("set-cookie").unwrap().split(';').next().unwrap().to_owned()
+}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Canned, Capture, answer, client, spawn_productpage, spawn_reviews};
+use crate::helpers::{Canned, Capture, answer, client, served_by, sign_in, spawn_productpage, spawn_reviews};
 use crate::otlp::Receiver;
 use crate::stack::Up;
 
@@ -11,19 +11,8 @@ const DESTINATION_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/istio/
 const REVIEWS_BAGGAGE: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/istio/virtual-service-reviews-baggage.yaml");
 
-/// Which reviews version served a page.
-fn served_by(body: &str) -> &'static str {
-    ["v1", "v2", "v3"]
-        .into_iter()
-        .find(|v| body.contains(&format!("Reviews served by: reviews-{v}")))
-        .unwrap_or("none")
-}
-
 async fn login(page: &str, user: &str) -> String {
-    let login = page.replace("/productpage", "/login");
-    let request = client().post(login).insert_header(("content-type", "application/x-www-form-urlencoded"));
-    let answer = answer(request.send_body(format!("username={user}"))).await;
-    answer.header("set-cookie").unwrap().split(';').next().unwrap().to_owned()
+    sign_in(page.trim_end_matches("/productpage"), user).await
 }
 
 /// `n` pages with `headers`; the versions that served them.
@@ -36,7 +25,7 @@ async fn pages(page: &str, headers: &[(&str, &str)], n: usize) -> Vec<&'static s
         }
         let answer = answer(request.send()).await;
         assert_eq!(answer.status, 200);
-        versions.push(served_by(&answer.body));
+        versions.push(served_by(&answer.body).unwrap_or("none"));
     }
     versions
 }
