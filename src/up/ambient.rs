@@ -11,14 +11,14 @@ use std::net::SocketAddr;
 use bookinfo_config::Source;
 use bookinfo_mesh::Routing;
 use bookinfo_mesh::envoy::{
-    Mesh, Namespace, Protocol, Tunnel, Waypoint, WaypointListener, WaypointScope, Workload, Ztunnel, fqdn,
+    Mesh, Namespace, Tunnel, Waypoint, WaypointListener, WaypointScope, Workload, Ztunnel, fqdn,
 };
 use bookinfo_propagation::TracingMode;
 
 use super::child::Spec;
 use super::mesh::{
     DATABASE_PORT, DATABASE_SERVICE, Layout, Options, Pod, Ports, app_name, gateway_listeners, listening,
-    mesh_of, on_loopback, propagators, proxy, public, short, through_proxy, version_label, write,
+    mesh_of, on_loopback, pod_alone, propagators, proxy, public, short, through_proxy, write,
 };
 use super::stack::{App, Common, Instance, RATINGS_V2_MYSQL, STACK, upstreams_of};
 use super::supervisor::Supervisor;
@@ -189,20 +189,7 @@ impl Pod for Planned {
     }
 
     fn workload(&self, app_addr: SocketAddr) -> Workload {
-        let instance = self.instance;
-        Workload {
-            app: instance.service.as_str().to_owned(),
-            version: version_label(instance),
-            pod: instance.pod.to_owned(),
-            // No sidecar: the pod's address is the application's.
-            inbound: app_addr,
-            app_addr,
-            outbound: Vec::new(),
-            tcp_outbound: Vec::new(),
-            protocol: Protocol::Http,
-            // No proxy in the pod, so no admin interface: never read for an ambient pod.
-            admin: app_addr,
-        }
+        pod_alone(self.instance, app_addr)
     }
 }
 

@@ -192,7 +192,7 @@ fn empty(namespaces: &[(String, TracingMode)]) -> Vec<Namespace> {
 }
 
 /// A workload's `version` label: ratings v2-mysql's is its own, the others' their version's.
-pub(super) fn version_label(instance: Instance) -> String {
+fn version_label(instance: Instance) -> String {
     if instance == RATINGS_V2_MYSQL { mysql::VERSION.to_owned() } else { instance.version.to_string() }
 }
 
@@ -363,13 +363,8 @@ impl Pod for Planned {
     }
 
     fn workload(&self, app_addr: SocketAddr) -> Workload {
-        let instance = self.instance;
         Workload {
-            app: instance.service.as_str().to_owned(),
-            version: version_label(instance),
-            pod: instance.pod.to_owned(),
             inbound: self.inbound,
-            app_addr,
             outbound: self.outbound.iter().map(|(u, addr)| (u.name().to_owned(), *addr)).collect(),
             tcp_outbound: self
                 .database
@@ -380,9 +375,27 @@ impl Pod for Planned {
                 })
                 .into_iter()
                 .collect(),
-            protocol: Protocol::Http,
             admin: self.admin,
+            ..pod_alone(self.instance, app_addr)
         }
+    }
+}
+
+/// The workload of `instance`, its application on `app_addr`, with no proxy of its own (an
+/// ambient pod): the pod's address is the application's, and it calls through no listener of
+/// its own.
+pub(super) fn pod_alone(instance: Instance, app_addr: SocketAddr) -> Workload {
+    Workload {
+        app: instance.service.as_str().to_owned(),
+        version: version_label(instance),
+        pod: instance.pod.to_owned(),
+        inbound: app_addr,
+        app_addr,
+        outbound: Vec::new(),
+        tcp_outbound: Vec::new(),
+        protocol: Protocol::Http,
+        // No proxy in the pod, so no admin interface: never read for such a pod.
+        admin: app_addr,
     }
 }
 
