@@ -107,23 +107,7 @@ pub async fn start(
         .namespaces
         .iter()
         .zip(&waypoint_admins)
-        .map(|((namespace, _), admin)| Waypoint {
-            namespace: namespace.clone(),
-            listeners: planned
-                .iter()
-                .filter(|p| &p.namespace == namespace)
-                .flat_map(|p| {
-                    p.calls.iter().filter_map(|call| {
-                        Some(WaypointListener {
-                            addr: call.waypoint?,
-                            source: p.instance.pod.to_owned(),
-                            service: call.service.clone(),
-                        })
-                    })
-                })
-                .collect(),
-            admin: *admin,
-        })
+        .map(|((namespace, _), admin)| waypoint(namespace, &planned, *admin))
         .collect();
 
     let (specs, names) = proxies(&mesh, &ztunnel, &waypoints, common, options, single).await?;
@@ -136,6 +120,20 @@ pub async fn start(
         gateway_pid: started.last().map(|s| s.pid).unwrap_or_default(),
         ambient,
     })
+}
+
+/// `namespace`'s waypoint: a listener for each call of its workloads.
+fn waypoint(namespace: &str, planned: &[Planned], admin: SocketAddr) -> Waypoint {
+    let mut listeners = Vec::new();
+    for p in planned.iter().filter(|p| p.namespace == namespace) {
+        for call in &p.calls {
+            if let Some(addr) = call.waypoint {
+                let (source, service) = (p.instance.pod.to_owned(), call.service.clone());
+                listeners.push(WaypointListener { addr, source, service });
+            }
+        }
+    }
+    Waypoint { namespace: namespace.to_owned(), listeners, admin }
 }
 
 /// The applications' children: each calls its upstreams through the ztunnel.

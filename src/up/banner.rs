@@ -49,8 +49,9 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// The words for `data_plane` with `waypoint`.
-    pub fn of(data_plane: DataPlane, waypoint: WaypointScope) -> Self {
+    /// The words for `data_plane` with `waypoint`, the routing files binding rules to the
+    /// gateway or not (without a waypoint, only those are rendered).
+    pub fn of(data_plane: DataPlane, waypoint: WaypointScope, gateway_rules: bool) -> Self {
         match (data_plane, waypoint) {
             (DataPlane::Sidecar, _) => Self {
                 title: "sidecars and gateway",
@@ -68,10 +69,10 @@ impl Proxies {
                         "ambient: ztunnel and gateway, no waypoint"
                     },
                     tracing: if with { "the gateway and the waypoint" } else { "the gateway" },
-                    applied: if with {
-                        "rendered into the gateway's and the waypoint's routes"
-                    } else {
-                        "rendered into the gateway's routes"
+                    applied: match (with, gateway_rules) {
+                        (true, _) => "rendered into the gateway's and the waypoint's routes",
+                        (false, true) => "rendered into the gateway's routes",
+                        (false, false) => "nothing bound to the gateway",
                     },
                     database: "The database (mysqldb, reached through the ztunnel as TCP: no span):",
                     span_maker: with.then_some(WAYPOINT),
@@ -243,13 +244,14 @@ mod tests {
 
     #[test]
     fn the_comparison_hint_names_the_spans_each_data_plane_makes() {
-        let sidecar = compare(Tracer::Zipkin, &Proxies::of(DataPlane::Sidecar, WaypointScope::None));
+        let sidecar = compare(Tracer::Zipkin, &Proxies::of(DataPlane::Sidecar, WaypointScope::None, true));
         assert!(sidecar.contains("latest:productpage.bookinfo-propagate latest:productpage.bookinfo-otel"));
         assert!(sidecar.contains("the sidecars through Istio's zipkin provider"));
-        let waypoint = compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::Namespace));
+        let waypoint =
+            compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::Namespace, true));
         assert!(waypoint.contains("latest:waypoint.bookinfo-propagate latest:waypoint.bookinfo-otel"));
         assert!(waypoint.contains("the gateway and the waypoint through"));
-        let none = compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::None));
+        let none = compare(Tracer::Otel, &Proxies::of(DataPlane::Ambient, WaypointScope::None, true));
         assert!(none.contains("traces show --limit 2") && none.contains("the gateway through"), "{none}");
     }
 

@@ -390,22 +390,13 @@ async fn start_mesh(
             .await?;
     wait_healthy(layout.apps.iter().map(|p| (format!("{}/{}", p.namespace, p.pod), p.app))).await?;
 
-    let words = banner::Proxies::of(data_plane, args.waypoint);
+    let words = banner::Proxies::of(data_plane, args.waypoint, !prepared.routing.gateway.is_empty());
     let mut text = banner::mesh(&layout, &namespaces, tracer, &envoy.version, &words);
     if let Some(row) = database_row {
         text.push_str(&banner::table(words.database, &[row]));
     }
     text.push_str(&database_note);
-    // Without a waypoint only the gateway's rules are rendered: say so only if there are some.
-    let applied = if data_plane == DataPlane::Ambient
-        && args.waypoint == WaypointScope::None
-        && prepared.routing.gateway.is_empty()
-    {
-        "nothing bound to the gateway"
-    } else {
-        words.applied
-    };
-    text.push_str(&banner::routing(&prepared.routes, applied));
+    text.push_str(&banner::routing(&prepared.routes, words.applied));
     if data_plane == DataPlane::Ambient && args.waypoint == WaypointScope::None {
         text.push_str(&ambient::without_waypoint(&prepared.routing).unwrap_or_default());
     }

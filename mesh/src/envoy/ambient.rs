@@ -27,8 +27,13 @@ use std::net::SocketAddr;
 
 use serde_json::Value;
 
-use super::api::{self, Bootstrap, CustomTag, EndpointMetadata, Listener, TagValue, TrafficDirection};
-use super::{CLUSTER_ID, Identity, Mesh, Namespace, Side, fqdn, json, routes, static_cluster, tcp_listener};
+use super::api::{
+    self, Bootstrap, CustomTag, EndpointMetadata, LbEndpoint, Listener, TagValue, TrafficDirection,
+};
+use super::{
+    CLUSTER_ID, Identity, Mesh, Namespace, Side, fqdn, json, lb_endpoint, routes, static_cluster,
+    tcp_listener,
+};
 
 /// Istio's data planes: a sidecar beside every pod, or ambient (ztunnel, and waypoints where
 /// applied).
@@ -187,26 +192,10 @@ impl Mesh {
     /// The waypoint's clusters of `service`: the whole service and each subset, their endpoints
     /// the applications themselves, each with the workload behind it.
     fn waypoint_clusters(&self, namespace: &Namespace, service: &str) -> Vec<api::Cluster> {
-        let ns = namespace.name.as_str();
-        let balancer = self.routing.load_balancers.get(service).copied();
-        let cluster = |name: String, version: Option<&str>| {
-            let pods: Vec<_> = namespace
-                .workloads
-                .iter()
-                .filter(|w| w.app == service && version.is_none_or(|v| w.version == v))
-                .collect();
-            let addrs: Vec<SocketAddr> = pods.iter().map(|w| w.app_addr).collect();
-            let mut cluster = static_cluster(&name, &addrs, balancer);
-            for (endpoint, pod) in cluster.load_assignment.endpoints[0].lb_endpoints.iter_mut().zip(&pods) {
-                endpoint.metadata = Some(Peer::of(pod).metadata(ns));
-            }
-            cluster
-        };
-        let mut clusters = vec![cluster(waypoint_cluster(service, None, ns), None)];
-        for (subset, version) in self.routing.subsets.get(service).into_iter().flatten() {
-            clusters.push(cluster(waypoint_cluster(service, Some(subset), ns), Some(version)));
-        }
-        clusters
+        self.subset_clusters(namespace, service, waypoint_cluster, |pod| LbEndpoint {
+            metadata: Some(Peer::of(pod).metadata(&namespace.name)),
+            ..lb_endpoint(pod.app_addr)
+        })
     }
 }
 

@@ -272,25 +272,33 @@ impl Mesh {
     /// The clusters of `service` in `namespace`: the whole service, and each subset the
     /// DestinationRules define (those of a version no pod has are empty: Envoy answers 503).
     fn service_clusters(&self, namespace: &Namespace, service: &str) -> Vec<api::Cluster> {
-        let endpoints = |version: Option<&str>| -> Vec<SocketAddr> {
-            namespace
+        self.subset_clusters(namespace, service, outbound_cluster, |w| lb_endpoint(w.inbound))
+    }
+
+    /// The clusters of `service` in `namespace`, named by `name(service, subset, namespace)`:
+    /// the whole service, then each subset the DestinationRules define, with `endpoint` of
+    /// each pod that has the subset's version (none: Envoy answers 503).
+    fn subset_clusters(
+        &self,
+        namespace: &Namespace,
+        service: &str,
+        name: fn(&str, Option<&str>, &str) -> String,
+        endpoint: impl Fn(&Workload) -> LbEndpoint,
+    ) -> Vec<api::Cluster> {
+        let balancer = self.routing.load_balancers.get(service).copied();
+        let cluster = |subset: Option<&str>, version: Option<&str>| {
+            let endpoints = namespace
                 .workloads
                 .iter()
                 .filter(|w| w.app == service && version.is_none_or(|v| w.version == v))
-                .map(|w| w.inbound)
-                .collect()
+                .map(&endpoint)
+                .collect();
+            cluster_of(&name(service, subset, &namespace.name), endpoints, balancer)
         };
-        let balancer = self.routing.load_balancers.get(service).copied();
-        let mut clusters = vec![static_cluster(
-            &outbound_cluster(service, None, &namespace.name),
-            &endpoints(None),
-            balancer,
-        )];
-        for (subset, version) in self.routing.subsets.get(service).into_iter().flatten() {
-            let name = outbound_cluster(service, Some(subset), &namespace.name);
-            clusters.push(static_cluster(&name, &endpoints(Some(version)), balancer));
-        }
-        clusters
+        let subsets = self.routing.subsets.get(service).into_iter().flatten();
+        std::iter::once(cluster(None, None))
+            .chain(subsets.map(|(subset, version)| cluster(Some(subset), Some(version))))
+            .collect()
     }
 
     fn listener(
@@ -428,16 +436,23 @@ fn tcp_listener(name: &str, addr: SocketAddr, direction: TrafficDirection, clust
 }
 
 fn static_cluster(name: &str, endpoints: &[SocketAddr], balancer: Option<LoadBalancer>) -> api::Cluster {
+    cluster_of(name, endpoints.iter().map(|addr| lb_endpoint(*addr)).collect(), balancer)
+}
+
+/// An endpoint at `addr`, with nothing said of it.
+fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
+    LbEndpoint { endpoint: Endpoint { address: Address::from(addr) }, metadata: None }
+}
+
+/// A static cluster of `lb_endpoints`, balanced as `balancer` says (Istio's least request by
+/// default).
+fn cluster_of(name: &str, lb_endpoints: Vec<LbEndpoint>, balancer: Option<LoadBalancer>) -> api::Cluster {
     let lb_policy = match balancer {
         Some(LoadBalancer::RoundRobin) => LbPolicy::RoundRobin,
         Some(LoadBalancer::Random) => LbPolicy::Random,
         // Istio's default.
         Some(LoadBalancer::LeastRequest) | None => LbPolicy::LeastRequest,
     };
-    let lb_endpoints = endpoints
-        .iter()
-        .map(|addr| LbEndpoint { endpoint: Endpoint { address: Address::from(*addr) }, metadata: None })
-        .collect();
     api::Cluster {
         name: name.to_owned(),
         discovery: DiscoveryType::Static,
