@@ -106,15 +106,40 @@ pub(super) struct Ports {
     held: Vec<TcpListener>,
 }
 
+/// Where a free port for a proxy is looked for: below Linux's default ephemeral range
+/// (32768-60999). A port held here is let go just before its proxy binds it; a port of that
+/// range could meanwhile become the local port of some outgoing connection, and the proxy
+/// would not start. Connections never take ports below the range.
+const PROXY_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
 impl Ports {
-    /// `port` on loopback (0: a free one), held for now.
+    /// `port` on loopback (0: a free one below the ephemeral range), held for now.
     pub(super) fn take(&mut self, port: u16) -> Result<SocketAddr, Error> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-            .map_err(|source| StackError::PortNotFree { port, source })?;
+        let listener = if port == 0 { self.free()? } else { bind(port)? };
         let addr = listener.local_addr()?;
         self.held.push(listener);
         Ok(addr)
     }
+
+    /// A free port of [`PROXY_PORTS`], tried from a place of this process's own (stacks
+    /// started at once look in different places), or any free one when all are taken.
+    fn free(&self) -> Result<TcpListener, Error> {
+        let span = u32::from(PROXY_PORTS.end - PROXY_PORTS.start);
+        let start =
+            std::process::id().wrapping_mul(2_654_435_761).wrapping_add(self.held.len() as u32 * 7) % span;
+        for step in 0..span {
+            let port = PROXY_PORTS.start + u16::try_from((start + step) % span).unwrap_or_default();
+            if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                return Ok(listener);
+            }
+        }
+        bind(0)
+    }
+}
+
+fn bind(port: u16) -> Result<TcpListener, Error> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .map_err(|source| StackError::PortNotFree { port, source }.into())
 }
 
 /// Starts the applications, then their sidecars and the gateway, under `supervisor`; the
